@@ -1,0 +1,61 @@
+"""Options and helpers shared by several subcommands."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from pathlib import Path
+
+
+def add_engine_options(p) -> None:
+    g = p.add_argument_group("Ex-Omni model")
+    g.add_argument("--exomni-checkpoint", default=os.environ.get("EXOMNI_CHECKPOINT"), metavar="DIR",
+                   help="released Ex-Omni checkpoint folder (default: $EXOMNI_CHECKPOINT)")
+    g.add_argument("--exomni-decoder", default=os.environ.get("EXOMNI_DECODER"), metavar="DIR",
+                   help="glm-4-voice-decoder folder with flow.pt and hift.pt (default: $EXOMNI_DECODER)")
+    g.add_argument("--device", default=os.environ.get("EXOMNI_DEVICE"), help="cuda, cuda:1 or cpu (default: cuda if present)")
+
+
+def make_registry(args):
+    from ..engines.registry import default_registry
+
+    return default_registry(args.exomni_checkpoint, args.exomni_decoder, args.device)
+
+
+def default_store() -> Path:
+    base = os.environ.get("XDG_DATA_HOME") or os.path.join(Path.home(), ".local", "share")
+    return Path(base) / "exomni" / "takes"
+
+
+class ProgressBar:
+    """A one-line progress bar on stderr (plain lines when stderr is not a terminal)."""
+
+    def __init__(self, label: str, stream=sys.stderr):
+        self.label, self.stream = label, stream
+        self.tty = stream.isatty()
+        self._last = ("", -1.0)
+        self._t0 = time.monotonic()
+
+    def __call__(self, fraction: float, message: str = "") -> None:
+        pct = int(fraction * 100)
+        if (message, pct // 10 if not self.tty else pct) == self._last:
+            return
+        self._last = (message, pct // 10 if not self.tty else pct)
+        bar = "#" * (pct // 5) + "-" * (20 - pct // 5)
+        line = f"{self.label} [{bar}] {pct:3d}% {message}"
+        if self.tty:
+            self.stream.write("\r" + line[:100].ljust(100))
+        else:
+            self.stream.write(line + "\n")
+        self.stream.flush()
+
+    def done(self, message: str = "done") -> None:
+        self(1.0, f"{message} ({time.monotonic() - self._t0:.1f} s)")
+        if self.tty:
+            self.stream.write("\n")
+
+
+def fail(message: str, status: int = 2) -> int:
+    print(f"exomni: error: {message}", file=sys.stderr)
+    return status

@@ -1,0 +1,63 @@
+"""Which engines a server or command offers, and how they are found by name."""
+
+from __future__ import annotations
+
+import importlib
+
+from exomni_blender import contract as C
+
+from .base import Availability, Engine, EngineError
+
+
+class UnavailableEngine(Engine):
+    """Stands in for an engine that could not even be imported; says why and what to do."""
+
+    def __init__(self, name: str, modes, reason: str):
+        self.name, self.modes, self._reason = name, tuple(modes), reason
+        self.description = f"{name} (not installed)"
+
+    def availability(self) -> Availability:
+        return Availability(False, self._reason)
+
+
+class EngineRegistry:
+    def __init__(self, engines):
+        self._engines = {e.name: e for e in engines}
+
+    def names(self) -> list[str]:
+        return list(self._engines)
+
+    def get(self, name: str, mode: str | None = None) -> Engine:
+        """The engine by name, checked for the mode and availability (EngineError otherwise)."""
+        engine = self._engines.get(name)
+        if engine is None:
+            raise EngineError(f"unknown engine {name!r}; available engines: {', '.join(self._engines)}",
+                              C.E_UNKNOWN_ENGINE, 400)
+        if mode is not None and mode not in engine.modes:
+            raise EngineError(f"engine {name!r} has no mode {mode!r}; its modes: {', '.join(engine.modes)}",
+                              C.E_UNKNOWN_MODE, 400)
+        return engine
+
+    def check_available(self, name: str) -> None:
+        a = self._engines[name].availability()
+        if not a.available:
+            raise EngineError(f"engine {name!r} is not available: {a.reason}", C.E_ENGINE_UNAVAILABLE, 503)
+
+    def describe(self) -> list[dict]:
+        return [e.describe() for e in self._engines.values()]
+
+
+def default_registry(exomni_checkpoint: str | None = None, exomni_decoder: str | None = None,
+                     device: str | None = None) -> EngineRegistry:
+    """The phonetic engine, always; the Ex-Omni engine, available when its checkpoint is there."""
+    from .phonetic.engine import PhoneticEngine
+
+    engines: list[Engine] = [PhoneticEngine()]
+    try:
+        module = importlib.import_module("backend.engines.exomni")
+        engines.append(module.ExomniEngine(checkpoint=exomni_checkpoint, decoder=exomni_decoder, device=device))
+    except ImportError as exc:
+        engines.append(UnavailableEngine("exomni", ("say", "chat"),
+                                         f"the model's libraries are not installed ({exc.name or exc}); "
+                                         "install them with: pip install -e '.[model]'"))
+    return EngineRegistry(engines)

@@ -1,0 +1,1 @@
+"""The HTTP service: FastAPI app (app.py), request validation (requests.py)."""

@@ -1,0 +1,122 @@
+"""The HTTP API on a real server on 127.0.0.1: takes end to end, errors, cancel, persistence."""
+
+import base64
+import io
+import time
+
+import numpy as np
+import pytest
+import requests
+
+from exomni_blender import contract as C
+from exomni_blender.take import decode_wav
+
+
+def wait_job(url, job_id, timeout=120):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        job = requests.get(url + C.job_path(job_id), timeout=10).json()
+        if job["state"] in C.FINISHED_STATES:
+            return job
+        time.sleep(0.05)
+    raise AssertionError(f"job {job_id} did not finish: {job}")
+
+
+def make_take(url, **fields):
+    r = requests.post(url + C.TAKES, json={"text": "Bob may buy five blue boats.", **fields}, timeout=10)
+    assert r.status_code == 202, r.text
+    assert r.json()["state"] in (C.QUEUED, C.RUNNING)
+    return wait_job(url, r.json()["job_id"])
+
+
+def test_health_and_engines(live_server):
+    h = requests.get(live_server + C.HEALTH, timeout=5).json()
+    assert h["status"] == "ok" and "phonetic" in h["engines"]
+    engines = {e["name"]: e for e in requests.get(live_server + C.ENGINES, timeout=5).json()["engines"]}
+    assert engines["phonetic"]["available"] is True and "say" in engines["phonetic"]["modes"]
+    assert "exomni" in engines
+    if not engines["exomni"]["available"]:
+        assert engines["exomni"]["reason"]  # says why and what to do
+
+
+def test_take_end_to_end_at_requested_fps(live_server):
+    job = make_take(live_server, fps=24, seed=3)
+    assert job["state"] == C.DONE and job["progress"] == 1.0 and job["take_id"]
+    tid = job["take_id"]
+    info = requests.get(live_server + C.take_path(tid), timeout=5).json()
+    assert info["engine"] == "phonetic" and info["fps"] == 24 and info["phonemes"]
+    a2f = requests.get(live_server + C.take_path(tid, "blendshapes.json"), timeout=5).json()
+    assert a2f["exportFps"] == 24 and a2f["numFrames"] == info["frames"] == len(a2f["weightMat"])
+    wav = requests.get(live_server + C.take_path(tid, "audio.wav"), timeout=5)
+    audio, sr = decode_wav(wav.content)
+    assert sr == info["sample_rate"] and abs(audio.size / sr - info["duration"]) < 1e-3
+    # curves are produced at the requested rate: frames cover the audio at 24 fps
+    assert abs(info["frames"] - info["duration"] * 24) <= 2
+
+
+@pytest.mark.parametrize("body,status,code", [
+    ({"text": ""}, 422, C.E_EMPTY_TEXT),
+    ({"text": "   "}, 422, C.E_EMPTY_TEXT),
+    ({"text": "x" * (C.MAX_TEXT_CHARS + 1)}, 413, C.E_TEXT_TOO_LONG),
+    ({"text": "hi", "engine": "nope"}, 400, C.E_UNKNOWN_ENGINE),
+    ({"text": "hi", "mode": "sing"}, 400, C.E_UNKNOWN_MODE),
+    ({"text": "hi", "fps": 0}, 422, C.E_BAD_REQUEST),
+    ({"text": "hi", "seed": -1}, 422, C.E_BAD_REQUEST),
+    ({"text": "hi", "colour": "red"}, 400, C.E_BAD_REQUEST),
+    ([1, 2, 3], 400, C.E_BAD_REQUEST),
+])
+def test_bad_requests_get_clear_errors(live_server, body, status, code):
+    r = requests.post(live_server + C.TAKES, json=body, timeout=5)
+    assert r.status_code == status, r.text
+    err = r.json()["error"]
+    assert err["code"] == code and len(err["message"]) > 10
+
+
+def test_malformed_json_unknown_ids_and_server_keeps_serving(live_server):
+    r = requests.post(live_server + C.TAKES, data=b"{text: oops", headers={"content-type": "application/json"}, timeout=5)
+    assert r.status_code == 400 and r.json()["error"]["code"] == C.E_MALFORMED_JSON
+    for path in (C.job_path("nope"), C.take_path("nope"), C.take_path("../../etc", "audio.wav"), "/v1/nothing"):
+        r = requests.get(live_server + path, timeout=5)
+        assert r.status_code == 404 and r.json()["error"]["code"] == C.E_NOT_FOUND, path
+    assert requests.delete(live_server + C.job_path("nope"), timeout=5).status_code == 404
+    assert requests.get(live_server + C.HEALTH, timeout=5).json()["status"] == "ok"
+
+
+def test_unknown_voice_fails_the_job_with_a_reason(live_server):
+    job = make_take(live_server, voice="klingon-xx")
+    assert job["state"] == C.FAILED and job["error"]["message"]
+    assert requests.get(live_server + C.HEALTH, timeout=5).ok
+
+
+def test_cancel(live_server):
+    long_line = "This is a long line that keeps going. " * 40
+    ids = [requests.post(live_server + C.TAKES, json={"text": long_line}, timeout=5).json()["job_id"] for _ in range(3)]
+    # the last one is still queued behind the others: cancelling it must stop it before it runs
+    r = requests.delete(live_server + C.job_path(ids[-1]), timeout=5)
+    assert r.status_code == 200
+    states = [wait_job(live_server, i)["state"] for i in ids]
+    assert states[-1] == C.CANCELLED
+    assert wait_job(live_server, ids[-1])["take_id"] is None
+
+
+def test_token_is_required_when_set(tmp_path):
+    from backend.server.launcher import LocalServer
+
+    with LocalServer(tmp_path / "store", token="s3cret") as server:
+        assert requests.get(server.url + C.HEALTH, timeout=5).ok
+        r = requests.get(server.url + C.ENGINES, timeout=5)
+        assert r.status_code == 401 and r.json()["error"]["code"] == C.E_UNAUTHORIZED
+        r = requests.get(server.url + C.ENGINES, headers={"Authorization": "Bearer s3cret"}, timeout=5)
+        assert r.ok
+
+
+def test_finished_takes_survive_a_restart(tmp_path):
+    from backend.server.launcher import LocalServer
+
+    with LocalServer(tmp_path / "store") as server:
+        tid = make_take(server.url)["take_id"]
+        before = requests.get(server.url + C.take_path(tid, "blendshapes.json"), timeout=5).content
+    assert not list((tmp_path / "store").glob(".staging-*"))
+    with LocalServer(tmp_path / "store") as server:
+        assert tid in requests.get(server.url + C.TAKES, timeout=5).json()["takes"]
+        assert requests.get(server.url + C.take_path(tid, "blendshapes.json"), timeout=5).content == before
