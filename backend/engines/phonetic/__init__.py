@@ -1,0 +1,9 @@
+"""The phonetic engine: eSpeak NG speech and phoneme timings, a coarticulated viseme model, face layers.
+
+Public pieces other code uses:
+  espeak.synthesize(text, voice, rate, pitch, seed) -> Synthesis (audio, sample_rate, phonemes, words)
+  espeak.available_voices(), espeak.available_variants(), espeak.phonemize(text, voice)
+  curves.curves_from_phonemes(phonemes, duration, fps, seed, mouth_only, emphasis) -> [frames, 52]
+  visemes.lip_gap(weights), visemes.lips_closed(weights)
+  engine.PhoneticEngine
+"""

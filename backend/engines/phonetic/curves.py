@@ -1,0 +1,90 @@
+"""A phoneme timeline to ARKit-52 curves: the coarticulated mouth plus the seeded face layers.
+
+`curves_from_phonemes` is the one entry point: the phonetic engine feeds it eSpeak's timeline,
+and any other source of timed IPA phonemes (a forced aligner, a recogniser) can feed it too.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Optional, Sequence
+
+import numpy as np
+
+from exomni_blender.arkit import ARKIT_52, MOUTH_CHANNELS
+from . import expression, visemes
+
+_FACE = np.array([i for i, n in enumerate(ARKIT_52) if n not in MOUTH_CHANNELS])
+MAX_ASYMMETRY = 0.05
+
+
+def normalise_phonemes(phonemes) -> list[tuple[str, float, float]]:
+    """(symbol, start, end) tuples sorted by start, from Phoneme objects, dicts or tuples."""
+    out = []
+    for p in phonemes:
+        if isinstance(p, dict):
+            symbol, start, end = p["symbol"], p["start"], p["end"]
+        elif hasattr(p, "symbol"):
+            symbol, start, end = p.symbol, p.start, p.end
+        else:
+            symbol, start, end = p
+        start, end = float(start), float(end)
+        if not (math.isfinite(start) and math.isfinite(end)) or end < start:
+            raise ValueError(f"phoneme {symbol!r} has start {start} and end {end}; "
+                             "times must be finite seconds with end >= start")
+        out.append((str(symbol), start, end))
+    out.sort(key=lambda p: p[1])
+    return out
+
+
+def random_streams(seed: int) -> dict:
+    """Independent generators per layer, all from one seed."""
+    names = ("mouth", "blink", "brow", "gaze")
+    children = np.random.SeedSequence(int(seed) & 0xFFFFFFFFFFFFFFFF).spawn(len(names))
+    return {name: np.random.default_rng(child) for name, child in zip(names, children)}
+
+
+def curves_from_phonemes(phonemes, duration: float, fps: float, seed: int = 0, mouth_only: bool = False,
+                         emphasis: Optional[Sequence[float]] = None, timings: Optional[dict] = None) -> np.ndarray:
+    """ARKit-52 weights, float32 [frames, 52] in [0, 1], for timed IPA phonemes.
+
+    phonemes: Phoneme objects, {"symbol", "start", "end"} dicts or (symbol, start, end) tuples,
+        in seconds; stress marks (ˈ ˌ) on vowels drive the brows. Gaps between phonemes are pauses.
+    duration: seconds the curves cover; frames = round(duration * fps), frame k at k / fps.
+    seed: blinks, brow choices, gaze and the face's slight asymmetry follow it; same seed, same curves.
+    mouth_only: leave every channel but the mouth (jaw, mouth*, cheekPuff, tongueOut) at zero.
+    emphasis: optional 0..1 per phoneme, used instead of stress marks to pick brow raises.
+    timings: optional dict that receives seconds spent per stage ("mouth", "expression").
+    """
+    if not (isinstance(fps, (int, float)) and math.isfinite(fps) and fps > 0):
+        raise ValueError(f"fps must be a positive number of frames per second, got {fps!r}")
+    if not (math.isfinite(duration) and duration >= 0):
+        raise ValueError(f"duration must be a non-negative number of seconds, got {duration!r}")
+    timeline = normalise_phonemes(phonemes)
+    if emphasis is not None:
+        if len(emphasis) != len(timeline):
+            raise ValueError(f"emphasis has {len(emphasis)} values for {len(timeline)} phonemes; give one per phoneme")
+        order = sorted(range(len(timeline)), key=lambda i: float(_start(phonemes[i])))
+        emphasis = [float(emphasis[i]) for i in order]
+    rngs = random_streams(seed)
+    t0 = time.perf_counter()
+    asymmetry = float(rngs["mouth"].uniform(-MAX_ASYMMETRY, MAX_ASYMMETRY))
+    weights = visemes.to_arkit(visemes.articulators(timeline, duration, fps), asymmetry)
+    t1 = time.perf_counter()
+    if not mouth_only:
+        face = expression.expression_curves(timeline, duration, fps, rngs, emphasis)
+        weights[:, _FACE] = face[:, _FACE]
+    t2 = time.perf_counter()
+    if timings is not None:
+        timings["mouth"] = timings.get("mouth", 0.0) + (t1 - t0)
+        timings["expression"] = timings.get("expression", 0.0) + (t2 - t1)
+    return np.clip(weights, 0.0, 1.0).astype(np.float32)
+
+
+def _start(p) -> float:
+    if isinstance(p, dict):
+        return p["start"]
+    if hasattr(p, "start"):
+        return p.start
+    return p[1]

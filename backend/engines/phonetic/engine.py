@@ -1,0 +1,110 @@
+"""The `phonetic` engine: eSpeak NG speaks the line, the viseme model animates it. CPU, no weights."""
+
+from __future__ import annotations
+
+import math
+import time
+
+from exomni_blender import contract as C
+from exomni_blender.take import Take
+
+from ..base import Availability, Cancelled, Engine, EngineError, Progress, TakeRequest
+from . import espeak
+from .curves import curves_from_phonemes
+
+
+class PhoneticEngine(Engine):
+    name = "phonetic"
+    modes = ("say", "lipsync")
+    description = ("eSpeak NG speech with coarticulated ARKit-52 lip sync, blinks, brows and gaze; "
+                   "runs on the CPU with no model weights")
+
+    def availability(self) -> Availability:
+        ok, reason = espeak.is_available()
+        return Availability(ok, reason)
+
+    def describe(self) -> dict:
+        info = super().describe()
+        if info["available"]:
+            info["voices"] = espeak.available_voices()
+            info["variants"] = espeak.available_variants()
+        else:
+            info["voices"], info["variants"] = [], []
+        info["default_voice"] = espeak.DEFAULT_VOICE
+        info["options"] = {"rate": [round(espeak.MIN_RATE, 3), round(espeak.MAX_RATE, 3)],
+                           "pitch": [espeak.MIN_PITCH, espeak.MAX_PITCH]}
+        return info
+
+    def make_take(self, request: TakeRequest, progress: Progress) -> Take:
+        if request.mode == "lipsync":  # a recording in: align it instead of synthesizing
+            from ..lipsync import lipsync_take
+
+            return lipsync_take(request, progress)
+        started = time.perf_counter()
+        text, fps, seed = _check(request)
+        progress(0.0, "speaking the line with eSpeak NG")
+        try:
+            speech = espeak.synthesize(text, voice=request.voice, rate=request.rate, pitch=request.pitch,
+                                       seed=seed, cancelled=_poller(progress))
+        except espeak.VoiceError as exc:
+            raise EngineError(str(exc), C.E_BAD_REQUEST, 400) from None
+        except espeak.EspeakError as exc:
+            raise EngineError(str(exc), C.E_ENGINE_UNAVAILABLE, 503) from None
+        synthesized = time.perf_counter()
+        if not speech.phonemes:
+            raise EngineError(f"eSpeak NG found nothing to say in {text[:60]!r}; give a line with words",
+                              C.E_BAD_REQUEST, 400)
+        progress(0.5, "animating the face")
+        timings = {"synthesize": synthesized - started}
+        weights = curves_from_phonemes(speech.phonemes, speech.duration, fps, seed=seed,
+                                       mouth_only=bool(request.mouth_only), timings=timings)
+        timings["total"] = time.perf_counter() - started
+        wpm, pitch_value = espeak.check_rate_pitch(request.rate, request.pitch)
+        take = Take(
+            fps=fps, weights=weights, audio=speech.audio, sample_rate=speech.sample_rate, text=text,
+            engine=self.name, mode="say", phonemes=speech.phonemes, timings=timings,
+            meta={"voice": speech.voice, "seed": seed, "rate": float(request.rate), "pitch": float(request.pitch),
+                  "words_per_minute": wpm, "espeak_pitch": pitch_value, "mouth_only": bool(request.mouth_only),
+                  "espeak_ng": espeak.version(),
+                  "words": [{"text": w.text, "start": round(w.start, 5), "end": round(w.end, 5)} for w in speech.words]},
+        )
+        progress(1.0, "done")
+        return take
+
+
+def _check(request: TakeRequest) -> tuple[str, float, int]:
+    """The request's text, fps and seed, or EngineError saying what to change."""
+    if request.mode != "say":
+        raise EngineError(f"the phonetic engine has no mode {request.mode!r}; use 'say'", C.E_UNKNOWN_MODE, 400)
+    text = request.text if isinstance(request.text, str) else ""
+    if not text.strip():
+        raise EngineError("the line is empty; type the text the head should say", C.E_EMPTY_TEXT, 400)
+    if len(text) > C.MAX_TEXT_CHARS:
+        raise EngineError(f"the line has {len(text)} characters; the limit is {C.MAX_TEXT_CHARS}, "
+                          "split it into several takes", C.E_TEXT_TOO_LONG, 400)
+    try:
+        fps = float(request.fps)
+    except (TypeError, ValueError):
+        fps = float("nan")
+    if not (math.isfinite(fps) and C.MIN_FPS <= fps <= C.MAX_FPS):
+        raise EngineError(f"fps must be a number from {C.MIN_FPS:g} to {C.MAX_FPS:g}, got {request.fps!r}",
+                          C.E_BAD_REQUEST, 400)
+    seed = request.seed
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= C.MAX_SEED:
+        raise EngineError(f"seed must be a whole number from 0 to {C.MAX_SEED}, got {seed!r}", C.E_BAD_REQUEST, 400)
+    try:
+        espeak.check_rate_pitch(request.rate, request.pitch)
+    except espeak.VoiceError as exc:
+        raise EngineError(str(exc), C.E_BAD_REQUEST, 400) from None
+    return text.strip(), fps, seed
+
+
+def _poller(progress: Progress):
+    """A no-argument check for eSpeak's audio callback, which must not raise."""
+    def cancelled() -> bool:
+        try:
+            progress.check()
+        except Cancelled:
+            return True
+        return False
+    return cancelled

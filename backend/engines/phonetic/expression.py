@@ -1,0 +1,240 @@
+"""The face around the mouth: blinks, brows that follow emphasis, and gaze that drifts and jumps.
+
+Each layer draws from its own seeded random stream, so a take is reproducible for its seed and a
+change to one layer leaves the others as they were. Everything is a smooth function of time
+sampled at the frame times, so the layers look the same at any frame rate.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from exomni_blender.arkit import INDEX
+from . import ipa
+
+# Blinks: the interval between blinks, and the shape of one (seconds).
+BLINK_INTERVAL = (2.0, 6.0)
+BLINK_MEAN_INTERVAL = 3.6
+BLINK_CLOSE, BLINK_OPEN, BLINK_HOLD = 0.05, 0.085, 0.015
+BLINK_AT_SENTENCE_END = 0.6  # chance of a blink in the pause after a sentence
+BLINK_REFRACTORY = 1.2  # no sentence-end blink this soon after the previous one
+DOUBLE_BLINK = 0.12  # chance that a blink is followed by a second one
+SENTENCE_PAUSE = 0.25  # a pause at least this long ends a sentence (or a clause spoken like one)
+PHRASE_PAUSE = 0.2
+
+# Brows: raised on the most prominent syllable of a phrase, sometimes on other strong ones.
+BROW_NUCLEUS_CHANCE = 0.3  # plus 0.35 x emphasis: about two phrases in three for a stressed nucleus
+BROW_OTHER_CHANCE = 0.15  # times emphasis, for syllables almost as prominent as the nucleus
+BROW_SPACING = 0.6
+BROW_ATTACK, BROW_LEAD, BROW_RELEASE = 0.15, 0.12, 0.35
+
+# Gaze: fixations with small saccades between them, and a slow drift.
+SACCADE_INTERVAL = (0.6, 4.5)
+SACCADE_MEAN_INTERVAL = 1.8
+SACCADE_TIME = (0.03, 0.05)
+GAZE_SPREAD = (0.06, 0.035)  # horizontal, vertical (ARKit eyeLook* weight)
+GAZE_LIMIT = (0.18, 0.1)
+DRIFT = 0.008
+
+
+@dataclass
+class Syllable:
+    start: float
+    end: float
+    emphasis: float
+
+
+def _ease(x):
+    x = np.clip(x, 0.0, 1.0)
+    return x * x * (3.0 - 2.0 * x)
+
+
+def pauses(phonemes, duration: float) -> list[tuple[float, float]]:
+    """Silent gaps between phonemes (and after the last one), as (start, end)."""
+    out = []
+    for (_, _, e0), (_, s1, _) in zip(phonemes, phonemes[1:]):
+        if s1 > e0 + 1e-6:
+            out.append((e0, s1))
+    if phonemes and duration > phonemes[-1][2]:
+        out.append((phonemes[-1][2], duration))
+    return out
+
+
+def syllables(phonemes, emphasis=None) -> list[Syllable]:
+    """Vowel nuclei with their emphasis: given per phoneme, or from eSpeak's stress marks."""
+    out = []
+    for i, (symbol, start, end) in enumerate(phonemes):
+        if not ipa.is_vowel(symbol):
+            continue
+        if emphasis is not None:
+            e = float(emphasis[i])
+        else:
+            e = {2: 1.0, 1: 0.4}.get(ipa.split_stress(symbol)[1], 0.0)
+        out.append(Syllable(start, end, e))
+    return out
+
+
+# -- blinks -----------------------------------------------------------------------------------
+
+def blink_times(duration: float, sentence_ends, rng: np.random.Generator) -> list[float]:
+    """Onsets of blinks: a renewal process with 2-6 s intervals, drawn to sentence ends."""
+    times: list[float] = []
+    ends = sorted(sentence_ends)
+    last = -np.inf
+    t = rng.uniform(0.4, 2.2)
+    shape = 6.0
+    while t < duration - 0.1:
+        for e in ends:
+            if last + BLINK_REFRACTORY < e < t and rng.random() < BLINK_AT_SENTENCE_END:
+                t = e + rng.uniform(0.02, 0.12)
+                break
+        times.append(t)
+        last = t
+        if rng.random() < DOUBLE_BLINK:
+            last = t + rng.uniform(0.22, 0.32)
+            times.append(last)
+        interval = float(np.clip(rng.gamma(shape, BLINK_MEAN_INTERVAL / shape), *BLINK_INTERVAL))
+        t = last + interval
+    return [b for b in times if b < duration]
+
+
+def blink_curve(times: np.ndarray, onsets, fps: float, rng: np.random.Generator) -> np.ndarray:
+    """Eyelid closure in [0, 1] per frame; the closed lid lasts at least one frame so it is seen."""
+    out = np.zeros_like(times)
+    hold = max(BLINK_HOLD, 1.0 / fps)
+    for onset in onsets:
+        amp = rng.uniform(0.92, 1.0)
+        close = _ease((times - onset) / BLINK_CLOSE)
+        opening = 1.0 - _ease((times - onset - BLINK_CLOSE - hold) / BLINK_OPEN)
+        out = np.maximum(out, amp * np.minimum(close, opening))
+    return out
+
+
+# -- brows ------------------------------------------------------------------------------------
+
+def brow_raises(syls: list[Syllable], phrase_breaks, rng: np.random.Generator) -> list[tuple[Syllable, float]]:
+    """The syllables that raise the brows, with how high (0..1)."""
+    stressed = [s for s in syls if s.emphasis > 0]
+    if not stressed:
+        return []
+    typical = float(np.median([s.end - s.start for s in syls]))
+    prominence = {id(s): s.emphasis * ((s.end - s.start) / max(typical, 1e-3)) ** 0.7 for s in stressed}
+    phrases: list[list[Syllable]] = [[]]
+    breaks = sorted(phrase_breaks)
+    b = 0
+    for s in stressed:
+        while b < len(breaks) and s.start >= breaks[b]:
+            b += 1
+            phrases.append([])
+        phrases[-1].append(s)
+    chosen: list[tuple[Syllable, float]] = []
+    for phrase in phrases:
+        if not phrase:
+            continue
+        top = max(phrase, key=lambda s: prominence[id(s)])
+        best = prominence[id(top)]
+        for s in phrase:
+            p = prominence[id(s)]
+            chance = BROW_NUCLEUS_CHANCE + 0.35 * s.emphasis if s is top else (
+                BROW_OTHER_CHANCE * s.emphasis if p >= 0.85 * best else 0.0)
+            draw = rng.random()
+            height = rng.uniform(0.25, 0.45) * min(1.0, p / max(best, 1e-6)) ** 0.5
+            pace = rng.uniform(0.8, 1.25)  # no two raises move quite alike
+            if draw < chance and all(abs(s.start - c.start) >= BROW_SPACING for c, _, _ in chosen):
+                chosen.append((s, height, pace))
+    return chosen
+
+
+def brow_curve(times: np.ndarray, raises) -> np.ndarray:
+    out = np.zeros_like(times)
+    for syl, height, pace in raises:
+        up = _ease((times - (syl.start - BROW_LEAD * pace)) / (BROW_ATTACK * pace))
+        down = 1.0 - _ease((times - syl.end) / (BROW_RELEASE * pace))
+        out = np.maximum(out, height * np.minimum(up, down))
+    return out
+
+
+# -- gaze -------------------------------------------------------------------------------------
+
+def saccade_times(duration: float, phrase_starts, rng: np.random.Generator) -> list[float]:
+    times = []
+    t = rng.uniform(0.3, 1.5)
+    shape = 3.0
+    while t < duration:
+        times.append(t)
+        t += float(np.clip(rng.gamma(shape, SACCADE_MEAN_INTERVAL / shape), *SACCADE_INTERVAL))
+    for s in phrase_starts:  # people often look somewhere new as they start a phrase
+        if rng.random() < 0.5:
+            times.append(max(0.0, s - rng.uniform(0.05, 0.15)))
+    times = sorted(times)
+    merged = []
+    for t in times:
+        if not merged or t - merged[-1] >= 0.3:
+            merged.append(t)
+    return merged
+
+
+def gaze_curves(times: np.ndarray, saccades, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """(horizontal, vertical) gaze per frame; + is the subject's left / up."""
+    x = np.zeros_like(times)
+    y = np.zeros_like(times)
+    gx, gy = rng.normal(0, GAZE_SPREAD[0] * 0.5), rng.normal(0, GAZE_SPREAD[1] * 0.5)
+    x += gx
+    y += gy
+    for t in saccades:
+        nx = float(np.clip(0.55 * gx + rng.normal(0, GAZE_SPREAD[0]), -GAZE_LIMIT[0], GAZE_LIMIT[0]))
+        ny = float(np.clip(0.5 * gy + rng.normal(0, GAZE_SPREAD[1]), -GAZE_LIMIT[1], GAZE_LIMIT[1]))
+        step = _ease((times - t) / rng.uniform(*SACCADE_TIME))
+        x += (nx - gx) * step
+        y += (ny - gy) * step
+        gx, gy = nx, ny
+    for axis in (x, y):
+        for freq in (0.31, 0.73):
+            axis += DRIFT * np.sin(2 * np.pi * freq * times + rng.uniform(0, 2 * np.pi))
+    return x, y
+
+
+# -- all layers -------------------------------------------------------------------------------
+
+def expression_curves(phonemes, duration: float, fps: float, rngs, emphasis=None) -> np.ndarray:
+    """ARKit-52 weights [frames, 52] with eyes and brows set, mouth channels left at zero.
+
+    `rngs` is a dict of numpy Generators: "blink", "brow", "gaze".
+    """
+    frames = max(1, int(round(duration * fps)))
+    times = np.arange(frames) / float(fps)
+    w = np.zeros((frames, 52))
+    gaps = pauses(phonemes, duration)
+    sentence_ends = [g0 for g0, g1 in gaps if g1 - g0 >= SENTENCE_PAUSE]
+    phrase_breaks = [g1 for g0, g1 in gaps if g1 - g0 >= PHRASE_PAUSE]
+
+    blink = blink_curve(times, blink_times(duration, sentence_ends, rngs["blink"]), fps, rngs["blink"])
+    w[:, INDEX["eyeBlinkLeft"]] = blink
+    w[:, INDEX["eyeBlinkRight"]] = blink
+    w[:, INDEX["eyeSquintLeft"]] = 0.1 * blink
+    w[:, INDEX["eyeSquintRight"]] = 0.1 * blink
+
+    raises = brow_raises(syllables(phonemes, emphasis), phrase_breaks, rngs["brow"])
+    brow = brow_curve(times, raises)
+    tilt = rngs["brow"].uniform(-0.1, 0.1)  # one brow a little livelier than the other
+    w[:, INDEX["browInnerUp"]] = brow
+    w[:, INDEX["browOuterUpLeft"]] = 0.75 * brow * (1 + tilt)
+    w[:, INDEX["browOuterUpRight"]] = 0.75 * brow * (1 - tilt)
+    w[:, INDEX["eyeWideLeft"]] = 0.15 * brow
+    w[:, INDEX["eyeWideRight"]] = 0.15 * brow
+
+    x, y = gaze_curves(times, saccade_times(duration, [phonemes[0][1]] + phrase_breaks if phonemes else [],
+                                            rngs["gaze"]), rngs["gaze"])
+    left, right = np.clip(x, 0, None), np.clip(-x, 0, None)
+    w[:, INDEX["eyeLookOutLeft"]] = left  # looking to the subject's left: left eye out, right eye in
+    w[:, INDEX["eyeLookInRight"]] = left
+    w[:, INDEX["eyeLookInLeft"]] = right
+    w[:, INDEX["eyeLookOutRight"]] = right
+    up, down = np.clip(y, 0, None), np.clip(-y, 0, None)
+    w[:, INDEX["eyeLookUpLeft"]] = up
+    w[:, INDEX["eyeLookUpRight"]] = up
+    w[:, INDEX["eyeLookDownLeft"]] = down
+    w[:, INDEX["eyeLookDownRight"]] = down
+    return np.clip(w, 0.0, 1.0)
