@@ -12,12 +12,14 @@ from pathlib import Path
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from exomni_blender import contract as C
 from exomni_blender.take import AUDIO_WAV, BLENDSHAPES_JSON, TAKE_JSON
 
 from .. import __version__
+from ..audio_input import load_recording
 from ..engines.base import EngineError
 from ..engines.registry import EngineRegistry
 from ..jobs import JobQueue
@@ -86,14 +88,19 @@ def create_app(store_dir, registry: EngineRegistry, token: str | None = None) ->
         upload = None
         try:
             if ctype.startswith("multipart/form-data"):
-                data, upload = await _read_multipart(request)
+                data, upload, filename = await _read_multipart(request)
             else:
                 data = await _read_json(request)
+                filename = None
                 if isinstance(data, dict) and data.get("audio_base64"):
-                    suffix = Path(str(data.get("audio_filename") or "clip.wav")).suffix or ".wav"
-                    upload = decode_base64_audio(data["audio_base64"], suffix)
+                    filename = str(data.get("audio_filename") or "clip.wav")
+                    upload = decode_base64_audio(data["audio_base64"], Path(filename).suffix or ".wav")
             req = parse_take_request(data, registry, has_audio=upload is not None)
             registry.check_available(req.engine)
+            if upload is not None:
+                # A bad recording is refused now, with its own name in the message, not later in a job.
+                req.options["audio_filename"] = filename
+                await run_in_threadpool(load_recording, upload, name=filename)
         except BaseException:
             if upload is not None:
                 upload.unlink(missing_ok=True)
@@ -181,7 +188,7 @@ async def _read_multipart(request: Request):
             raise EngineError(f"form field {key!r} must be a number, got {value!r}", C.E_BAD_REQUEST, 422) from None
     upload = form.get("audio")
     if upload is None or isinstance(upload, str):
-        return data, None
+        return data, None, None
     suffix = Path(upload.filename or "clip.wav").suffix or ".wav"
     fh = tempfile.NamedTemporaryFile(prefix="exomni-upload-", suffix=suffix, delete=False)
     size = 0
@@ -195,4 +202,4 @@ async def _read_multipart(request: Request):
                                   "trim or compress it", C.E_TOO_LARGE, 413)
             fh.write(chunk)
     await upload.close()
-    return data, Path(fh.name)
+    return data, Path(fh.name), upload.filename or "upload" + suffix

@@ -1,0 +1,80 @@
+"""Recordings over HTTP on the real server: multipart and base64 uploads, bad files refused clearly."""
+
+import base64
+import io
+import json
+
+import numpy as np
+import pytest
+import requests
+import soundfile as sf
+
+from exomni_blender import contract as C
+from exomni_blender.take import decode_wav
+
+from test_server_api import wait_job
+
+LINE = "Please bring the blue box back home."
+
+
+@pytest.fixture(scope="module")
+def recording():
+    from backend.engines.phonetic import espeak
+
+    speech = espeak.synthesize(LINE, voice="en-gb")
+    buf = io.BytesIO()
+    sf.write(buf, np.stack([speech.audio, speech.audio], 1), speech.sample_rate, format="FLAC")  # stereo FLAC
+    return buf.getvalue(), speech
+
+
+def test_multipart_lipsync_keeps_the_recording(live_server, recording):
+    data, speech = recording
+    r = requests.post(live_server + C.TAKES, files={"audio": ("line.flac", data, "audio/flac")},
+                      data={"engine": "phonetic", "mode": "lipsync", "text": LINE, "fps": "25"}, timeout=30)
+    assert r.status_code == 202, r.text
+    job = wait_job(live_server, r.json()["job_id"])
+    assert job["state"] == C.DONE, job
+    info = requests.get(live_server + C.take_path(job["take_id"]), timeout=5).json()
+    assert info["mode"] == "lipsync" and info["fps"] == 25 and info["phonemes"]
+    audio, sr = decode_wav(requests.get(live_server + C.take_path(job["take_id"], "audio.wav"), timeout=5).content)
+    assert sr == speech.sample_rate and abs(audio.size - speech.audio.size) <= 1
+    assert np.abs(audio - speech.audio).max() < 2e-3  # the recording itself, not a resynthesis
+
+
+def test_base64_clip_in_json(live_server, recording):
+    data, _ = recording
+    body = {"mode": "lipsync", "text": LINE, "audio_base64": base64.b64encode(data).decode(), "audio_filename": "x.flac"}
+    r = requests.post(live_server + C.TAKES, json=body, timeout=30)
+    assert r.status_code == 202, r.text
+    assert wait_job(live_server, r.json()["job_id"])["state"] == C.DONE
+
+
+@pytest.mark.parametrize("name,payload,needle", [
+    ("empty.wav", b"", "empty"),
+    ("notes.wav", b"these are my notes, not audio\n" * 20, "notes.wav"),
+    ("cut.wav", None, "truncated"),
+])
+def test_bad_recordings_are_refused_and_the_server_keeps_serving(live_server, recording, name, payload, needle):
+    if payload is None:  # a WAV whose data chunk ends early
+        buf = io.BytesIO()
+        sf.write(buf, recording[1].audio, recording[1].sample_rate, format="WAV", subtype="PCM_16")
+        payload = buf.getvalue()[: len(buf.getvalue()) // 3]
+    r = requests.post(live_server + C.TAKES, files={"audio": (name, payload)},
+                      data={"mode": "lipsync", "text": LINE}, timeout=30)
+    assert r.status_code == 422, r.text
+    err = r.json()["error"]
+    assert err["code"] == C.E_BAD_AUDIO and needle in err["message"]
+    assert requests.get(live_server + C.HEALTH, timeout=5).ok
+
+
+def test_lipsync_without_a_recording_says_how_to_send_one(live_server):
+    r = requests.post(live_server + C.TAKES, json={"mode": "lipsync", "text": LINE}, timeout=5)
+    assert r.status_code == 422 and "multipart" in r.json()["error"]["message"]
+
+
+def test_request_json_field_in_multipart(live_server, recording):
+    data, _ = recording
+    r = requests.post(live_server + C.TAKES, files={"audio": ("a.flac", data)},
+                      data={"request": json.dumps({"mode": "lipsync", "seed": 4})}, timeout=30)
+    assert r.status_code == 202, r.text  # no transcript: phones are recognised
+    assert wait_job(live_server, r.json()["job_id"])["state"] == C.DONE
