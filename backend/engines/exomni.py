@@ -1,0 +1,305 @@
+"""The `exomni` engine: the full Ex-Omni model speaks a line (say) or answers a prompt (chat).
+
+The checkpoint folder comes from the constructor or EXOMNI_CHECKPOINT, the audio decoder's folder
+(glm-4-voice-decoder: flow.pt, hift.pt) from the constructor or EXOMNI_DECODER, the device from the
+constructor or EXOMNI_DEVICE ("auto": CUDA when present). Nothing heavy happens at construction: the
+model loads once, on the first take (in the job's worker, with progress) or via `preload()`.
+
+Frames follow the model: the blendshape generator gives floor(K / 12.5 x 30) frames at 30 fps for K
+units (ids above 0), clipped to [0, 1] and resampled to the requested rate. Audio comes from the
+audio decoder when it is installed and its folder is given; otherwise the take says so in its note.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import os
+import threading
+import time
+
+import numpy as np
+
+from exomni_blender.arkit import ARKIT_52, MOUTH_CHANNELS
+from exomni_blender.contract import E_BAD_AUDIO, E_BAD_REQUEST, E_EMPTY_TEXT, E_ENGINE_UNAVAILABLE, E_UNKNOWN_MODE
+from exomni_blender.take import Take, resample_curves
+
+from .base import Availability, Engine, EngineError, Progress, TakeRequest
+
+CHECKPOINT_ENV, DECODER_ENV, DEVICE_ENV = "EXOMNI_CHECKPOINT", "EXOMNI_DECODER", "EXOMNI_DEVICE"
+MODEL_FPS = 30.0
+UNIT_RATE = 12.5
+MAX_NEW_TOKENS_LIMIT = 2048
+
+
+class ExomniEngine(Engine):
+    name = "exomni"
+    modes = ("say", "chat")
+    description = ("Ex-Omni: an LLM that speaks and animates a face together (speech units at 12.5 Hz, "
+                   "ARKit-52 at 30 fps); needs the Tencent/Ex-Omni checkpoint")
+
+    def __init__(self, checkpoint=None, decoder=None, device=None, speech_encoder=None, speech_generator=None):
+        self.checkpoint = checkpoint or os.environ.get(CHECKPOINT_ENV) or None
+        self.decoder_folder = decoder or os.environ.get(DECODER_ENV) or None
+        self.device = device or os.environ.get(DEVICE_ENV) or "auto"
+        self.speech_encoder = speech_encoder
+        self.speech_generator = speech_generator
+        self._load_lock = threading.Lock()
+        self._run_lock = threading.Lock()
+        self._pipeline = None
+        self._decoder = None
+        self._decoder_note = ""
+        self._load_error = ""
+        self._load_seconds = 0.0
+
+    # -- availability ---------------------------------------------------------------------------
+    def availability(self) -> Availability:
+        if self._pipeline is not None:
+            return Availability(True)
+        if self._load_error:
+            return Availability(False, self._load_error)
+        for package in ("torch", "transformers", "safetensors"):
+            if importlib.util.find_spec(package) is None:
+                return Availability(False, f"{package} is not installed; install the model extras: "
+                                           f"pip install 'exomni-blender[model]'")
+        from ..models.exomni.loading import (CheckpointError, estimate_memory_bytes, free_memory_bytes,
+                                             inspect_checkpoint, pick_device, resolve_sub_models)
+
+        try:
+            info = inspect_checkpoint(self.checkpoint)
+            device = pick_device(self.device)
+            resolve_sub_models(info, self.speech_encoder, self.speech_generator)
+        except CheckpointError as exc:
+            return Availability(False, str(exc))
+        except (RuntimeError, ValueError) as exc:  # e.g. a malformed device name
+            return Availability(False, f"device {self.device!r} cannot be used ({exc}); use cuda, cpu or auto")
+        need, free = estimate_memory_bytes(info, device), free_memory_bytes(device)
+        if free is not None and need > free:
+            where = "GPU" if device.type == "cuda" else "system"
+            return Availability(False, f"the model needs about {need / 2**30:.1f} GiB of {where} memory and "
+                                       f"{free / 2**30:.1f} GiB is free; close other programs, use a larger "
+                                       f"GPU, or pick another device")
+        return Availability(True)
+
+    # -- loading ---------------------------------------------------------------------------------
+    def preload(self) -> threading.Thread:
+        """Start loading in the background (e.g. when the server starts); errors show in availability()."""
+        thread = threading.Thread(target=self._try_load, name="exomni-load", daemon=True)
+        thread.start()
+        return thread
+
+    def _try_load(self):
+        try:
+            self.load()
+        except EngineError:
+            pass
+
+    def load(self, progress=None):
+        """Load the model (once; concurrent callers wait for the first). Raises EngineError (503)."""
+        report = progress or (lambda fraction, message: None)
+        with self._load_lock:
+            if self._pipeline is not None:
+                return self._pipeline
+            if self._load_error:
+                raise EngineError(self._load_error, E_ENGINE_UNAVAILABLE, 503)
+            available = self.availability()
+            if not available.available:
+                raise EngineError(available.reason, E_ENGINE_UNAVAILABLE, 503)
+            from ..models.exomni.loading import CheckpointError, load_exomni
+            from ..models.exomni.pipeline import ExomniPipeline
+
+            t0 = time.perf_counter()
+            try:
+                loaded = load_exomni(self.checkpoint, self.device, speech_encoder=self.speech_encoder,
+                                     speech_generator=self.speech_generator,
+                                     progress=lambda f, m: report(0.9 * f, m))
+            except CheckpointError as exc:
+                self._load_error = f"{exc} (then restart the backend)"
+                raise EngineError(self._load_error, E_ENGINE_UNAVAILABLE, 503) from exc
+            except MemoryError as exc:
+                self._load_error = "ran out of memory while loading the model; use a machine with more memory"
+                raise EngineError(self._load_error, E_ENGINE_UNAVAILABLE, 503) from exc
+            report(0.92, "loading the audio decoder")
+            self._decoder, self._decoder_note = self._load_decoder(loaded.device)
+            self._load_seconds = time.perf_counter() - t0
+            self._pipeline = ExomniPipeline(loaded)
+            report(1.0, "model ready")
+            return self._pipeline
+
+    def _load_decoder(self, device):
+        """(decoder or None, note saying why there is no audio)."""
+        if not self.decoder_folder:
+            return None, (f"no audio: the audio decoder's folder (glm-4-voice-decoder with flow.pt and hift.pt) "
+                          f"was not given; set {DECODER_ENV} or --exomni-decoder to hear the speech")
+        try:
+            module = importlib.import_module("backend.models.audio_decoder")
+        except ModuleNotFoundError as exc:
+            if exc.name and exc.name.startswith("backend.models.audio_decoder"):
+                return None, "no audio: the audio decoder is not installed in this backend"
+            raise
+        try:
+            return module.load_decoder(self.decoder_folder, device), ""
+        except Exception as exc:  # a bad decoder folder must not cost the animation
+            return None, f"no audio: the audio decoder in {self.decoder_folder} could not be loaded ({exc})"
+
+    @property
+    def loaded(self) -> bool:
+        return self._pipeline is not None
+
+    # -- takes -------------------------------------------------------------------------------------
+    def make_take(self, request: TakeRequest, progress: Progress) -> Take:
+        if request.mode not in self.modes:
+            raise EngineError(f"the exomni engine has no mode {request.mode!r}; use one of {', '.join(self.modes)}",
+                              E_UNKNOWN_MODE)
+        text = (request.text or "").strip()
+        if not text and not (request.mode == "chat" and request.audio_path):
+            raise EngineError("type a line to say" if request.mode == "say" else "type (or speak) a prompt",
+                              E_EMPTY_TEXT)
+        available = self.availability()
+        if not available.available:
+            raise EngineError(available.reason, E_ENGINE_UNAVAILABLE, 503)
+        text_sampling, unit_sampling, max_new_tokens = sampling_from_options(request.options)
+        t_start = time.perf_counter()
+        was_loaded = self.loaded
+        progress(0.0, "loading the Ex-Omni model" if not was_loaded else "starting")
+        pipeline = self.load(lambda f, m: progress(0.3 * f, m))
+        load_seconds = 0.0 if was_loaded else self._load_seconds
+
+        import torch
+
+        from ..models.exomni.speech_input import SpeechInputError
+
+        generator = torch.Generator().manual_seed(int(request.seed))
+        on_step = _step_reporter(progress)
+        with self._run_lock:
+            progress.check()
+            try:
+                if request.mode == "say":
+                    performance = pipeline.say(text, unit_sampling, generator, on_step)
+                else:
+                    performance = pipeline.chat(text, text_sampling, unit_sampling, max_new_tokens, generator,
+                                                speech_path=request.audio_path or None, on_step=on_step)
+            except ValueError as exc:  # the text or the recording cannot be performed
+                code = E_BAD_AUDIO if isinstance(exc, SpeechInputError) else E_BAD_REQUEST
+                raise EngineError(str(exc), code, 422) from exc
+        if performance.blendshapes.shape[0] == 0:
+            what = "line" if request.mode == "say" else "reply"
+            raise EngineError(f"the model produced no speech for this {what}"
+                              f"{' (' + repr(performance.text) + ')' if request.mode == 'chat' else ''}; "
+                              f"try another seed or a longer text", E_BAD_REQUEST, 422)
+
+        weights30 = np.clip(performance.blendshapes, 0.0, 1.0).astype(np.float32)
+        weights = weights30 if abs(request.fps - MODEL_FPS) < 1e-9 else resample_curves(weights30, MODEL_FPS,
+                                                                                          request.fps)
+        if request.mouth_only:
+            keep = np.array([name in MOUTH_CHANNELS for name in ARKIT_52])
+            weights = weights * keep[None, :]
+
+        progress(0.9, "decoding audio" if self._decoder is not None else "finishing")
+        audio, sample_rate, note = np.zeros(0, np.float32), 22050, self._decoder_note
+        t_audio = time.perf_counter()
+        if self._decoder is not None:
+            try:
+                with self._run_lock:
+                    audio, sample_rate = _decode(self._decoder, performance.units, int(request.seed))
+                audio = np.asarray(audio, dtype=np.float32).reshape(-1)
+            except Exception as exc:  # keep the animation even when the vocoder fails
+                audio, note = np.zeros(0, np.float32), f"no audio: the audio decoder failed ({exc})"
+        timings = {k: round(v, 4) for k, v in performance.timings.items()}
+        if self._decoder is not None:
+            timings["audio"] = round(time.perf_counter() - t_audio, 4)
+        if load_seconds:
+            timings["load"] = round(load_seconds, 4)
+        timings["total"] = round(time.perf_counter() - t_start, 4)
+
+        loaded = pipeline.loaded
+        meta = {
+            "seed": int(request.seed), "model_fps": MODEL_FPS, "model_frames": int(weights30.shape[0]),
+            "device": str(loaded.device), "dtype": str(loaded.dtype).replace("torch.", ""),
+            "sampling": _describe(text_sampling, unit_sampling, max_new_tokens, request.mode),
+            "unit_stop": performance.unit_stop,
+        }
+        if request.mode == "chat":
+            meta.update(prompt=text, reply=performance.text, text_stop=performance.text_stop)
+            if request.audio_path:
+                meta["spoken_prompt"] = True
+        ignored = [k for k, v in (("voice", request.voice), ("rate", request.rate != 1.0),
+                                  ("pitch", request.pitch != 1.0)) if v]
+        if ignored:
+            meta["ignored"] = f"the exomni engine speaks with the model's own voice; ignored: {', '.join(ignored)}"
+        if note:
+            meta["note"] = note
+        progress(1.0, "done")
+        return Take(fps=float(request.fps), weights=weights, audio=audio, sample_rate=int(sample_rate),
+                    text=performance.text, engine=self.name, mode=request.mode, units=list(performance.units),
+                    unit_rate=UNIT_RATE, timings=timings, meta=meta)
+
+
+def _decode(decoder, units, seed):
+    """The decoder's draws follow the take's seed when it takes one, so a seed reproduces the audio too."""
+    import inspect
+
+    if "seed" in inspect.signature(decoder.decode).parameters:
+        return decoder.decode(list(units), seed=seed)
+    return decoder.decode(list(units))
+
+
+def sampling_from_options(options: dict):
+    """(TextSampling, UnitSampling, max_new_tokens) from a request's options; EngineError on bad values."""
+    from ..models.exomni.sampling import TextSampling, UnitSampling
+
+    options = options or {}
+
+    def number(key, kind, default, low, high):
+        value = options.get(key, default)
+        if value is None:
+            return default
+        try:
+            if isinstance(value, bool):
+                raise TypeError
+            value = kind(value)
+        except (TypeError, ValueError):
+            raise EngineError(f"option {key} must be a number, got {value!r}", E_BAD_REQUEST) from None
+        if not low <= value <= high:
+            raise EngineError(f"option {key} must be between {low} and {high}, got {value}", E_BAD_REQUEST)
+        return value
+
+    greedy = options.get("greedy", False)
+    if not isinstance(greedy, bool):
+        raise EngineError(f"option greedy must be true or false, got {greedy!r}", E_BAD_REQUEST)
+    temperature = number("temperature", float, 0.2, 0.0, 10.0)
+    top_p = number("top_p", float, 1.0, 0.0, 1.0)
+    if top_p <= 0.0:
+        raise EngineError("option top_p must be above 0 (1 turns it off)", E_BAD_REQUEST)
+    top_k = number("top_k", int, 50, 0, 1_000_000)
+    max_new_tokens = number("max_new_tokens", int, 128, 1, MAX_NEW_TOKENS_LIMIT)
+    text = TextSampling(greedy=greedy, temperature=temperature, top_k=top_k, top_p=top_p)
+    return text, UnitSampling(greedy=greedy), max_new_tokens
+
+
+def _describe(text, units, max_new_tokens, mode) -> dict:
+    out = {"units": "greedy" if units.greedy else
+           f"repetition-aware (top_p {units.top_p}, top_k {units.top_k}, window {units.window})"}
+    if mode == "chat":
+        out["text"] = "greedy" if text.greedy else \
+            f"temperature {text.temperature}, top_k {text.top_k}, top_p {text.top_p}"
+        out["max_new_tokens"] = max_new_tokens
+    return out
+
+
+def _step_reporter(progress: Progress):
+    """Model steps -> progress (which also raises Cancelled when the job was cancelled)."""
+    spans = {"text": (0.3, 0.5, "writing the reply"), "units": (0.5, 0.85, "speaking"),
+             "blendshapes": (0.85, 0.9, "animating")}
+    last = [0.0]
+
+    def on_step(stage, step, total):
+        start, end, message = spans.get(stage, (0.3, 0.9, stage))
+        fraction = start + (end - start) * (step / max(total, 1))
+        if fraction - last[0] >= 0.01 or step == 0:
+            last[0] = fraction
+            progress(fraction, message)
+        else:
+            progress.check()
+
+    return on_step

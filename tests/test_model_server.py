@@ -1,0 +1,71 @@
+"""The `exomni` engine behind the real HTTP server, on a tiny checkpoint; and without one."""
+
+from __future__ import annotations
+
+import math
+import time
+
+import pytest
+import requests
+
+pytest.importorskip("torch")
+pytestmark = pytest.mark.slow  # two server processes start (about half a minute)
+
+from backend.server.launcher import LocalServer  # noqa: E402
+from exomni_blender import contract as C  # noqa: E402
+
+
+def _wait(url, job_id, timeout=180):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        job = requests.get(url + C.job_path(job_id), timeout=10).json()
+        if job["state"] in C.FINISHED_STATES:
+            return job
+        time.sleep(0.1)
+    raise AssertionError(f"job {job_id} did not finish")
+
+
+def _engines(url) -> dict:
+    return {e["name"]: e for e in requests.get(url + C.ENGINES, timeout=30).json()["engines"]}
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory):
+    from backend.models.exomni.tiny import make_tiny_checkpoint
+
+    root = tmp_path_factory.mktemp("exomni_server")
+    ckpt = make_tiny_checkpoint(root / "ckpt")
+    with LocalServer(root / "store", extra_args=["--exomni-checkpoint", str(ckpt), "--device", "cpu"],
+                     log_path=root / "server.log", startup_timeout=120) as server:
+        yield server.url
+
+
+def test_say_and_chat_through_the_server(served):
+    assert _engines(served)["exomni"]["available"] is True
+    for body in ({"mode": "say", "text": "Good morning, everyone!", "fps": 30},
+                 {"mode": "chat", "text": "How are you?", "fps": 30, "options": {"max_new_tokens": 8}}):
+        r = requests.post(served + C.TAKES, json={"engine": "exomni", "seed": 7, **body}, timeout=30)
+        assert r.status_code == 202, r.text
+        job = _wait(served, r.json()["job_id"])
+        assert job["state"] == C.DONE, job
+        info = requests.get(served + C.take_path(job["take_id"]), timeout=10).json()
+        assert info["engine"] == "exomni" and info["mode"] == body["mode"] and info["units"]
+        k = sum(1 for u in info["units"] if u > 0)
+        assert info["frames"] == math.floor(k / 12.5 * 30) == info["meta"]["model_frames"]
+        a2f = requests.get(served + C.take_path(job["take_id"], "blendshapes.json"), timeout=10).json()
+        assert a2f["numFrames"] == info["frames"] and a2f["exportFps"] == 30
+        if body["mode"] == "chat":
+            assert info["meta"]["reply"] and info["text"] == info["meta"]["reply"]
+        else:
+            assert info["text"] == body["text"]
+
+
+def test_without_checkpoint_exomni_is_refused_and_phonetic_serves(tmp_path, monkeypatch):
+    monkeypatch.delenv("EXOMNI_CHECKPOINT", raising=False)
+    with LocalServer(tmp_path / "store", log_path=tmp_path / "server.log") as server:
+        exomni = _engines(server.url)["exomni"]
+        assert exomni["available"] is False and "make-tiny-checkpoint" in exomni["reason"]
+        r = requests.post(server.url + C.TAKES, json={"engine": "exomni", "text": "Hello."}, timeout=30)
+        assert r.status_code == 503 and r.json()["error"]["code"] == C.E_ENGINE_UNAVAILABLE
+        r = requests.post(server.url + C.TAKES, json={"engine": "phonetic", "text": "Hello."}, timeout=30)
+        assert r.status_code == 202 and _wait(server.url, r.json()["job_id"])["state"] == C.DONE
