@@ -35,7 +35,9 @@ def build_scene(take: Take, blend_path: str, start_frame: int = START_FRAME):
     head = create_head("ExOmniHead")
     action = key_take(head, take, start_frame=start_frame)
     strip = add_audio_strip(scene, take, start_frame)
+    # A fresh scene's default range (1-250) means nothing here: play exactly the take.
     scene.frame_start = start_frame
+    scene.frame_end = max(strip.frame_final_end - 1, start_frame + int(round(take.frames * scene.render.fps / take.fps)) - 1)
     scene.frame_current = start_frame
     _add_camera_and_light(scene, head)
     _preview_settings(scene)
@@ -52,9 +54,11 @@ def _add_camera_and_light(scene, head) -> None:
     cam_data.lens = 50
     cam = bpy.data.objects.new("PreviewCamera", cam_data)
     scene.collection.objects.link(cam)
-    # The face looks toward -Y; frame it from the front, slightly above the mouth line.
-    distance = size * 1.15 * cam_data.lens / 36.0 * 1.6
-    cam.location = (centre.x, lo.y - distance, centre.z + size * 0.05)
+    # The face looks toward -Y: frame it from the front so the head fills most of the picture
+    # (half the sensor width over the focal length is tan of half the field of view).
+    half_fov_tan = cam_data.sensor_width / 2.0 / cam_data.lens
+    distance = size * 0.62 / half_fov_tan
+    cam.location = (centre.x, lo.y - distance, centre.z)
     cam.rotation_euler = (math.radians(90), 0.0, 0.0)
     scene.camera = cam
     light = bpy.data.objects.new("KeyLight", bpy.data.lights.new("KeyLight", "SUN"))
