@@ -180,3 +180,88 @@ def test_not_enough_memory(monkeypatch, tiny):
     monkeypatch.setattr(loading, "free_memory_bytes", lambda device: 1024)
     a = ExomniEngine(checkpoint=str(tiny), device="cpu").availability()
     assert not a.available and "GiB" in a.reason and "memory" in a.reason
+
+
+def test_preload_reports_loading_then_serves(monkeypatch, tiny):
+    import threading
+
+    import backend.models.exomni.loading as loading
+
+    reached, gate = threading.Event(), threading.Event()
+    real = loading.load_exomni
+
+    def held_back(*args, progress=None, **kwargs):  # the real loader, held at its first progress report
+        progress(0.5, "loading weights 2/3")
+        reached.set()
+        gate.wait(30)
+        return real(*args, progress=progress, **kwargs)
+
+    monkeypatch.setattr(loading, "load_exomni", held_back)
+    engine = ExomniEngine(checkpoint=str(tiny), device="cpu")
+    assert engine.describe()["state"] == "not loaded"
+    thread = engine.preload()
+    assert engine.preload() is thread
+    try:
+        assert reached.wait(30)
+        a = engine.availability()
+        assert not a.available and "loading (45%: loading weights 2/3)" in a.reason and "try again" in a.reason
+        d = engine.describe()
+        assert d["state"] == "loading" and d["progress"] == 0.45 and d["available"] is False
+        with pytest.raises(EngineError) as err:
+            _take(engine)
+        assert err.value.status == 503 and "try again in a moment" in str(err.value)
+    finally:
+        gate.set()
+        thread.join(60)
+    assert engine.describe()["state"] == "ready" and engine.availability().available
+    take, _ = _take(engine)
+    assert "load" not in take.timings and take.frames > 0  # loaded before the take, not by it
+
+
+def test_preload_failure_is_reported(tmp_path, tiny):
+    import shutil
+
+    folder = shutil.copytree(tiny, tmp_path / "ckpt")
+    shard = sorted(folder.glob("*.safetensors"))[0]
+    shard.write_bytes(shard.read_bytes()[:100])  # an interrupted download
+    engine = ExomniEngine(checkpoint=str(folder), device="cpu")
+    assert engine.availability().available  # the folder looks complete until the weights are read
+    engine.preload().join(60)
+    d = engine.describe()
+    assert d["state"] == "failed" and d["available"] is False
+    assert "cannot be read" in d["reason"]
+    assert "download them again" in d["reason"]
+
+
+def test_sub_model_folders_from_the_command_line(tmp_path, tiny, monkeypatch):
+    import json
+    import shutil
+
+    from backend.cli import build_parser
+    from backend.commands._common import make_registry
+
+    for var in ("EXOMNI_SPEECH_ENCODER", "EXOMNI_SPEECH_GENERATOR"):
+        monkeypatch.delenv(var, raising=False)
+    folder = shutil.copytree(tiny, tmp_path / "ckpt")
+    encoder = shutil.move(str(folder / "speech_encoder"), str(tmp_path / "whisper"))
+    generator = shutil.move(str(folder / "speech_generator"), str(tmp_path / "qwen3"))
+    config = json.loads((folder / "config.json").read_text())
+    config.update(pretrain_speech_encoder_weights="openai/not-here", pretrain_speech_generator_weights="Qwen/not-here")
+    (folder / "config.json").write_text(json.dumps(config))
+
+    def engine(*extra):
+        args = build_parser().parse_args(["take", "--out", str(tmp_path / "t"), "--exomni-checkpoint", str(folder),
+                                          "--device", "cpu", *extra])
+        return make_registry(args).get("exomni")
+
+    a = engine().availability()
+    assert not a.available and "openai/not-here" in a.reason and "EXOMNI_SPEECH_ENCODER" in a.reason
+    a = engine("--exomni-speech-encoder", encoder).availability()
+    assert not a.available and "Qwen/not-here" in a.reason and "EXOMNI_SPEECH_GENERATOR" in a.reason
+    both = engine("--exomni-speech-encoder", encoder, "--exomni-speech-generator", generator)
+    assert both.availability().available
+    take, _ = _take(both, seed=6)
+    assert take.frames > 0
+    monkeypatch.setenv("EXOMNI_SPEECH_ENCODER", encoder)
+    monkeypatch.setenv("EXOMNI_SPEECH_GENERATOR", generator)
+    assert engine().availability().available  # the defaults come from the environment

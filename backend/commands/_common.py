@@ -14,13 +14,21 @@ def add_engine_options(p) -> None:
                    help="released Ex-Omni checkpoint folder (default: $EXOMNI_CHECKPOINT)")
     g.add_argument("--exomni-decoder", default=os.environ.get("EXOMNI_DECODER"), metavar="DIR",
                    help="glm-4-voice-decoder folder with flow.pt and hift.pt (default: $EXOMNI_DECODER)")
+    g.add_argument("--exomni-speech-encoder", default=os.environ.get("EXOMNI_SPEECH_ENCODER"), metavar="DIR",
+                   help="folder with the Whisper encoder's config files, when the checkpoint's "
+                        "pretrain_speech_encoder_weights cannot be found offline (default: $EXOMNI_SPEECH_ENCODER)")
+    g.add_argument("--exomni-speech-generator", default=os.environ.get("EXOMNI_SPEECH_GENERATOR"), metavar="DIR",
+                   help="folder with the speech generator's Qwen3 config, when the checkpoint's "
+                        "pretrain_speech_generator_weights cannot be found offline (default: $EXOMNI_SPEECH_GENERATOR)")
     g.add_argument("--device", default=os.environ.get("EXOMNI_DEVICE"), help="cuda, cuda:1 or cpu (default: cuda if present)")
 
 
 def make_registry(args):
     from ..engines.registry import default_registry
 
-    return default_registry(args.exomni_checkpoint, args.exomni_decoder, args.device)
+    return default_registry(args.exomni_checkpoint, args.exomni_decoder, args.device,
+                            exomni_speech_encoder=getattr(args, "exomni_speech_encoder", None),
+                            exomni_speech_generator=getattr(args, "exomni_speech_generator", None))
 
 
 def default_store() -> Path:

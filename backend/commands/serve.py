@@ -13,8 +13,22 @@ def register(sub):
     p.add_argument("--store", default=None, help=f"take store folder (default {default_store()})")
     p.add_argument("--token", default=None, help="require 'Authorization: Bearer TOKEN' on every request")
     p.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
+    p.add_argument("--no-preload", action="store_true",
+                   help="load the Ex-Omni model on its first take instead of in the background at start")
     add_engine_options(p)
     p.set_defaults(func=run)
+
+
+def preload_models(registry) -> None:
+    """Start loading every engine that has a model configured, off the request path.
+
+    While one loads, /v1/engines shows its state and progress, and takes for it get a 503 that says
+    to try again in a moment; the other engines serve as usual.
+    """
+    for name in registry.names():
+        engine = registry.get(name)
+        if getattr(engine, "checkpoint", None) and callable(getattr(engine, "preload", None)):
+            engine.preload()
 
 
 def run(args) -> int:
@@ -23,7 +37,10 @@ def run(args) -> int:
     from ..server.app import create_app
 
     store = args.store or default_store()
-    app = create_app(store, make_registry(args), token=args.token)
+    registry = make_registry(args)
+    if not args.no_preload:
+        preload_models(registry)
+    app = create_app(store, registry, token=args.token)
     print(f"exomni: serving on http://{args.host}:{args.port}{C.API_PREFIX} (takes in {store})", flush=True)
     uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level)
     return 0

@@ -3,7 +3,12 @@
 The checkpoint folder comes from the constructor or EXOMNI_CHECKPOINT, the audio decoder's folder
 (glm-4-voice-decoder: flow.pt, hift.pt) from the constructor or EXOMNI_DECODER, the device from the
 constructor or EXOMNI_DEVICE ("auto": CUDA when present). Nothing heavy happens at construction: the
-model loads once, on the first take (in the job's worker, with progress) or via `preload()`.
+model loads once, on the first take (in the job's worker, with progress) or via `preload()` (what
+`exomni serve` does at start). While it loads, the engine reports itself unavailable with the load's
+progress ("loading ... try again in a moment", a 503 for requests) rather than holding requests:
+the job queue has one worker, and a take waiting minutes for weights would hold up every other
+engine's takes behind it. `describe()` adds `state` (ready, loading, not loaded, failed,
+unavailable) and, while loading, `progress` (0..1) and `message`.
 
 Frames follow the model: the blendshape generator gives floor(K / 12.5 x 30) frames at 30 fps for K
 units (ids above 0), clipped to [0, 1] and resampled to the requested rate. Audio comes from the
@@ -14,6 +19,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import logging
 import os
 import threading
 import time
@@ -24,12 +30,13 @@ from exomni_blender.arkit import ARKIT_52, MOUTH_CHANNELS
 from exomni_blender.contract import E_BAD_AUDIO, E_BAD_REQUEST, E_EMPTY_TEXT, E_ENGINE_UNAVAILABLE, E_UNKNOWN_MODE
 from exomni_blender.take import Take, resample_curves
 
-from .base import Availability, Engine, EngineError, Progress, TakeRequest
+from .base import Availability, Cancelled, Engine, EngineError, Progress, TakeRequest
 
 CHECKPOINT_ENV, DECODER_ENV, DEVICE_ENV = "EXOMNI_CHECKPOINT", "EXOMNI_DECODER", "EXOMNI_DEVICE"
 MODEL_FPS = 30.0
 UNIT_RATE = 12.5
 MAX_NEW_TOKENS_LIMIT = 2048
+log = logging.getLogger("exomni.engine")
 
 
 class ExomniEngine(Engine):
@@ -51,6 +58,9 @@ class ExomniEngine(Engine):
         self._decoder_note = ""
         self._load_error = ""
         self._load_seconds = 0.0
+        self._loading = False
+        self._progress = (0.0, "")
+        self._preload_thread = None
 
     # -- availability ---------------------------------------------------------------------------
     def availability(self) -> Availability:
@@ -58,6 +68,27 @@ class ExomniEngine(Engine):
             return Availability(True)
         if self._load_error:
             return Availability(False, self._load_error)
+        if self._loading:
+            fraction, message = self._progress
+            return Availability(False, f"the Ex-Omni model is loading ({fraction:.0%}"
+                                       f"{': ' + message if message else ''}); try again in a moment")
+        return self._check_setup()
+
+    def describe(self) -> dict:
+        out = super().describe()
+        if self._pipeline is not None:
+            out["state"] = "ready"
+        elif self._load_error:
+            out["state"] = "failed"
+        elif self._loading:
+            fraction, message = self._progress
+            out.update(state="loading", progress=round(fraction, 3), message=message)
+        else:
+            out["state"] = "not loaded" if out["available"] else "unavailable"
+        return out
+
+    def _check_setup(self) -> Availability:
+        """Libraries, checkpoint folder, device and memory, without loading anything."""
         for package in ("torch", "transformers", "safetensors"):
             if importlib.util.find_spec(package) is None:
                 return Availability(False, f"{package} is not installed; install the model extras: "
@@ -83,48 +114,77 @@ class ExomniEngine(Engine):
 
     # -- loading ---------------------------------------------------------------------------------
     def preload(self) -> threading.Thread:
-        """Start loading in the background (e.g. when the server starts); errors show in availability()."""
-        thread = threading.Thread(target=self._try_load, name="exomni-load", daemon=True)
-        thread.start()
-        return thread
+        """Start loading in the background (e.g. when the server starts); progress and errors show in
+        availability() and describe(). Calling it again returns the thread already started."""
+        with self._load_lock:
+            if self._preload_thread is not None:
+                return self._preload_thread
+            if self._pipeline is None and not self._load_error:
+                self._loading = True  # at once, so no request slips in before the thread takes the lock
+                self._progress = (0.0, "checking the checkpoint and the device")
+            self._preload_thread = threading.Thread(target=self._try_load, name="exomni-load", daemon=True)
+            self._preload_thread.start()
+            return self._preload_thread
 
     def _try_load(self):
         try:
             self.load()
-        except EngineError:
-            pass
+        except EngineError as exc:
+            log.warning("the Ex-Omni model did not load: %s", exc)
 
     def load(self, progress=None):
         """Load the model (once; concurrent callers wait for the first). Raises EngineError (503)."""
-        report = progress or (lambda fraction, message: None)
+        outer = progress or (lambda fraction, message: None)
+
+        def report(fraction, message):
+            self._progress = (fraction, message)
+            outer(fraction, message)
+
         with self._load_lock:
             if self._pipeline is not None:
+                self._loading = False
                 return self._pipeline
             if self._load_error:
+                self._loading = False
                 raise EngineError(self._load_error, E_ENGINE_UNAVAILABLE, 503)
-            available = self.availability()
-            if not available.available:
-                raise EngineError(available.reason, E_ENGINE_UNAVAILABLE, 503)
-            from ..models.exomni.loading import CheckpointError, load_exomni
-            from ..models.exomni.pipeline import ExomniPipeline
-
-            t0 = time.perf_counter()
+            self._loading = True
             try:
-                loaded = load_exomni(self.checkpoint, self.device, speech_encoder=self.speech_encoder,
-                                     speech_generator=self.speech_generator,
-                                     progress=lambda f, m: report(0.9 * f, m))
-            except CheckpointError as exc:
-                self._load_error = f"{exc} (then restart the backend)"
-                raise EngineError(self._load_error, E_ENGINE_UNAVAILABLE, 503) from exc
-            except MemoryError as exc:
-                self._load_error = "ran out of memory while loading the model; use a machine with more memory"
-                raise EngineError(self._load_error, E_ENGINE_UNAVAILABLE, 503) from exc
-            report(0.92, "loading the audio decoder")
-            self._decoder, self._decoder_note = self._load_decoder(loaded.device)
-            self._load_seconds = time.perf_counter() - t0
-            self._pipeline = ExomniPipeline(loaded)
-            report(1.0, "model ready")
-            return self._pipeline
+                available = self._check_setup()
+                if not available.available:
+                    raise EngineError(available.reason, E_ENGINE_UNAVAILABLE, 503)
+                return self._load_now(report)
+            finally:
+                self._loading = False
+
+    def _load_now(self, report):
+        from ..models.exomni.loading import CheckpointError, load_exomni
+        from ..models.exomni.pipeline import ExomniPipeline
+
+        t0 = time.perf_counter()
+        report(0.0, "loading the Ex-Omni model")
+        try:
+            loaded = load_exomni(self.checkpoint, self.device, speech_encoder=self.speech_encoder,
+                                 speech_generator=self.speech_generator,
+                                 progress=lambda f, m: report(0.9 * f, m))
+        except CheckpointError as exc:
+            self._load_error = f"{exc} (then restart the backend)"
+            raise EngineError(self._load_error, E_ENGINE_UNAVAILABLE, 503) from exc
+        except MemoryError as exc:
+            self._load_error = "ran out of memory while loading the model; use a machine with more memory"
+            raise EngineError(self._load_error, E_ENGINE_UNAVAILABLE, 503) from exc
+        except Cancelled:  # the take that triggered the load was cancelled; a later one loads again
+            raise
+        except Exception as exc:  # e.g. CUDA out of memory, a driver error: keep serving the other engines
+            log.exception("loading the Ex-Omni model failed")
+            self._load_error = (f"loading the model failed ({type(exc).__name__}: {exc}); see the backend's log, "
+                                f"fix the cause, then restart the backend")
+            raise EngineError(self._load_error, E_ENGINE_UNAVAILABLE, 503) from exc
+        report(0.92, "loading the audio decoder")
+        self._decoder, self._decoder_note = self._load_decoder(loaded.device)
+        self._load_seconds = time.perf_counter() - t0
+        self._pipeline = ExomniPipeline(loaded)
+        report(1.0, "model ready")
+        return self._pipeline
 
     def _load_decoder(self, device):
         """(decoder or None, note saying why there is no audio)."""

@@ -48,14 +48,17 @@ class EngineRegistry:
 
 
 def default_registry(exomni_checkpoint: str | None = None, exomni_decoder: str | None = None,
-                     device: str | None = None) -> EngineRegistry:
+                     device: str | None = None, exomni_speech_encoder: str | None = None,
+                     exomni_speech_generator: str | None = None) -> EngineRegistry:
     """The phonetic engine, always; the Ex-Omni engine, available when its checkpoint is there."""
     from .phonetic.engine import PhoneticEngine
 
     engines: list[Engine] = [PhoneticEngine()]
     try:
         module = importlib.import_module("backend.engines.exomni")
-        engines.append(module.ExomniEngine(checkpoint=exomni_checkpoint, decoder=exomni_decoder, device=device))
+        engines.append(module.ExomniEngine(checkpoint=exomni_checkpoint, decoder=exomni_decoder, device=device,
+                                           speech_encoder=exomni_speech_encoder,
+                                           speech_generator=exomni_speech_generator))
     except ImportError as exc:
         engines.append(UnavailableEngine("exomni", ("say", "chat"),
                                          f"the model's libraries are not installed ({exc.name or exc}); "

@@ -13,6 +13,7 @@ One module per part, each with the released weight names:
   loading.py               the checkpoint folder -> a loaded model (every weight accounted for)
   pipeline.py              text in, units and curves out
   tiny.py                  a small random checkpoint in the released layout
+  released.py              the released model's sizes, and a random model of them built on a device
 
 Importing this package does not import torch; the modules do.
 """

@@ -119,6 +119,12 @@ def _readable(piece: str) -> bool:
 
 
 def _steer(model, tokenizer, channel: int = 0):
+    steer_text(model, tokenizer, channel)
+    steer_units(model, channel)
+
+
+def steer_text(model, tokenizer, channel: int = 0):
+    """Keep special, unreadable and unused text ids out of the LLM's reach (the head must be untied)."""
     text_cfg = model.config.text
     width = text_cfg.hidden_size
     _hold_channel(model.model, channel, 1.0, [model.model.embed_tokens.weight])
@@ -129,6 +135,9 @@ def _steer(model, tokenizer, channel: int = 0):
     model.lm_head.weight.data[:, channel] = 0.0
     model.lm_head.weight.data[blocked, channel] = -30.0 / math.sqrt(width)
 
+
+def steer_units(model, channel: int = 0):
+    """Keep unit 0 and the ids above EOS out of reach, and make EOS likely once it is allowed."""
     gen = model.model.speech_generator
     d, eos = gen.config.dim, gen.config.eos_id
     held = 4.0
