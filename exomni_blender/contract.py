@@ -18,6 +18,7 @@ JOB = API_PREFIX + "/jobs/{job_id}"  # GET: status, DELETE: cancel
 TAKE = API_PREFIX + "/takes/{take_id}"  # GET: take.json
 TAKE_BLENDSHAPES = API_PREFIX + "/takes/{take_id}/blendshapes.json"
 TAKE_AUDIO = API_PREFIX + "/takes/{take_id}/audio.wav"
+DIALOGUE_PLAN = API_PREFIX + "/dialogue/plan"  # POST: a script in, its lines' take requests out
 
 # Job states.
 QUEUED, RUNNING, DONE, FAILED, CANCELLED = "queued", "running", "done", "failed", "cancelled"
@@ -62,6 +63,8 @@ E_UNAUTHORIZED = "unauthorized"
 E_BAD_AUDIO = "bad_audio"
 E_TOO_LARGE = "too_large"
 E_INTERNAL = "internal"
+E_BAD_SCRIPT = "bad_script"  # a dialogue script that cannot be read
+E_UNCAST = "uncast_characters"  # characters of a dialogue script with no head
 
 
 def job_path(job_id: str) -> str:

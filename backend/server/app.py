@@ -20,6 +20,7 @@ from exomni_blender.take import AUDIO_WAV, BLENDSHAPES_JSON, TAKE_JSON
 
 from .. import __version__
 from ..audio_input import load_recording
+from ..dialogue.service import make_router as make_dialogue_router
 from ..engines.base import EngineError
 from ..engines.registry import EngineRegistry
 from ..jobs import JobQueue
@@ -73,6 +74,8 @@ def create_app(store_dir, registry: EngineRegistry, token: str | None = None) ->
     @app.on_event("shutdown")
     def stop_worker():
         jobs.shutdown()
+
+    app.include_router(make_dialogue_router(registry))
 
     @app.get(C.HEALTH)
     def health():

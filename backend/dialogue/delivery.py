@@ -1,0 +1,129 @@
+"""How a line is delivered: parentheticals such as (whispering), (shouting), (quickly) become
+volume, pitch, rate and intensity, applied where each belongs:
+
+- rate and pitch go into the take request (the engine speaks faster, higher);
+- a whisper switches the eSpeak voice to its whisper variant;
+- volume becomes the gain of the line's audio strip in the scene (the take's own audio stays clean);
+- intensity scales the take's expression around rest (a shout opens wider, a whisper moves less);
+  blinks are left alone.
+
+Parentheticals that are not about delivery ("beer raised", "in Vietnamese") change nothing.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import asdict, dataclass
+
+from exomni_blender.dialogue_layout import scale_intensity
+
+# Each cue word (matched as a word prefix, so "whisper" also matches "whispering", "whispered")
+# with the factors it multiplies: volume, pitch, rate, intensity; and whether it whispers.
+_CUES: dict[str, tuple[float, float, float, float, bool]] = {
+    "whisper": (0.35, 1.0, 0.95, 0.6, True),
+    "hush": (0.4, 1.0, 0.95, 0.6, True),
+    "under his breath": (0.4, 1.0, 1.0, 0.6, True),
+    "under her breath": (0.4, 1.0, 1.0, 0.6, True),
+    "under their breath": (0.4, 1.0, 1.0, 0.6, True),
+    "shout": (1.6, 1.15, 1.05, 1.4, False),
+    "yell": (1.6, 1.15, 1.05, 1.4, False),
+    "scream": (1.7, 1.25, 1.1, 1.5, False),
+    "loud": (1.4, 1.05, 1.0, 1.25, False),
+    "quick": (1.0, 1.0, 1.3, 1.0, False),
+    "fast": (1.0, 1.0, 1.3, 1.0, False),
+    "rapid": (1.0, 1.0, 1.35, 1.0, False),
+    "hurried": (1.0, 1.0, 1.25, 1.05, False),
+    "slow": (1.0, 0.97, 0.75, 0.95, False),
+    "deliberate": (1.0, 1.0, 0.8, 1.0, False),
+    "drawl": (1.0, 0.97, 0.75, 1.0, False),
+    "angr": (1.25, 1.05, 1.1, 1.3, False),
+    "furious": (1.35, 1.08, 1.1, 1.4, False),
+    "annoyed": (1.1, 1.0, 1.05, 1.15, False),
+    "soft": (0.6, 1.0, 0.95, 0.8, False),
+    "quiet": (0.55, 1.0, 0.95, 0.8, False),
+    "gentl": (0.7, 1.0, 0.95, 0.85, False),
+    "sad": (0.85, 0.93, 0.88, 0.8, False),
+    "excit": (1.15, 1.1, 1.12, 1.2, False),
+    "happ": (1.05, 1.06, 1.05, 1.1, False),
+    "nervous": (0.9, 1.05, 1.15, 0.95, False),
+}
+_AMPLIFIERS = ("very", "really", "extremely")
+
+# Limits that keep every combination speakable (eSpeak's rate and pitch ranges are wider).
+LIMITS = {"volume": (0.1, 2.0), "pitch": (0.5, 1.6), "rate": (0.5, 2.0), "intensity": (0.3, 1.8)}
+
+
+@dataclass(frozen=True)
+class Delivery:
+    volume: float = 1.0  # audio gain
+    pitch: float = 1.0  # multiplies the request's pitch
+    rate: float = 1.0  # multiplies the request's rate
+    intensity: float = 1.0  # expression scale around rest
+    whisper: bool = False
+    cues: tuple = ()  # the parenthetical words that set it, for the summary
+
+    @property
+    def neutral(self) -> bool:
+        return (self.volume, self.pitch, self.rate, self.intensity, self.whisper) == (1.0, 1.0, 1.0, 1.0, False)
+
+    def to_json(self) -> dict:
+        d = asdict(self)
+        d["cues"] = list(self.cues)
+        return d
+
+    def settings(self) -> dict:
+        """What changes the take (hashed for the take cache); the volume is applied in the scene."""
+        return {"pitch": round(self.pitch, 4), "rate": round(self.rate, 4),
+                "intensity": round(self.intensity, 4), "whisper": self.whisper}
+
+
+def delivery_for(parentheticals) -> Delivery:
+    """The delivery asked for by a line's parentheticals (neutral when none is about delivery)."""
+    factors = {"volume": 1.0, "pitch": 1.0, "rate": 1.0, "intensity": 1.0}
+    whisper = False
+    cues: list[str] = []
+    for paren in parentheticals:
+        text = paren.lower()
+        words = re.findall(r"[a-z']+", text)
+        for cue, (volume, pitch, rate, intensity, whispers) in _CUES.items():
+            if " " in cue:
+                hit = cue in " ".join(words)
+                amplified = False
+            else:
+                positions = [i for i, w in enumerate(words) if w.startswith(cue)]
+                hit = bool(positions)
+                amplified = any(i > 0 and words[i - 1] in _AMPLIFIERS for i in positions)
+            if not hit:
+                continue
+            power = 1.5 if amplified else 1.0
+            for key, value in zip(("volume", "pitch", "rate", "intensity"), (volume, pitch, rate, intensity)):
+                factors[key] *= value ** power
+            whisper |= whispers
+            cues.append(cue)
+    for key, (lo, hi) in LIMITS.items():
+        factors[key] = float(min(hi, max(lo, factors[key])))
+    return Delivery(whisper=whisper, cues=tuple(cues), **{k: round(v, 4) for k, v in factors.items()})
+
+
+def whisper_voice(voice: str | None, default: str = "en-us") -> str:
+    """The eSpeak voice with its timbre variant replaced by the whisper variant."""
+    base = (voice or default).split("+", 1)[0]
+    return f"{base}+whisper"
+
+
+def apply_to_request(request, delivery: Delivery):
+    """Set rate, pitch and voice of a TakeRequest for this delivery (in place; returns it)."""
+    request.rate = float(request.rate) * delivery.rate
+    request.pitch = float(request.pitch) * delivery.pitch
+    if delivery.whisper:
+        request.voice = whisper_voice(request.voice)
+    return request
+
+
+def apply_to_take(take, delivery: Delivery):
+    """Scale the take's expression by the delivery's intensity (in place; returns it)."""
+    if abs(delivery.intensity - 1.0) < 1e-6:
+        return take
+    take.weights = scale_intensity(take.weights, delivery.intensity)
+    take.meta = {**take.meta, "delivery": delivery.to_json()}
+    return take

@@ -1,0 +1,166 @@
+"""Dialogue planning as a service: the add-on's Dialogue panel sends a script and the scene's objects,
+and gets back each line's head, take request (delivery applied) and cache key. The takes are then
+made through the ordinary POST /v1/takes, and the panel lays them out and keys them in Blender.
+
+`plan_dialogue(body, registry)` does the work; `make_router(registry)` mounts it at
+POST /v1/dialogue/plan on the backend's FastAPI app (`app.include_router(make_router(registry))`).
+Bad scripts and uncast characters come back as errors whose message says what to do.
+"""
+
+
+from exomni_blender import contract as C
+from exomni_blender.dialogue_layout import clip_name
+
+from ..engines.base import EngineError
+from . import cast as castmod
+from .plan import plan_lines
+from .script import ScriptError, parse_csv, parse_fountain, parse_json
+
+FORMATS = ("fountain", "csv", "json")
+MAX_SCRIPT_CHARS = 2_000_000
+
+
+def engine_version(engine) -> str:
+    from .. import __version__
+
+    own = getattr(engine, "version", None)
+    return f"{engine.name} {own}" if own else f"{engine.name} (exomni {__version__})"
+
+
+def check_voices(engine, voices) -> None:
+    """Refuse unknown voices before any take is made, where the engine can tell."""
+    check = getattr(engine, "check_voice", None)
+    for voice in dict.fromkeys(v for v in voices if v):
+        if callable(check):
+            try:
+                check(voice)
+            except ValueError as exc:  # the engine's own voice error
+                raise EngineError(f"voice {voice!r}: {exc}", C.E_BAD_REQUEST, 422) from None
+        elif engine.name == "phonetic":
+            try:
+                from ..engines.phonetic.espeak import VoiceError, resolve_voice
+            except ImportError:
+                return
+            try:
+                resolve_voice(voice)
+            except VoiceError as exc:
+                raise EngineError(str(exc), C.E_BAD_REQUEST, 422) from None
+
+
+def sniff_format(text: str) -> str:
+    head = text.lstrip()[:200]
+    if head.startswith(("[", "{")):
+        return "json"
+    first = head.splitlines()[0].lower() if head else ""
+    if "," in first and any(w in first for w in ("character", "speaker")) and any(
+            w in first for w in ("line", "text", "dialog")):
+        return "csv"
+    return "fountain"
+
+
+def parse_script(text: str, fmt: str | None = None, name: str = "script"):
+    fmt = (fmt or sniff_format(text)).lower()
+    if fmt not in FORMATS:
+        raise ScriptError(f"unknown script format {fmt!r}; use one of {', '.join(FORMATS)}")
+    parser = {"fountain": parse_fountain, "csv": parse_csv, "json": parse_json}[fmt]
+    script = parser(text, source=name)
+    if not script.lines:
+        raise ScriptError(f"{name} has no dialogue lines; a Fountain character cue is a line in upper case "
+                          "after an empty line, with the dialogue on the next line")
+    return script
+
+
+def _field(body: dict, name: str, kind, default):
+    value = body.get(name, default)
+    if value is None:
+        return default
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    if not isinstance(value, kind) or (kind is not bool and isinstance(value, bool)):
+        raise EngineError(f"{name} must be a {getattr(kind, '__name__', kind)}", C.E_BAD_REQUEST, 422)
+    return value
+
+
+def plan_dialogue(body, registry) -> dict:
+    """The plan of a dialogue script: characters (head, voice, seed) and lines (take request, key)."""
+    if not isinstance(body, dict):
+        raise EngineError('the body must be a JSON object such as {"script": "...", "objects": [...]}',
+                          C.E_BAD_REQUEST, 400)
+    text = body.get("script")
+    if not isinstance(text, str) or not text.strip():
+        raise EngineError("script is empty: send the screenplay (Fountain, CSV or JSON) as text in 'script'",
+                          C.E_EMPTY_TEXT, 422)
+    if len(text) > MAX_SCRIPT_CHARS:
+        raise EngineError(f"the script has {len(text)} characters, over {MAX_SCRIPT_CHARS}; split it into scenes",
+                          C.E_TEXT_TOO_LONG, 413)
+    name = str(body.get("name") or "script")
+    engine_name = _field(body, "engine", str, C.DEFAULT_ENGINE)
+    fps = _field(body, "fps", float, C.DEFAULT_FPS)
+    if not C.MIN_FPS <= fps <= C.MAX_FPS:
+        raise EngineError(f"fps must be between {C.MIN_FPS:g} and {C.MAX_FPS:g}", C.E_BAD_REQUEST, 422)
+    seed = _field(body, "seed", int, 0)
+    objects = _field(body, "objects", list, [])
+    if not all(isinstance(o, dict) and isinstance(o.get("name"), str) for o in objects):
+        raise EngineError('objects must be a list of {"name", "type", "shape_keys"}', C.E_BAD_REQUEST, 422)
+    table = {str(k): str(v) for k, v in _field(body, "cast", dict, {}).items()}
+    voices = {str(k): str(v) for k, v in _field(body, "voices", dict, {}).items()}
+    create = body.get("create_heads")
+    if create is not None and not isinstance(create, bool):
+        raise EngineError("create_heads must be true, false or null", C.E_BAD_REQUEST, 422)
+
+    try:
+        script = parse_script(text, body.get("format"), name)
+    except ScriptError as exc:
+        raise EngineError(str(exc), C.E_BAD_SCRIPT, 422) from None
+    counts: dict = {}
+    for line in script.lines:
+        counts[line.character] = counts.get(line.character, 0) + 1
+    try:
+        cast = castmod.resolve_cast(script.characters, objects, table, voices, create, base_seed=seed,
+                                    line_counts=counts, scene_name=str(body.get("scene") or "the scene"))
+    except castmod.CastError as exc:
+        raise EngineError(str(exc), C.E_UNCAST, 422) from None
+    engine = registry.get(engine_name, "say")
+    registry.check_available(engine_name)
+    check_voices(engine, [r.voice for r in cast] + [l.voice for l in script.lines if l.voice])
+    version = engine_version(engine)
+    planned = plan_lines(script, cast, engine.name, version, fps, mouth_only=bool(body.get("mouth_only", False)))
+    for p in planned:
+        if len(p.request["text"]) > C.MAX_TEXT_CHARS:
+            raise EngineError(f"line {p.line.index + 1} ({p.line.character}) has {len(p.request['text'])} characters, "
+                              f"over the limit of {C.MAX_TEXT_CHARS}; split it", C.E_TEXT_TOO_LONG, 422)
+    return {
+        "engine": engine.name, "engine_version": version, "fps": fps, "title": script.title.get("title", ""),
+        "characters": [r.to_json() for r in cast],
+        "lines": [{
+            "index": p.line.index, "character": p.line.character, "object": p.object, "channel": p.channel,
+            "text": p.line.text, "parentheticals": p.line.parentheticals, "dual": p.line.dual,
+            "given_start": p.line.start, "scene": p.line.scene, "marker": p.marker, "strip": p.strip_name,
+            "gain": p.delivery.volume, "intensity": p.delivery.intensity, "delivery": p.delivery.to_json(),
+            "hash": p.hash, "request": p.request,
+        } for p in planned],
+        "scenes": [{"name": clip_name(h.text), "before_line": h.before_line} for h in script.scenes],
+        "warnings": cast.warnings,
+    }
+
+
+def make_router(registry):
+    """POST /v1/dialogue/plan for the backend's FastAPI app."""
+    import json
+
+    from fastapi import APIRouter, Request
+    from starlette.concurrency import run_in_threadpool
+
+    router = APIRouter()
+
+    @router.post(C.DIALOGUE_PLAN)
+    async def dialogue_plan(request: Request):
+        raw = await request.body()
+        try:
+            body = json.loads(raw or b"null")
+        except ValueError:
+            raise EngineError("the body is not valid JSON; send {\"script\": \"...\", \"objects\": [...]}",
+                              C.E_MALFORMED_JSON, 400) from None
+        return await run_in_threadpool(plan_dialogue, body, registry)
+
+    return router
