@@ -19,7 +19,7 @@ def engine():
 
 def test_describes_itself_with_voices(engine):
     info = engine.describe()
-    assert info["name"] == "phonetic" and info["modes"] == ["say"] and info["available"]
+    assert info["name"] == "phonetic" and info["modes"] == ["say", "lipsync"] and info["available"]
     assert "en-us" in info["voices"] and "en-gb" in info["voices"] and "f3" in info["variants"]
     assert info["default_voice"] == "en-us"
 

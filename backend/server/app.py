@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hmac
+from contextlib import asynccontextmanager
 import json
 import logging
 import shutil
@@ -37,7 +38,12 @@ def error(status: int, code: str, message: str) -> JSONResponse:
 def create_app(store_dir, registry: EngineRegistry, token: str | None = None) -> FastAPI:
     store = TakeStore(store_dir)
     jobs = JobQueue(registry, store)
-    app = FastAPI(title="Ex-Omni backend", version=__version__,
+    @asynccontextmanager
+    async def lifespan(_app):
+        yield
+        jobs.shutdown()
+
+    app = FastAPI(title="Ex-Omni backend", version=__version__, lifespan=lifespan,
                   description="Talking-head takes: ARKit-52 blendshape curves and speech.")
     app.state.store, app.state.jobs, app.state.registry = store, jobs, registry
 
@@ -70,10 +76,6 @@ def create_app(store_dir, registry: EngineRegistry, token: str | None = None) ->
     async def on_unexpected(_request, exc):
         log.exception("unexpected error")
         return error(500, C.E_INTERNAL, f"internal error ({type(exc).__name__}); the server keeps running, see its log")
-
-    @app.on_event("shutdown")
-    def stop_worker():
-        jobs.shutdown()
 
     app.include_router(make_dialogue_router(registry))
 

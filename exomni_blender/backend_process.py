@@ -1,0 +1,135 @@
+"""The backend as a child process of Blender: find `exomni`, start `exomni serve`, watch it, stop it.
+
+The backend lives in its own Python environment (it needs torch, eSpeak NG, FastAPI...), never in
+Blender's. The add-on only needs its command: `exomni` on PATH, the full path of the executable, or
+the virtual environment folder that holds it.
+"""
+
+import os
+import shlex
+import shutil
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+from .client import BackendError, Client, host_and_port, is_local_url
+
+LOG_NAME = "exomni-backend.log"
+
+_process = None  # the subprocess.Popen this Blender session started
+_log_path = None
+
+
+def resolve_command(command: str) -> list:
+    """argv for the backend command, with its program resolved to an existing executable."""
+    try:
+        argv = shlex.split(command or "exomni", posix=os.name != "nt")
+    except ValueError as exc:
+        raise BackendError(f"Backend command {command!r} cannot be parsed ({exc}); "
+                           "fix it in the add-on preferences.") from None
+    if not argv:
+        argv = ["exomni"]
+    program = os.path.expanduser(argv[0])
+    if os.path.isdir(program):  # a virtual environment folder
+        for sub in (("bin", "exomni"), ("Scripts", "exomni.exe")):
+            candidate = os.path.join(program, *sub)
+            if os.path.isfile(candidate):
+                return [candidate, *argv[1:]]
+        raise BackendError(f"The folder {program} has no bin/exomni; point 'Backend command' at the virtual "
+                           "environment where the backend is installed (see the README), or at its exomni.")
+    found = shutil.which(program)
+    if found is None:
+        where = "was not found" if os.sep in program or "/" in program else "was not found on PATH"
+        raise BackendError(f"Backend command '{argv[0]}' {where}. Install the backend (the README's first "
+                           "command makes .venv/bin/exomni) and set 'Backend command' in the add-on "
+                           "preferences to the full path of that exomni.")
+    return [found, *argv[1:]]
+
+
+def serve_argv(command: str, url: str, token: str = "", store: str = "") -> list:
+    if not is_local_url(url):
+        host, _ = host_and_port(url)
+        raise BackendError(f"The backend URL points to another machine ({host}); start `exomni serve` there, "
+                           "or set the URL to http://127.0.0.1:PORT to run it here.")
+    host, port = host_and_port(url)
+    argv = resolve_command(command) + ["serve", "--host", host, "--port", str(port)]
+    if store:
+        argv += ["--store", os.path.abspath(os.path.expanduser(store))]
+    if token:
+        argv += ["--token", token]
+    return argv
+
+
+def running() -> bool:
+    return _process is not None and _process.poll() is None
+
+
+def log_path():
+    return _log_path
+
+
+def log_tail(lines: int = 6) -> str:
+    if not _log_path or not os.path.exists(_log_path):
+        return ""
+    with open(_log_path, "r", encoding="utf-8", errors="replace") as fh:
+        return "\n".join(fh.read().strip().splitlines()[-lines:])
+
+
+def start(argv: list, log_dir: str = "") -> "subprocess.Popen":
+    """Start the backend with `argv` (from `serve_argv`). Returns at once; its output goes to a log."""
+    global _process, _log_path
+    if running():
+        raise BackendError(f"The backend started from Blender is already running (pid {_process.pid}).")
+    log_dir = Path(log_dir or tempfile.gettempdir())
+    log_dir.mkdir(parents=True, exist_ok=True)
+    _log_path = str(log_dir / LOG_NAME)
+    log = open(_log_path, "wb")
+    try:
+        kwargs = {"creationflags": subprocess.CREATE_NEW_PROCESS_GROUP} if os.name == "nt" else {"start_new_session": True}
+        _process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                                    env={**os.environ, "PYTHONUNBUFFERED": "1"}, **kwargs)
+    except OSError as exc:
+        raise BackendError(f"Could not start '{argv[0]}': {exc}. Check 'Backend command' in the add-on preferences.") from None
+    finally:
+        log.close()  # the child holds its own handle
+    return _process
+
+
+def wait_until_ready(url: str, token: str = "", timeout: float = 60.0, should_stop=None) -> dict:
+    """Poll /v1/health until the backend answers; a clear error if the process died or never answered."""
+    deadline = time.monotonic() + timeout
+    with Client(url, token, connect_timeout=1.0, read_timeout=5.0) as client:
+        while True:
+            if _process is not None and _process.poll() is not None:
+                tail = log_tail()
+                raise BackendError(f"The backend exited (code {_process.returncode}) before it answered."
+                                   + (f" Its last words:\n{tail}" if tail else "")
+                                   + (f"\nFull log: {_log_path}" if _log_path else ""))
+            try:
+                return client.health()
+            except BackendError as exc:
+                if exc.code not in ("unreachable",):
+                    raise
+            if should_stop is not None and should_stop():
+                raise BackendError("Stopped waiting for the backend.")
+            if time.monotonic() > deadline:
+                raise BackendError(f"The backend did not answer at {url} within {timeout:.0f} s; "
+                                   f"see its log: {_log_path}")
+            time.sleep(0.25)
+
+
+def stop(timeout: float = 5.0) -> bool:
+    """Stop the backend this session started (not one started elsewhere). True if one was running."""
+    global _process
+    process, _process = _process, None
+    if process is None or process.poll() is not None:
+        return False
+    process.terminate()
+    try:
+        process.wait(timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout)
+    return True
+

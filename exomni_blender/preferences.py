@@ -1,0 +1,99 @@
+"""Add-on preferences: where the backend is, its token, and how to start it from Blender.
+
+No `from __future__ import annotations` here: Blender reads the property annotations as objects.
+"""
+
+import textwrap
+from types import SimpleNamespace
+
+import bpy
+from bpy.props import StringProperty
+
+from . import contract as C
+
+DEFAULTS = {"backend_url": C.DEFAULT_URL, "token": "", "backend_command": "exomni", "store": ""}
+
+
+class ExOmniPreferences(bpy.types.AddonPreferences):
+    bl_idname = __package__
+
+    backend_url: StringProperty(
+        name="Backend URL", default=DEFAULTS["backend_url"],
+        description="Where the Ex-Omni backend listens (`exomni serve` prints it)")
+    token: StringProperty(
+        name="Token", default="", subtype="PASSWORD",
+        description="The token the backend was started with (`exomni serve --token`); empty when it has none")
+    backend_command: StringProperty(
+        name="Backend command", default=DEFAULTS["backend_command"],
+        description="The backend's `exomni` command: on PATH, its full path, or the virtual environment folder "
+                    "that has it (the README's setup makes .venv/bin/exomni)")
+    store: StringProperty(
+        name="Take store", default="", subtype="DIR_PATH",
+        description="Where a backend started from here keeps its takes (empty: the backend's default)")
+
+    def draw(self, context):
+        layout = self.layout
+        col = layout.column()
+        col.prop(self, "backend_url")
+        col.prop(self, "token")
+        col.separator()
+        col.prop(self, "backend_command")
+        col.prop(self, "store")
+        row = layout.row(align=True)
+        from . import backend_process
+        if backend_process.running():
+            row.operator("exomni.stop_backend", icon="CANCEL")
+        else:
+            row.operator("exomni.start_backend", icon="PLAY")
+        row.operator("exomni.refresh_engines", text="Check Connection", icon="FILE_REFRESH")
+        draw_status(layout, context, width=80)
+
+
+def draw_status(layout, context, width: int = 40) -> None:
+    """The backend status line: online access, what the last start or check found."""
+    from . import client, jobs
+    if not bpy.app.online_access:
+        draw_message(layout, client.online_access_message(), "ERROR", width)
+        return
+    job = jobs.latest("backend")
+    if job is None:
+        layout.label(text="Backend: not checked yet", icon="QUESTION")
+    elif not job.finished:
+        layout.label(text=job.message, icon="SORTTIME")
+    elif job.state == jobs.DONE:
+        layout.label(text=job.message, icon="CHECKMARK")
+    else:
+        draw_message(layout, job.message, "ERROR" if job.state == jobs.FAILED else "INFO", width)
+
+
+def draw_message(layout, message: str, icon: str, width: int) -> None:
+    box = layout.box()
+    col = box.column(align=True)
+    first = True
+    for paragraph in (message or "").splitlines() or [""]:
+        for line in textwrap.wrap(paragraph, max(20, width)) or [""]:
+            col.label(text=line, icon=icon if first else "BLANK1")
+            first = False
+
+
+def get(context=None):
+    """The add-on's preferences, or their defaults when the add-on was registered without Blender's
+    add-on system (a script calling register() directly)."""
+    context = context or bpy.context
+    addon = context.preferences.addons.get(__package__)
+    if addon is not None and addon.preferences is not None:
+        return addon.preferences
+    return SimpleNamespace(**DEFAULTS)
+
+
+CLASSES = (ExOmniPreferences,)
+
+
+def register():
+    for cls in CLASSES:
+        bpy.utils.register_class(cls)
+
+
+def unregister():
+    for cls in reversed(CLASSES):
+        bpy.utils.unregister_class(cls)

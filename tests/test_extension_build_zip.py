@@ -1,0 +1,168 @@
+"""The extension zip: a valid blender_manifest.toml made from addon_manifest.toml, the package at the
+zip root, accepted by Blender's own validator, and installable by Blender's extension system."""
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+import tomllib
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from backend.cli import main as cli_main
+from backend.extension_build import (DATA_DIRS, MANIFEST_NAME, MANIFEST_SOURCE, PACKAGE_DIR, ExtensionBuildError,
+                                     build_extension, read_manifest)
+
+REQUIRED = ("schema_version", "id", "version", "name", "tagline", "maintainer", "type", "blender_version_min",
+            "license")
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory) -> Path:
+    return build_extension(tmp_path_factory.mktemp("ext"))
+
+
+def test_zip_is_named_by_id_and_version_and_has_the_manifest_at_its_root(built):
+    source = tomllib.loads(MANIFEST_SOURCE.read_text())
+    assert built.name == f"{source['id']}-{source['version']}.zip" == f"exomni_blender-{source['version']}.zip"
+    with zipfile.ZipFile(built) as zf:
+        names = zf.namelist()
+        manifest = tomllib.loads(zf.read(MANIFEST_NAME).decode())
+        assert zf.testzip() is None
+    assert all(manifest.get(key) for key in REQUIRED)
+    assert manifest["schema_version"] == "1.0.0" and manifest["type"] == "add-on"
+    assert manifest["blender_version_min"] == "4.2.0" and manifest["license"] == ["SPDX:GPL-3.0-or-later"]
+    assert set(manifest["permissions"]) == {"network", "files"}
+    assert {k: v for k, v in manifest.items() if k != "schema_version"} == source  # one source of truth
+    assert MANIFEST_NAME in names and "__init__.py" in names  # the package's files sit beside the manifest
+
+
+def test_zip_holds_the_package_and_its_presets_and_nothing_else(built):
+    expected = {p.relative_to(PACKAGE_DIR).as_posix() for p in PACKAGE_DIR.rglob("*.py")
+                if "__pycache__" not in p.parts}
+    presets_dir, pattern = DATA_DIRS["presets"]
+    expected |= {f"presets/{p.name}" for p in presets_dir.glob(pattern)}
+    with zipfile.ZipFile(built) as zf:
+        names = set(zf.namelist())
+    assert names == expected | {MANIFEST_NAME}
+    assert not any("__pycache__" in n or n.endswith(".pyc") or "/" in n and n.startswith("exomni_blender/")
+                   for n in names)
+    for module in ("client.py", "jobs.py", "operators.py", "panel.py", "preferences.py", "props.py", "take.py"):
+        assert module in names
+
+
+def test_the_same_sources_build_the_same_bytes(built, tmp_path):
+    again = build_extension(tmp_path)
+    assert again.read_bytes() == built.read_bytes()
+
+
+def test_blenders_own_validator_accepts_the_zip(built):
+    validator = _bl_pkg_cli()
+    result = subprocess.run([sys.executable, str(validator), "validate", str(built)], capture_output=True,
+                            text=True, timeout=60)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Success" in result.stdout
+
+
+INSTALL_SCRIPT = r"""
+import importlib, json, pkgutil, sys
+import bpy
+zip_path, repo_dir = sys.argv[1], sys.argv[2]
+prefs = bpy.context.preferences
+repo = prefs.extensions.repos.new(name="ExOmni test", module="exomni_test", custom_directory=repo_dir, source="USER")
+result = bpy.ops.extensions.package_install_files(filepath=zip_path, repo=repo.module, enable_on_install=True)
+name = "bl_ext.exomni_test.exomni_blender"
+package = sys.modules[name]
+modules = sorted(m.name for m in pkgutil.iter_modules(package.__path__))
+imported = [importlib.import_module(name + "." + m).__name__ for m in modules]
+addon = prefs.addons.get(name)
+report = {
+    "result": sorted(result),
+    "enabled": addon is not None,
+    "prefs_url": addon.preferences.backend_url if addon else None,
+    "panel": hasattr(bpy.types, "EXOMNI_PT_main"),
+    "generate": bpy.ops.exomni.generate.idname(),
+    "imported": imported,
+    "preset_dirs": [str(d) for d in sys.modules[name + ".retarget"].builtin_preset_dirs()],
+}
+import addon_utils
+addon_utils.disable(name, default_set=True)
+report["after_disable"] = hasattr(bpy.types, "EXOMNI_PT_main") or hasattr(bpy.types.Scene, "exomni")
+print("REPORT" + json.dumps(report))
+"""
+
+
+@pytest.mark.blender
+def test_blender_installs_and_enables_the_zip_in_a_temporary_user_repository(built, tmp_path):
+    if importlib.util.find_spec("bpy") is None:
+        pytest.skip("the bpy module is not installed")
+    env = {**os.environ, "BLENDER_USER_RESOURCES": str(tmp_path / "user")}  # keep the real user config clean
+    result = subprocess.run([sys.executable, "-c", INSTALL_SCRIPT, str(built), str(tmp_path / "repo")],
+                            capture_output=True, text=True, timeout=120, env=env, cwd=tmp_path)
+    lines = [line for line in result.stdout.splitlines() if line.startswith("REPORT")]
+    assert result.returncode == 0 and lines, result.stdout[-2000:] + result.stderr[-2000:]
+    report = json.loads(lines[-1][len("REPORT"):])
+    assert report["result"] == ["FINISHED"] and report["enabled"] and report["panel"]
+    assert report["generate"] == "EXOMNI_OT_generate"
+    assert report["prefs_url"] == "http://127.0.0.1:8765"
+    # Every module imports inside Blender's extension namespace (relative imports only).
+    assert {"client", "jobs", "operators", "panel", "take"} <= {m.rsplit(".", 1)[1] for m in report["imported"]}
+    assert report["preset_dirs"] == [str((tmp_path / "repo" / "exomni_blender" / "presets").resolve())]
+    assert not report["after_disable"]
+    assert (tmp_path / "repo" / "exomni_blender" / MANIFEST_NAME).is_file()
+
+
+def test_command_line_builds_the_zip(tmp_path, capsys):
+    assert cli_main(["build-extension", "--out", str(tmp_path)]) == 0
+    printed = Path(capsys.readouterr().out.strip())
+    assert printed.is_file() and printed.parent == tmp_path
+
+
+@pytest.mark.parametrize("edit, complaint", [
+    (lambda m: m.update(tagline="A tagline that goes on and on well past what Blender lets a tagline be"), "64"),
+    (lambda m: m.update(tagline="Talking heads."), "punctuation"),
+    (lambda m: m["permissions"].update(telepathy="reads minds"), "telepathy"),
+    (lambda m: m.pop("maintainer"), "'maintainer' is missing"),
+    (lambda m: m.update(id="exomni-blender"), "'id'"),
+    (lambda m: m.update(version="one"), "'version'"),
+    (lambda m: m.update(license=["GPL"]), "SPDX"),
+])
+def test_bad_manifest_fields_fail_the_build_with_what_to_fix(tmp_path, edit, complaint):
+    manifest = tomllib.loads(MANIFEST_SOURCE.read_text())
+    edit(manifest)
+    path = tmp_path / "addon_manifest.toml"
+    path.write_text(_toml(manifest))
+    with pytest.raises(ExtensionBuildError, match=complaint):
+        build_extension(tmp_path / "out", manifest_path=path)
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+
+def test_the_manifest_source_reads_clean():
+    assert read_manifest()["id"] == "exomni_blender"
+
+
+def _toml(data: dict) -> str:
+    lines, tables = [], []
+    for key, value in data.items():
+        if isinstance(value, dict):
+            tables.append((key, value))
+        else:
+            lines.append(f"{key} = {json.dumps(value)}")
+    for key, table in tables:
+        lines += [f"[{key}]"] + [f"{k} = {json.dumps(v)}" for k, v in table.items()]
+    return "\n".join(lines) + "\n"
+
+
+def _bl_pkg_cli() -> Path:
+    """Blender's extension command-line tool, shipped inside the bpy module (found without importing bpy)."""
+    spec = importlib.util.find_spec("bpy")
+    if spec is None or not spec.submodule_search_locations:
+        pytest.skip("the bpy module is not installed")
+    root = Path(list(spec.submodule_search_locations)[0])
+    found = sorted(root.glob("*/scripts/addons_core/bl_pkg/cli/blender_ext.py"))
+    if not found:
+        pytest.skip(f"Blender's extension tool not found under {root}")
+    return found[-1]

@@ -1,0 +1,104 @@
+"""The add-on's job runner: work on threads, results applied only by pump() on the calling thread."""
+
+import threading
+import time
+
+import pytest
+
+from exomni_blender import jobs
+from exomni_blender.client import BackendUnreachable
+
+
+@pytest.fixture(autouse=True)
+def clean_runner():
+    jobs.shutdown()
+    yield
+    jobs.shutdown()
+
+
+def test_result_and_progress_are_applied_on_the_pumping_thread():
+    seen = []
+    release = threading.Event()
+
+    def work(job):
+        job.report(0.5, "half way")
+        release.wait(5)
+        return threading.get_ident()
+
+    def on_progress(job):
+        seen.append(("progress", threading.get_ident(), job.progress, job.message))
+
+    def on_finish(job):
+        seen.append(("finish", threading.get_ident(), job.state, job.result))
+
+    job = jobs.start("t", work, "working", on_finish=on_finish, on_progress=on_progress)
+    time.sleep(0.05)
+    assert seen == []  # nothing happens until pump()
+    assert jobs.busy("t") and not job.finished
+    deadline = time.monotonic() + 5
+    while not seen and time.monotonic() < deadline:
+        jobs.pump()
+        time.sleep(0.01)
+    assert seen[0] == ("progress", threading.get_ident(), 0.5, "half way")
+    release.set()
+    jobs.wait(job, timeout=5)
+    kind, thread, state, worker_thread = seen[-1]
+    assert (kind, thread, state) == ("finish", threading.get_ident(), jobs.DONE)
+    assert worker_thread != threading.get_ident()
+    assert job.progress == 1.0 and not jobs.busy("t") and jobs.latest("t") is job
+
+
+def test_errors_become_messages_not_exceptions():
+    job = jobs.wait(jobs.start("t", lambda job: (_ for _ in ()).throw(
+        BackendUnreachable("Cannot reach the backend. Start it."))), timeout=5)
+    assert job.state == jobs.FAILED and job.error == "Cannot reach the backend. Start it."
+
+    job = jobs.wait(jobs.start("t", lambda job: 1 / 0), timeout=5)
+    assert job.state == jobs.FAILED and job.error.startswith("ZeroDivisionError")
+
+
+def test_a_failing_finish_callback_marks_the_job_failed_and_does_not_escape():
+    def broken(job):
+        raise RuntimeError("could not key")
+
+    job = jobs.wait(jobs.start("t", lambda job: 42, on_finish=broken), timeout=5)
+    assert job.state == jobs.FAILED and "could not key" in job.error
+
+
+def test_cancel_reaches_the_work_and_wins_over_a_late_result():
+    started = threading.Event()
+
+    def cooperative(job):
+        started.set()
+        while True:
+            job.check()
+            time.sleep(0.01)
+
+    job = jobs.start("c", cooperative)
+    assert started.wait(5)
+    assert jobs.cancel("c") == 1
+    assert jobs.wait(job, timeout=5).state == jobs.CANCELLED
+
+    finished = []
+    gate = threading.Event()
+    late = jobs.start("c", lambda job: gate.wait(5) and "made anyway", on_finish=finished.append)
+    late.cancel()
+    gate.set()
+    jobs.wait(late, timeout=5)
+    assert late.state == jobs.CANCELLED and late.result is None and finished == [late]
+
+
+def test_shutdown_drops_results_of_earlier_jobs():
+    gate = threading.Event()
+    applied = []
+    job = jobs.start("s", lambda job: gate.wait(5), on_finish=applied.append)
+    jobs.shutdown()
+    gate.set()
+    time.sleep(0.1)
+    assert jobs.pump() == 0 and applied == [] and jobs.latest("s") is None and job.cancel_requested
+
+
+def test_record_shows_a_failure_found_before_any_work():
+    job = jobs.fail("generate", "Type a line for the head to say.")
+    assert jobs.latest("generate") is job and job.finished and job.error == job.message
+    assert not jobs.busy("generate")
