@@ -357,11 +357,10 @@ def apply_take(scene, head, take: Take, start_frame, folder: str = "", take_id: 
     Its audio gets a new strip at `start_frame`, unless `strip_name` names the sound strip it was
     made from (lip sync): that strip already plays it there, so it is reused, not duplicated.
     """
-    from .keying import key_take
     from .timeline import add_audio_strip
 
     take = take.resampled(scene_fps(scene))
-    action = key_take(head, take, start_frame=start_frame)
+    action = key_head(head, take, start_frame)
     if take.has_audio and not strip_name:
         add_audio_strip(scene, take, start_frame)
     settings = scene.exomni
@@ -381,8 +380,21 @@ def apply_take(scene, head, take: Take, start_frame, folder: str = "", take_id: 
     item.action_name = action.name if action is not None else ""
     item.mode = take.mode
     item.strip_name = strip_name
+    item.preset = str(action.get("exomni_preset", "")) if action is not None else ""
+    item.missing = ", ".join(action.get("exomni_missing", [])) if action is not None else ""
     settings.takes_index = len(settings.takes) - 1
     return item
+
+
+def key_head(head, take: Take, start_frame):
+    """Key a take on a shape-key head, or on the jaw bone of a bone-driven face rig."""
+    if head.type == "ARMATURE":
+        from .bone_face import key_bone_face
+
+        return key_bone_face(head, take, start_frame=start_frame)
+    from .keying import key_take
+
+    return key_take(head, take, start_frame=start_frame)
 
 
 def _undo_push(message: str) -> None:
@@ -610,7 +622,6 @@ class EXOMNI_OT_rekey_take(_ReportingOperator, bpy.types.Operator):
     audio: BoolProperty(name="Audio strip", default=False, description="Add its audio strip again too")
 
     def run(self, context):
-        from .keying import key_take
         from .timeline import add_audio_strip
 
         item = _selected_take(context)
@@ -620,7 +631,7 @@ class EXOMNI_OT_rekey_take(_ReportingOperator, bpy.types.Operator):
         if not item.folder or not os.path.isdir(bpy.path.abspath(item.folder)):
             raise UserError(f"The take's folder '{item.folder}' is gone; generate it again or key it from disk.")
         take = take_from_disk(item.folder)[0].resampled(scene_fps(context.scene))
-        action = key_take(head, take, start_frame=item.start_frame)
+        action = key_head(head, take, item.start_frame)
         if self.audio and take.has_audio:
             add_audio_strip(context.scene, take, item.start_frame)
         item.object_name, item.action_name = head.name, action.name if action is not None else ""

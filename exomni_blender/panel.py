@@ -176,6 +176,12 @@ class EXOMNI_PT_takes(bpy.types.Panel):
                 box.label(text=f"Engine: {item.engine}" + (f" ({item.mode})" if item.mode else ""))
             if item.strip_name:
                 box.label(text=f"Lined up with the sound strip {item.strip_name}", icon="SEQUENCE")
+            if item.preset:
+                box.label(text=f"Retarget preset: {item.preset}", icon="SHAPEKEY_DATA")
+            if item.missing:
+                count = item.missing.count(",") + 1
+                box.label(text=f"{count} channels found no shape key:", icon="ERROR")
+                box.label(text=item.missing[:120] + ("..." if len(item.missing) > 120 else ""))
         layout.operator("exomni.key_take_from_disk", icon="IMPORT")
 
 

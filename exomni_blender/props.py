@@ -79,9 +79,14 @@ def _is_head(self, obj) -> bool:
 
 
 def is_head(obj) -> bool:
-    """An object that can receive a take: a mesh with shape keys."""
-    return (obj is not None and obj.type == "MESH" and obj.data is not None
-            and obj.data.shape_keys is not None)
+    """An object that can receive a take: a mesh with shape keys, or a bone-driven face rig."""
+    if obj is None:
+        return False
+    if obj.type == "ARMATURE":
+        from .bone_face import find_jaw_bone
+
+        return find_jaw_bone(obj) is not None
+    return obj.type == "MESH" and obj.data is not None and obj.data.shape_keys is not None
 
 
 class ExOmniTakeItem(bpy.types.PropertyGroup):
@@ -97,6 +102,8 @@ class ExOmniTakeItem(bpy.types.PropertyGroup):
     action_name: StringProperty(name="Action")
     mode: StringProperty(name="Mode")
     strip_name: StringProperty(name="Sound strip", description="The sound strip the take was made from (lip sync)")
+    preset: StringProperty(name="Preset", description="The retarget preset the take was keyed through")
+    missing: StringProperty(name="Not keyed", description="ARKit channels that found no shape key on the head")
 
 
 class ExOmniSceneSettings(bpy.types.PropertyGroup):
