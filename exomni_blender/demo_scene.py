@@ -18,6 +18,7 @@ from mathutils import Vector
 
 from .head import create_head
 from .keying import key_take
+from .preview_render import mp4_output, workbench_look
 from .take import Take
 from .timeline import add_audio_strip
 
@@ -26,6 +27,7 @@ START_FRAME = 1
 
 def build_scene(take: Take, blend_path: str, start_frame: int = START_FRAME):
     bpy.ops.wm.read_factory_settings(use_empty=True)
+    bpy.context.preferences.filepaths.save_version = 0  # the file is written twice: no .blend1 beside it
     scene = bpy.context.scene
     scene.name = "ExOmni Demo"
     scene.render.fps = int(round(take.fps)) if abs(take.fps - round(take.fps)) < 1e-6 else 30
@@ -67,23 +69,10 @@ def _add_camera_and_light(scene, head) -> None:
 
 
 def _preview_settings(scene, size: int = 480) -> None:
-    scene.render.engine = "BLENDER_WORKBENCH"
-    shading = scene.display.shading
-    shading.light = "STUDIO"
-    shading.color_type = "MATERIAL"
-    shading.show_specular_highlight = True
+    workbench_look(scene)
     scene.render.resolution_x = scene.render.resolution_y = size
     scene.render.resolution_percentage = 100
-    settings = scene.render.image_settings
-    settings.file_format = "FFMPEG"
-    ff = scene.render.ffmpeg
-    ff.format = "MPEG4"
-    ff.codec = "H264"
-    ff.constant_rate_factor = "MEDIUM"
-    ff.audio_codec = "AAC"
-    ff.audio_channels = "MONO"
-    ff.audio_bitrate = 128
-    scene.render.use_file_extension = False
+    mp4_output(scene)
 
 
 def render_preview(scene, video_path: str) -> str:

@@ -24,6 +24,7 @@ from . import dialogue_layout as L
 from . import jobs, preferences
 from .client import BackendError, Client
 from .jobs import UserError
+from .panel import SidebarPanel
 from .take import Take
 
 KIND = "dialogue"
@@ -248,12 +249,9 @@ class EXOMNI_OT_dialogue_cancel(bpy.types.Operator):
         return {"FINISHED"}
 
 
-class EXOMNI_PT_dialogue(bpy.types.Panel):
+class EXOMNI_PT_dialogue(SidebarPanel, bpy.types.Panel):
     bl_idname = "EXOMNI_PT_dialogue"
     bl_label = "Dialogue"
-    bl_space_type = "VIEW_3D"
-    bl_region_type = "UI"
-    bl_category = "Ex-Omni"
     bl_parent_id = "EXOMNI_PT_main"
     bl_options = {"DEFAULT_CLOSED"}
 

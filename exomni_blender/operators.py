@@ -664,12 +664,4 @@ CLASSES = (EXOMNI_OT_generate, EXOMNI_OT_cancel, EXOMNI_OT_refresh_engines, EXOM
            EXOMNI_OT_stop_backend, EXOMNI_OT_add_demo_head, EXOMNI_OT_key_take_from_disk, EXOMNI_OT_rekey_take,
            EXOMNI_OT_jump_to_take, EXOMNI_OT_remove_take)
 
-
-def register():
-    for cls in CLASSES:
-        bpy.utils.register_class(cls)
-
-
-def unregister():
-    for cls in reversed(CLASSES):
-        bpy.utils.unregister_class(cls)
+register, unregister = bpy.utils.register_classes_factory(CLASSES)

@@ -13,6 +13,14 @@ def _text_width(context) -> int:
     return max(24, int((region.width if region else 300) / 7.5))
 
 
+class SidebarPanel:
+    """Where the add-on's panels live: their own tab in the 3D viewport's sidebar."""
+
+    bl_space_type = "VIEW_3D"
+    bl_region_type = "UI"
+    bl_category = "Ex-Omni"
+
+
 class EXOMNI_UL_takes(bpy.types.UIList):
     """One row per take made in this scene: name, line, start frame."""
 
@@ -63,12 +71,9 @@ def _draw_recording(layout, context, width: int):
     return None
 
 
-class EXOMNI_PT_main(bpy.types.Panel):
+class EXOMNI_PT_main(SidebarPanel, bpy.types.Panel):
     bl_idname = "EXOMNI_PT_main"
     bl_label = "Ex-Omni Talking Heads"
-    bl_space_type = "VIEW_3D"
-    bl_region_type = "UI"
-    bl_category = "Ex-Omni"
 
     def draw(self, context):
         from .operators import scene_fps, target_object, uses_recording
@@ -149,12 +154,9 @@ class EXOMNI_PT_main(bpy.types.Panel):
             draw_status(col, context, width)
 
 
-class EXOMNI_PT_takes(bpy.types.Panel):
+class EXOMNI_PT_takes(SidebarPanel, bpy.types.Panel):
     bl_idname = "EXOMNI_PT_takes"
     bl_label = "Takes"
-    bl_space_type = "VIEW_3D"
-    bl_region_type = "UI"
-    bl_category = "Ex-Omni"
     bl_parent_id = "EXOMNI_PT_main"
 
     def draw(self, context):
@@ -187,12 +189,4 @@ class EXOMNI_PT_takes(bpy.types.Panel):
 
 CLASSES = (EXOMNI_UL_takes, EXOMNI_PT_main, EXOMNI_PT_takes)
 
-
-def register():
-    for cls in CLASSES:
-        bpy.utils.register_class(cls)
-
-
-def unregister():
-    for cls in reversed(CLASSES):
-        bpy.utils.unregister_class(cls)
+register, unregister = bpy.utils.register_classes_factory(CLASSES)

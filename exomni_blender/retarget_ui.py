@@ -19,9 +19,9 @@ from bpy.props import (BoolProperty, CollectionProperty, EnumProperty, FloatProp
 
 from . import retarget
 from .arkit import ARKIT_52
+from .panel import SidebarPanel
 
 MAIN_PANEL = "EXOMNI_PT_main"
-CATEGORY = "Ex-Omni"
 _CHANNEL_ITEMS = [(c, c, f"ARKit channel {c}") for c in ARKIT_52]
 _CURVE_ITEMS = [("linear", "Linear", "No shaping"), ("smoothstep", "Smoothstep", "Soft start and end"),
                 ("gamma", "Gamma", "x to the power gamma: above 1 keeps small values small")]
@@ -254,18 +254,37 @@ def _store_report(settings, lines) -> None:
     settings.report = "\n".join(lines)
 
 
-class EXOMNI_OT_retarget_detect(bpy.types.Operator):
+class _Refused(Exception):
+    """Why a retarget operator cannot go on, in words for the user."""
+
+
+class _RetargetOperator:
+    """Runs `run(context, settings)`; a refusal or a preset error becomes an error report, not a traceback."""
+
+    def execute(self, context):
+        try:
+            return self.run(context, _settings(context))
+        except (_Refused, retarget.PresetError) as exc:
+            self.report({"ERROR"}, str(exc))
+            return {"CANCELLED"}
+
+
+def _head(context):
+    obj = target_object(context)
+    if obj is None:
+        raise _Refused("Select a mesh with shape keys (or set the head in the main panel)")
+    return obj
+
+
+class EXOMNI_OT_retarget_detect(_RetargetOperator, bpy.types.Operator):
     """Find the rig family that fits the head's shape keys and load its preset into the editor"""
 
     bl_idname = "exomni.retarget_detect"
     bl_label = "Detect"
     bl_options = {"REGISTER", "UNDO"}
 
-    def execute(self, context):
-        settings, obj = _settings(context), target_object(context)
-        if obj is None:
-            self.report({"ERROR"}, "Select a mesh with shape keys (or set the head in the main panel)")
-            return {"CANCELLED"}
+    def run(self, context, settings):
+        obj = _head(context)
         detection = retarget.detect(obj)
         _store_report(settings, detection.lines())
         if detection.preset is None:
@@ -279,20 +298,15 @@ class EXOMNI_OT_retarget_detect(bpy.types.Operator):
         return {"FINISHED"}
 
 
-class EXOMNI_OT_retarget_load(bpy.types.Operator):
+class EXOMNI_OT_retarget_load(_RetargetOperator, bpy.types.Operator):
     """Load the chosen preset into the editor"""
 
     bl_idname = "exomni.retarget_load"
     bl_label = "Load"
     bl_options = {"REGISTER", "UNDO"}
 
-    def execute(self, context):
-        settings = _settings(context)
-        try:
-            preset = retarget.find_preset(settings.preset)
-        except retarget.PresetError as exc:
-            self.report({"ERROR"}, str(exc))
-            return {"CANCELLED"}
+    def run(self, context, settings):
+        preset = retarget.find_preset(settings.preset)
         load_into_editor(settings, preset)
         obj = target_object(context)
         if obj is not None:
@@ -301,23 +315,16 @@ class EXOMNI_OT_retarget_load(bpy.types.Operator):
         return {"FINISHED"}
 
 
-class EXOMNI_OT_retarget_from_rig(bpy.types.Operator):
+class EXOMNI_OT_retarget_from_rig(_RetargetOperator, bpy.types.Operator):
     """Propose a preset from the head's own shape-key names (check it, then save it)"""
 
     bl_idname = "exomni.retarget_from_rig"
     bl_label = "From This Rig"
     bl_options = {"REGISTER", "UNDO"}
 
-    def execute(self, context):
-        settings, obj = _settings(context), target_object(context)
-        if obj is None:
-            self.report({"ERROR"}, "Select a mesh with shape keys (or set the head in the main panel)")
-            return {"CANCELLED"}
-        try:
-            preset, notes = retarget.propose_preset(obj, name=f"{obj.name} rig")
-        except retarget.PresetError as exc:
-            self.report({"ERROR"}, str(exc))
-            return {"CANCELLED"}
+    def run(self, context, settings):
+        obj = _head(context)
+        preset, notes = retarget.propose_preset(obj, name=f"{obj.name} rig")
         load_into_editor(settings, preset)
         coverage = preset.coverage(obj)
         _store_report(settings, notes + coverage.lines())
@@ -326,22 +333,15 @@ class EXOMNI_OT_retarget_from_rig(bpy.types.Operator):
         return {"FINISHED"}
 
 
-class EXOMNI_OT_retarget_check(bpy.types.Operator):
+class EXOMNI_OT_retarget_check(_RetargetOperator, bpy.types.Operator):
     """Check the edited map on the head: channels with no key, keys missing on the rig"""
 
     bl_idname = "exomni.retarget_check"
     bl_label = "Check Coverage"
 
-    def execute(self, context):
-        settings, obj = _settings(context), target_object(context)
-        if obj is None:
-            self.report({"ERROR"}, "Select a mesh with shape keys (or set the head in the main panel)")
-            return {"CANCELLED"}
-        try:
-            report = preset_from_editor(settings).coverage(obj)
-        except retarget.PresetError as exc:
-            self.report({"ERROR"}, str(exc))
-            return {"CANCELLED"}
+    def run(self, context, settings):
+        obj = _head(context)
+        report = preset_from_editor(settings).coverage(obj)
         _store_report(settings, report.lines())
         _mark_rows(settings, obj)
         self.report({"WARNING"} if report.unmapped_channels else {"INFO"}, report.lines()[0])
@@ -423,7 +423,7 @@ class EXOMNI_OT_retarget_term_remove(bpy.types.Operator):
         return {"FINISHED"}
 
 
-class EXOMNI_OT_retarget_save(bpy.types.Operator):
+class EXOMNI_OT_retarget_save(_RetargetOperator, bpy.types.Operator):
     """Save the edited map as a user preset in Blender's user config folder (not inside the extension)"""
 
     bl_idname = "exomni.retarget_save"
@@ -432,15 +432,13 @@ class EXOMNI_OT_retarget_save(bpy.types.Operator):
     directory: StringProperty(subtype="DIR_PATH", options={"HIDDEN", "SKIP_SAVE"},
                               description="Folder to save in (empty: Blender's user config folder)")
 
-    def execute(self, context):
-        settings = _settings(context)
+    def run(self, context, settings):
         try:
             preset = preset_from_editor(settings)
             folder = bpy.path.abspath(self.directory) if self.directory else None
             path = retarget.save_user_preset(preset, folder)
         except (retarget.PresetError, OSError) as exc:
-            self.report({"ERROR"}, f"Could not save the preset: {exc}")
-            return {"CANCELLED"}
+            raise _Refused(f"Could not save the preset: {exc}") from None
         builtin = {p.id for p in retarget.load_presets(include_user=False)}
         note = " (replaces the built-in preset of that name)" if preset.id in builtin else ""
         self.report({"INFO"}, f"Saved {preset.name} to {path}{note}")
@@ -448,33 +446,27 @@ class EXOMNI_OT_retarget_save(bpy.types.Operator):
         return {"FINISHED"}
 
 
-class EXOMNI_OT_retarget_apply(bpy.types.Operator):
+class EXOMNI_OT_retarget_apply(_RetargetOperator, bpy.types.Operator):
     """Key the previewed take on the head through the edited map (a new Action; earlier takes stay)"""
 
     bl_idname = "exomni.retarget_apply"
     bl_label = "Key Take With This Map"
     bl_options = {"REGISTER", "UNDO"}
 
-    def execute(self, context):
-        settings, obj = _settings(context), target_object(context)
-        if obj is None:
-            self.report({"ERROR"}, "Select a mesh with shape keys (or set the head in the main panel)")
-            return {"CANCELLED"}
+    def run(self, context, settings):
+        obj = _head(context)
         take, start = _preview_source(context.scene)
         if take is None:
-            self.report({"ERROR"}, "No take to key: select one in the takes list or choose a take folder")
-            return {"CANCELLED"}
+            raise _Refused("No take to key: select one in the takes list or choose a take folder")
         try:
             from .keying import key_take
         except ImportError:
-            self.report({"ERROR"}, "Keying is not available in this version of the add-on")
-            return {"CANCELLED"}
+            raise _Refused("Keying is not available in this version of the add-on") from None
         try:
             preset = preset_from_editor(settings)
             key_take(obj, take, start_frame=start, preset=preset)
-        except (retarget.PresetError, ValueError) as exc:
-            self.report({"ERROR"}, str(exc))
-            return {"CANCELLED"}
+        except ValueError as exc:  # a PresetError is one too
+            raise _Refused(str(exc)) from None
         report = preset.coverage(obj)
         _store_report(settings, report.lines())
         self.report({"WARNING"} if report.unmapped_channels else {"INFO"}, " ".join(report.lines()[:2]))
@@ -510,12 +502,9 @@ class EXOMNI_UL_retarget_rows(bpy.types.UIList):
         return flags, []
 
 
-class EXOMNI_PT_retarget(bpy.types.Panel):
+class EXOMNI_PT_retarget(SidebarPanel, bpy.types.Panel):
     bl_idname = "EXOMNI_PT_retarget"
     bl_label = "Retarget"
-    bl_space_type = "VIEW_3D"
-    bl_region_type = "UI"
-    bl_category = CATEGORY
     bl_parent_id = MAIN_PANEL
     bl_options = {"DEFAULT_CLOSED"}
 

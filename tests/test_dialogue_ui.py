@@ -11,7 +11,6 @@ import time
 import pytest
 
 bpy = pytest.importorskip("bpy")
-import addon_utils  # noqa: E402
 
 from exomni_blender import contract as C  # noqa: E402
 
@@ -58,29 +57,21 @@ def server(tmp_path_factory):
 
 
 @pytest.fixture
-def addon(server, tmp_path):
-    bpy.ops.wm.read_homefile(use_empty=True)
-    bpy.ops.wm.save_as_mainfile(filepath=str(tmp_path / "scene.blend"))
-    system = bpy.context.preferences.system
-    online_before = system.use_online_access
-    system.use_online_access = True
-    addon_utils.enable("exomni_blender", default_set=True, handle_error=_raise)
-    from exomni_blender import dialogue_ui, jobs
+def backend_url(server):
+    return server
+
+
+@pytest.fixture
+def addon(addon):
+    """The shared add-on fixture (tests/conftest.py), against this module's server; yields the scene."""
+    from exomni_blender import dialogue_ui
 
     own = not hasattr(bpy.types.Scene, "exomni_dialogue")  # until the add-on registers the panel itself
     if own:
         dialogue_ui.register()
-    bpy.context.preferences.addons["exomni_blender"].preferences.backend_url = server
     yield bpy.context.scene
-    jobs.shutdown()
     if own:
         dialogue_ui.unregister()
-    addon_utils.disable("exomni_blender", default_set=True)
-    system.use_online_access = online_before
-
-
-def _raise(exc):
-    raise exc
 
 
 def _build(timeout=120):

@@ -15,16 +15,6 @@ from backend.server.launcher import LocalServer  # noqa: E402
 from exomni_blender import contract as C  # noqa: E402
 
 
-def _wait(url, job_id, timeout=180):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        job = requests.get(url + C.job_path(job_id), timeout=10).json()
-        if job["state"] in C.FINISHED_STATES:
-            return job
-        time.sleep(0.1)
-    raise AssertionError(f"job {job_id} did not finish")
-
-
 def _engines(url) -> dict:
     return {e["name"]: e for e in requests.get(url + C.ENGINES, timeout=30).json()["engines"]}
 
@@ -61,13 +51,13 @@ def test_the_model_loads_at_start_before_any_take(served):
     assert requests.get(served + C.TAKES, timeout=10).json()["takes"] == []
 
 
-def test_say_and_chat_through_the_server(served):
+def test_say_and_chat_through_the_server(served, wait_job):
     assert _engines(served)["exomni"]["available"] is True
     for body in ({"mode": "say", "text": "Good morning, everyone!", "fps": 30},
                  {"mode": "chat", "text": "How are you?", "fps": 30, "options": {"max_new_tokens": 8}}):
         r = requests.post(served + C.TAKES, json={"engine": "exomni", "seed": 7, **body}, timeout=30)
         assert r.status_code == 202, r.text
-        job = _wait(served, r.json()["job_id"])
+        job = wait_job(served, r.json()["job_id"], timeout=180)
         assert job["state"] == C.DONE, job
         info = requests.get(served + C.take_path(job["take_id"]), timeout=10).json()
         assert info["engine"] == "exomni" and info["mode"] == body["mode"] and info["units"]
@@ -81,7 +71,7 @@ def test_say_and_chat_through_the_server(served):
             assert info["text"] == body["text"]
 
 
-def test_without_checkpoint_exomni_is_refused_and_phonetic_serves(tmp_path, monkeypatch):
+def test_without_checkpoint_exomni_is_refused_and_phonetic_serves(tmp_path, monkeypatch, wait_job):
     monkeypatch.delenv("EXOMNI_CHECKPOINT", raising=False)
     with LocalServer(tmp_path / "store", log_path=tmp_path / "server.log") as server:
         exomni = _engines(server.url)["exomni"]
@@ -89,7 +79,7 @@ def test_without_checkpoint_exomni_is_refused_and_phonetic_serves(tmp_path, monk
         r = requests.post(server.url + C.TAKES, json={"engine": "exomni", "text": "Hello."}, timeout=30)
         assert r.status_code == 503 and r.json()["error"]["code"] == C.E_ENGINE_UNAVAILABLE
         r = requests.post(server.url + C.TAKES, json={"engine": "phonetic", "text": "Hello."}, timeout=30)
-        assert r.status_code == 202 and _wait(server.url, r.json()["job_id"])["state"] == C.DONE
+        assert r.status_code == 202 and wait_job(server.url, r.json()["job_id"], timeout=180)["state"] == C.DONE
 
 
 def _break_by_removing_a_shard(folder):
@@ -113,7 +103,7 @@ def _ask_for_absent_cuda(folder):
 
 @pytest.mark.parametrize("breakage", [_break_by_removing_a_shard, _break_by_truncating_a_shard, _ask_for_absent_cuda],
                          ids=["missing shard", "truncated shard", "no cuda"])
-def test_a_broken_setup_is_reported_and_phonetic_keeps_serving(tmp_path, tiny_checkpoint, breakage):
+def test_a_broken_setup_is_reported_and_phonetic_keeps_serving(tmp_path, tiny_checkpoint, breakage, wait_job):
     import shutil
 
     folder = shutil.copytree(tiny_checkpoint, tmp_path / "ckpt")
@@ -127,5 +117,5 @@ def test_a_broken_setup_is_reported_and_phonetic_keeps_serving(tmp_path, tiny_ch
         assert r.status_code == 503 and r.json()["error"]["code"] == C.E_ENGINE_UNAVAILABLE
         assert expected in r.json()["error"]["message"]
         r = requests.post(server.url + C.TAKES, json={"engine": "phonetic", "text": "Hello."}, timeout=30)
-        assert r.status_code == 202 and _wait(server.url, r.json()["job_id"])["state"] == C.DONE
+        assert r.status_code == 202 and wait_job(server.url, r.json()["job_id"], timeout=180)["state"] == C.DONE
         assert requests.get(server.url + C.HEALTH, timeout=10).ok

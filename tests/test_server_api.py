@@ -2,7 +2,6 @@
 
 import base64
 import io
-import time
 
 import numpy as np
 import pytest
@@ -12,21 +11,16 @@ from exomni_blender import contract as C
 from exomni_blender.take import decode_wav
 
 
-def wait_job(url, job_id, timeout=120):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        job = requests.get(url + C.job_path(job_id), timeout=10).json()
-        if job["state"] in C.FINISHED_STATES:
-            return job
-        time.sleep(0.05)
-    raise AssertionError(f"job {job_id} did not finish: {job}")
+@pytest.fixture
+def make_take(wait_job):
+    """make_take(url, **fields): ask for a take of a fixed line and wait for its job; returns the job."""
+    def make(url, **fields):
+        r = requests.post(url + C.TAKES, json={"text": "Bob may buy five blue boats.", **fields}, timeout=10)
+        assert r.status_code == 202, r.text
+        assert r.json()["state"] in (C.QUEUED, C.RUNNING)
+        return wait_job(url, r.json()["job_id"])
 
-
-def make_take(url, **fields):
-    r = requests.post(url + C.TAKES, json={"text": "Bob may buy five blue boats.", **fields}, timeout=10)
-    assert r.status_code == 202, r.text
-    assert r.json()["state"] in (C.QUEUED, C.RUNNING)
-    return wait_job(url, r.json()["job_id"])
+    return make
 
 
 def test_health_and_engines(live_server):
@@ -39,7 +33,7 @@ def test_health_and_engines(live_server):
         assert engines["exomni"]["reason"]  # says why and what to do
 
 
-def test_take_end_to_end_at_requested_fps(live_server):
+def test_take_end_to_end_at_requested_fps(live_server, make_take):
     job = make_take(live_server, fps=24, seed=3)
     assert job["state"] == C.DONE and job["progress"] == 1.0 and job["take_id"]
     tid = job["take_id"]
@@ -82,13 +76,13 @@ def test_malformed_json_unknown_ids_and_server_keeps_serving(live_server):
     assert requests.get(live_server + C.HEALTH, timeout=5).json()["status"] == "ok"
 
 
-def test_unknown_voice_fails_the_job_with_a_reason(live_server):
+def test_unknown_voice_fails_the_job_with_a_reason(live_server, make_take):
     job = make_take(live_server, voice="klingon-xx")
     assert job["state"] == C.FAILED and job["error"]["message"]
     assert requests.get(live_server + C.HEALTH, timeout=5).ok
 
 
-def test_cancel(live_server):
+def test_cancel(live_server, wait_job):
     long_line = "This is a long line that keeps going. " * 40
     ids = [requests.post(live_server + C.TAKES, json={"text": long_line}, timeout=5).json()["job_id"] for _ in range(3)]
     # the last one is still queued behind the others: cancelling it must stop it before it runs
@@ -110,7 +104,7 @@ def test_token_is_required_when_set(tmp_path):
         assert r.ok
 
 
-def test_finished_takes_survive_a_restart(tmp_path):
+def test_finished_takes_survive_a_restart(tmp_path, make_take):
     from backend.server.launcher import LocalServer
 
     with LocalServer(tmp_path / "store") as server:

@@ -12,8 +12,6 @@ import soundfile as sf
 from exomni_blender import contract as C
 from exomni_blender.take import decode_wav
 
-from test_server_api import wait_job
-
 LINE = "Please bring the blue box back home."
 
 
@@ -27,7 +25,7 @@ def recording():
     return buf.getvalue(), speech
 
 
-def test_multipart_lipsync_keeps_the_recording(live_server, recording):
+def test_multipart_lipsync_keeps_the_recording(live_server, recording, wait_job):
     data, speech = recording
     r = requests.post(live_server + C.TAKES, files={"audio": ("line.flac", data, "audio/flac")},
                       data={"engine": "phonetic", "mode": "lipsync", "text": LINE, "fps": "25"}, timeout=30)
@@ -41,7 +39,7 @@ def test_multipart_lipsync_keeps_the_recording(live_server, recording):
     assert np.abs(audio - speech.audio).max() < 2e-3  # the recording itself, not a resynthesis
 
 
-def test_base64_clip_in_json(live_server, recording):
+def test_base64_clip_in_json(live_server, recording, wait_job):
     data, _ = recording
     body = {"mode": "lipsync", "text": LINE, "audio_base64": base64.b64encode(data).decode(), "audio_filename": "x.flac"}
     r = requests.post(live_server + C.TAKES, json=body, timeout=30)
@@ -72,7 +70,7 @@ def test_lipsync_without_a_recording_says_how_to_send_one(live_server):
     assert r.status_code == 422 and "multipart" in r.json()["error"]["message"]
 
 
-def test_request_json_field_in_multipart(live_server, recording):
+def test_request_json_field_in_multipart(live_server, recording, wait_job):
     data, _ = recording
     r = requests.post(live_server + C.TAKES, files={"audio": ("a.flac", data)},
                       data={"request": json.dumps({"mode": "lipsync", "seed": 4})}, timeout=30)

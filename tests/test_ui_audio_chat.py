@@ -10,7 +10,6 @@ import soundfile as sf
 
 bpy = pytest.importorskip("bpy")
 pytest.importorskip("torch")
-import addon_utils  # noqa: E402
 
 from exomni_blender import contract as C  # noqa: E402
 
@@ -39,24 +38,8 @@ def _exomni_ready(url) -> bool:
 
 
 @pytest.fixture
-def addon(exomni_server, tmp_path):
-    bpy.ops.wm.read_homefile(use_empty=True)
-    bpy.ops.wm.save_as_mainfile(filepath=str(tmp_path / "scene.blend"))
-    system = bpy.context.preferences.system
-    online_before = system.use_online_access
-    system.use_online_access = True
-    addon_utils.enable("exomni_blender", default_set=True, handle_error=_raise)
-    prefs = bpy.context.preferences.addons["exomni_blender"].preferences
-    prefs.backend_url = exomni_server
-    from exomni_blender import jobs
-    yield prefs
-    jobs.shutdown()
-    addon_utils.disable("exomni_blender", default_set=True)
-    system.use_online_access = online_before
-
-
-def _raise(exc):
-    raise exc
+def backend_url(exomni_server):
+    return exomni_server
 
 
 def test_a_spoken_prompt_from_a_strip_gets_an_answer_with_its_own_strip(addon, tmp_path):

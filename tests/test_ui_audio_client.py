@@ -1,7 +1,6 @@
 """The add-on's client uploading recordings to the real backend: streamed from disk, refused clearly."""
 
 import io
-import sys
 import tracemalloc
 
 import numpy as np
@@ -13,18 +12,8 @@ from exomni_blender import contract as C
 from exomni_blender.client import ApiError, Client, MultipartUpload, UploadCancelled
 
 
-@pytest.fixture(autouse=True)
-def online_access():
-    """Blender's online-access switch is off by default in the bpy module; the client honours it."""
-    bpy = sys.modules.get("bpy")
-    if bpy is None:
-        yield
-        return
-    system = bpy.context.preferences.system
-    before = system.use_online_access
-    system.use_online_access = True
-    yield
-    system.use_online_access = before
+# Blender's online-access switch is off by default in the bpy module; the client honours it.
+pytestmark = pytest.mark.usefixtures("online_access")
 
 
 @pytest.fixture(scope="module")

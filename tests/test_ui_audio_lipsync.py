@@ -14,7 +14,6 @@ import requests
 import soundfile as sf
 
 bpy = pytest.importorskip("bpy")
-import addon_utils  # noqa: E402
 
 from exomni_blender import contract as C  # noqa: E402
 from exomni_blender.take import Take  # noqa: E402
@@ -42,27 +41,11 @@ def recording(speech, tmp_path):
 
 
 @pytest.fixture
-def addon(live_server, tmp_path):
-    """A saved empty file with the add-on enabled, online access on, the backend URL set, 30 fps."""
-    bpy.ops.wm.read_homefile(use_empty=True)
-    bpy.ops.wm.save_as_mainfile(filepath=str(tmp_path / "scene.blend"))
-    system = bpy.context.preferences.system
-    online_before = system.use_online_access
-    system.use_online_access = True
-    addon_utils.enable("exomni_blender", default_set=True, handle_error=_raise)
-    prefs = bpy.context.preferences.addons["exomni_blender"].preferences
-    prefs.backend_url = live_server
+def addon(addon):
+    """The shared add-on fixture (tests/conftest.py) with the scene at 30 fps."""
     scene = bpy.context.scene
     scene.render.fps, scene.render.fps_base = FPS, 1.0
-    from exomni_blender import jobs
-    yield prefs
-    jobs.shutdown()
-    addon_utils.disable("exomni_blender", default_set=True)
-    system.use_online_access = online_before
-
-
-def _raise(exc):
-    raise exc
+    return addon
 
 
 def new_head():

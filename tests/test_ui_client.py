@@ -12,19 +12,8 @@ from exomni_blender.client import (ApiError, BackendError, BackendUnreachable, C
 from exomni_blender.take import AUDIO_WAV, BLENDSHAPES_JSON, TAKE_JSON
 
 
-@pytest.fixture(autouse=True)
-def online_access():
-    """Blender's online-access switch is off by default in the bpy module; the client honours it."""
-    import sys
-    bpy = sys.modules.get("bpy")
-    if bpy is None:
-        yield
-        return
-    system = bpy.context.preferences.system
-    before = system.use_online_access
-    system.use_online_access = True
-    yield
-    system.use_online_access = before
+# Blender's online-access switch is off by default in the bpy module; the client honours it.
+pytestmark = pytest.mark.usefixtures("online_access")
 
 
 def test_health_and_engines(live_server):

@@ -12,7 +12,6 @@ import numpy as np
 import pytest
 
 bpy = pytest.importorskip("bpy")
-import addon_utils  # noqa: E402
 
 from backend.server.launcher import free_port  # noqa: E402
 from exomni_blender import arkit, contract as C  # noqa: E402
@@ -22,28 +21,6 @@ from exomni_blender.take import Take, encode_wav  # noqa: E402
 pytestmark = pytest.mark.blender
 
 LINE = "Maybe the puppy plays by the pool."
-
-
-@pytest.fixture
-def addon(live_server, tmp_path):
-    """A saved empty file with the add-on enabled, online access on, and the backend URL set."""
-    bpy.ops.wm.read_homefile(use_empty=True)
-    bpy.ops.wm.save_as_mainfile(filepath=str(tmp_path / "scene.blend"))
-    system = bpy.context.preferences.system
-    online_before = system.use_online_access
-    system.use_online_access = True
-    addon_utils.enable("exomni_blender", default_set=True, handle_error=_raise)
-    prefs = bpy.context.preferences.addons["exomni_blender"].preferences
-    prefs.backend_url = live_server
-    from exomni_blender import jobs
-    yield prefs
-    jobs.shutdown()
-    addon_utils.disable("exomni_blender", default_set=True)
-    system.use_online_access = online_before
-
-
-def _raise(exc):
-    raise exc
 
 
 def new_head(name="TestHead"):
