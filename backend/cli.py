@@ -33,6 +33,11 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except OSError as exc:  # a path that cannot be read or written: say which, not a traceback
+        from .commands._common import fail
+
+        where = f"{exc.filename}: " if exc.filename else ""
+        return fail(f"{where}{exc.strerror or exc}; check the path and that it may be read or written", 1)
 
 
 if __name__ == "__main__":

@@ -47,8 +47,7 @@ class JobQueue:
     def __init__(self, engines: EngineRegistry, store: TakeStore):
         self.engines = engines
         self.store = store
-        self._jobs: dict[str, Job] = {}
-        self._order: list[str] = []
+        self._jobs: dict[str, Job] = {}  # in submission order
         self._lock = threading.Lock()
         self._queue: "queue.Queue[Job | None]" = queue.Queue()
         self._worker = threading.Thread(target=self._run, name="exomni-jobs", daemon=True)
@@ -58,7 +57,6 @@ class JobQueue:
         job = Job(request=request, cleanup=list(cleanup))
         with self._lock:
             self._jobs[job.job_id] = job
-            self._order.append(job.job_id)
             self._forget_old()
         self._queue.put(job)
         return job
@@ -79,18 +77,29 @@ class JobQueue:
                 job.message = "cancelling"
             return job
 
-    def shutdown(self) -> None:
+    def shutdown(self, wait: float = 5.0) -> None:
+        """Stop the worker. Queued jobs are cancelled (their uploads removed, which a stopped process
+        could no longer do) and the running one is asked to stop; waits up to `wait` seconds for it."""
+        with self._lock:
+            for job in self._jobs.values():
+                if job.state == C.QUEUED:
+                    self._finish(job, C.CANCELLED, "cancelled: the server stopped")
+                elif job.state == C.RUNNING:
+                    job.cancel_requested = True
         self._queue.put(None)
+        self._worker.join(wait)
 
     def _forget_old(self) -> None:
-        while len(self._order) > MAX_FINISHED_JOBS:
-            old = self._jobs.get(self._order[0])
-            if old and old.state not in C.FINISHED_STATES:
+        while len(self._jobs) > MAX_FINISHED_JOBS:
+            oldest = next(iter(self._jobs.values()))
+            if oldest.state not in C.FINISHED_STATES:
                 break
-            self._jobs.pop(self._order.pop(0), None)
+            del self._jobs[oldest.job_id]
 
     def _finish(self, job: Job, state: str, message: str, error: dict | None = None) -> None:
-        job.state, job.message, job.error, job.finished = state, message, error, time.time()
+        # The state last: a poller reading without the lock never sees "failed" without its error.
+        job.message, job.error, job.finished = message, error, time.time()
+        job.state = state
         for path in job.cleanup:
             try:
                 path.unlink()

@@ -10,7 +10,6 @@ import json
 import os
 import re
 import shutil
-import threading
 import time
 import uuid
 from pathlib import Path
@@ -24,23 +23,47 @@ class TakeStore:
     def __init__(self, root):
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
-        self._lock = threading.Lock()
         self._sweep_staging()
 
     def _sweep_staging(self) -> None:
         # Staging folders left by a crash hold no finished take.
         for p in self.root.glob(".staging-*"):
             shutil.rmtree(p, ignore_errors=True)
+        # A replaced take set aside by put(): gone once its successor is in place, else it comes back.
+        for p in self.root.glob(".old-*"):
+            target = self.root / p.name[len(".old-"):].rsplit("-", 1)[0]
+            if target.exists():
+                shutil.rmtree(p, ignore_errors=True)
+            else:
+                os.replace(p, target)
 
     def new_id(self) -> str:
         return time.strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:8]
 
     def put(self, take: Take, take_id: str | None = None) -> str:
+        """Store a take under a new id, or under `take_id`, replacing the take already there."""
         take_id = take_id or self.new_id()
+        if not _ID.match(take_id):
+            raise ValueError(f"take id {take_id!r}: use letters, digits, '-' and '_' (at most 64)")
         staging = self.root / f".staging-{take_id}-{uuid.uuid4().hex[:6]}"
-        take.save(staging)
-        with self._lock:
-            os.replace(staging, self.root / take_id)
+        target = self.root / take_id
+        try:
+            take.save(staging)
+            # A folder cannot be renamed over a full one: the old take moves aside, and back on failure.
+            old = self.root / f".old-{take_id}-{uuid.uuid4().hex[:6]}" if target.exists() else None
+            if old is not None:
+                os.replace(target, old)
+            try:
+                os.replace(staging, target)
+            except BaseException:
+                if old is not None:
+                    os.replace(old, target)
+                raise
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
         return take_id
 
     def path(self, take_id: str) -> Path | None:

@@ -68,6 +68,13 @@ def test_cast_by_name_and_table():
     assert castmod.resolve_cast(["BRICK"], OBJECTS, base_seed=1).role("BRICK").seed != cast.role("BRICK").seed
 
 
+def test_line_counts_join_spellings_of_one_character():
+    script = parse_csv("character,line\nBrick,One.\nSTEEL,Two.\nBRICK,Three.\nBrick,Four.\n")
+    assert script.line_counts == {"Brick": 2, "STEEL": 1, "BRICK": 1}
+    cast = castmod.resolve_cast(script.characters, OBJECTS, line_counts=script.line_counts)
+    assert [(r.character, r.lines) for r in cast] == [("Brick", 3), ("STEEL", 1)]
+
+
 def test_unknown_characters_are_all_reported():
     with pytest.raises(castmod.CastError) as err:
         castmod.resolve_cast(["BRICK", "JACK", "DAN"], OBJECTS, table={"DAN": "Nope"})
@@ -233,6 +240,7 @@ def test_service_plans_lines_with_requests(registry):
     ({"script": SCENE, "objects": "Brick"}, "bad_request"),
     ({"script": SCENE, "voices": {"BRICK": "xx-nope"}, "create_heads": True}, "bad_request"),
     ({"script": SCENE, "engine": "nope"}, "unknown_engine"),
+    ({"script": SCENE, "mouth_only": "no", "create_heads": True}, "bad_request"),
     ([1, 2], "bad_request"),
 ])
 def test_service_refuses_bad_requests_with_a_code(registry, body, code):

@@ -165,8 +165,7 @@ def test_the_phonetic_engine_offers_lipsync(recordings):
     from backend.engines.phonetic.engine import PhoneticEngine
 
     engine = PhoneticEngine()
-    if "lipsync" not in engine.modes:
-        pytest.skip("the phonetic engine does not list the lipsync mode yet")
+    assert "lipsync" in engine.modes
     _, files = recordings
     request = TakeRequest(engine="phonetic", mode="lipsync", text=LINE, audio_path=str(files["mp3"]))
     take = engine.make_take(request, Progress())

@@ -12,11 +12,10 @@ other text), plus a few written for this test. The measures:
          the phoneme is shorter than a frame) for at least 90% of p, b and m.
 """
 
-import re
-
 import numpy as np
 import pytest
 
+from backend.dialogue.script import load_script
 from backend.engines.phonetic import espeak, quality
 from backend.engines.phonetic.curves import curves_from_phonemes
 from backend.engines.phonetic import visemes
@@ -39,30 +38,10 @@ OWN_LINES = [
 
 
 def screenplay_lines(path):
-    """Dialogue after the first scene of a Fountain screenplay: text under character cues."""
-    lines = path.read_text(encoding="utf-8").splitlines()
-    out, i, scenes = [], 0, 0
-    while i < len(lines):
-        raw = lines[i].strip()
-        if re.match(r"^(INT|EXT|EST|INT\./EXT|I/E)[. ]", raw):
-            scenes += 1
-        cue = raw.lstrip("@").rstrip("^").strip()
-        cue = re.sub(r"\(.*?\)", "", cue).strip()
-        is_cue = (cue and (raw.startswith("@") or (cue.upper() == cue and re.search("[A-Z]", cue)))
-                  and not raw.startswith((">", ".", "!", "=", "#", "[[")) and not raw.endswith(":")
-                  and i > 0 and not lines[i - 1].strip() and i + 1 < len(lines) and lines[i + 1].strip())
-        if is_cue and not re.match(r"^(INT|EXT|EST|I/E)[. ]", raw):
-            speech, j = [], i + 1
-            while j < len(lines) and lines[j].strip():
-                text = lines[j].strip()
-                if not text.startswith("("):
-                    speech.append(re.sub(r"[*_]", "", text))
-                j += 1
-            if scenes >= 2 and speech:
-                out.append(" ".join(speech))
-            i = j
-        i += 1
-    return out
+    """Dialogue after the first scene of a Fountain screenplay, as the product reads it."""
+    script = load_script(path)
+    start = script.scenes[1].before_line if len(script.scenes) > 1 else len(script.lines)
+    return [line.text for line in script.lines[start:]]
 
 
 @pytest.fixture(scope="module")

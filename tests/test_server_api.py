@@ -57,6 +57,8 @@ def test_take_end_to_end_at_requested_fps(live_server, make_take):
     ({"text": "hi", "fps": 0}, 422, C.E_BAD_REQUEST),
     ({"text": "hi", "seed": -1}, 422, C.E_BAD_REQUEST),
     ({"text": "hi", "colour": "red"}, 400, C.E_BAD_REQUEST),
+    ({"text": "hi", "mouth_only": "false"}, 422, C.E_BAD_REQUEST),
+    ({"text": "hi", "audio_base64": "UklGRg==", "audio_filename": ["a.wav"]}, 422, C.E_BAD_REQUEST),
     ([1, 2, 3], 400, C.E_BAD_REQUEST),
 ])
 def test_bad_requests_get_clear_errors(live_server, body, status, code):

@@ -39,9 +39,9 @@ def default_store() -> Path:
 class ProgressBar:
     """A one-line progress bar on stderr (plain lines when stderr is not a terminal)."""
 
-    def __init__(self, label: str, stream=sys.stderr):
-        self.label, self.stream = label, stream
-        self.tty = stream.isatty()
+    def __init__(self, label: str, stream=None):
+        self.label, self.stream = label, stream or sys.stderr  # sys.stderr of now, not of import time
+        self.tty = self.stream.isatty()
         self._last = ("", -1.0)
         self._t0 = time.monotonic()
 

@@ -10,8 +10,6 @@ input .blend is never written). `--render` adds DIR/<script>.mp4 with the dialog
 
 import argparse
 import json
-import os
-import shutil
 import subprocess
 import sys
 import time
@@ -98,11 +96,8 @@ def run(args) -> int:
                 voices.update(v)
         table.update(castmod.parse_cast_arg(args.cast))
         voices.update(castmod.parse_voices_arg(args.voices))
-        counts: dict = {}
-        for line in script.lines:
-            counts[line.character] = counts.get(line.character, 0) + 1
         cast = castmod.resolve_cast(script.characters, scene["objects"], table, voices, args.create_heads,
-                                    base_seed=args.seed, line_counts=counts,
+                                    base_seed=args.seed, line_counts=script.line_counts,
                                     scene_name=blend.name if blend else "the new scene")
     except castmod.CastError as exc:
         return fail(str(exc))
@@ -207,8 +202,9 @@ def make_takes(planned, engine, folder: Path, fps: float):
     from ..dialogue.delivery import apply_to_take
     from ..dialogue.plan import CacheStats
     from ..engines.base import EngineError, Progress, TakeRequest
+    from ..store import TakeStore
 
-    folder.mkdir(parents=True, exist_ok=True)
+    store = TakeStore(folder)  # the cache is a take store keyed by content hash
     stats = CacheStats()
     takes: dict = {}
     bar = ProgressBar("takes")
@@ -246,22 +242,12 @@ def make_takes(planned, engine, folder: Path, fps: float):
             apply_to_take(take, p.delivery)
             take.meta = {**take.meta, "character": p.line.character, "line": p.line.index + 1,
                          "voice": p.voice, "seed": p.seed, "hash": p.hash}
-            _save_atomically(take, target)
+            store.put(take, p.hash)  # replaces a damaged entry, atomically
         takes[p.hash] = take
         done += len(p.line.text)
         bar(done / total, f"{p.line.character}: {p.line.first_words}")
     bar.done(f"{len(stats.misses)} made, {len(stats.hits)} reused")
     return takes, stats
-
-
-def _save_atomically(take, target: Path) -> None:
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    take.save(tmp)
-    if target.exists():
-        shutil.rmtree(target)
-    os.replace(tmp, target)
 
 
 def _blender(args: list[str], log_path: Path | None = None, progress: ProgressBar | None = None):

@@ -2,7 +2,7 @@
 
 from exomni_blender import contract as C
 
-from ._common import add_engine_options, default_store, make_registry
+from ._common import add_engine_options, default_store, fail, make_registry
 
 
 def register(sub):
@@ -31,11 +31,32 @@ def preload_models(registry) -> None:
             engine.preload()
 
 
+def check_can_listen(host: str, port: int) -> None:
+    """Bind host:port as uvicorn will (OSError when taken or not this machine's address)."""
+    import socket
+
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn: a closing socket is no obstacle
+        s.bind((host, port))
+
+
 def run(args) -> int:
+    import errno
+
     import uvicorn
 
     from ..server.app import create_app
 
+    if not 1 <= args.port <= 65535:
+        return fail(f"--port must be from 1 to 65535, got {args.port}")
+    try:
+        check_can_listen(args.host, args.port)
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            return fail(f"port {args.port} on {args.host} is already in use (another exomni serve?); "
+                        "stop that server or pick another port with --port")
+        return fail(f"cannot listen on {args.host}:{args.port} ({exc.strerror or exc}); "
+                    f"use an address of this machine with --host, such as {C.DEFAULT_HOST}")
     store = args.store or default_store()
     registry = make_registry(args)
     if not args.no_preload:

@@ -26,6 +26,7 @@ def register(sub):
 
 
 def run(args) -> int:
+    from ..dialogue.service import check_voices
     from ..engines.base import EngineError, Progress
     from ..server.requests import parse_take_request
 
@@ -35,9 +36,13 @@ def run(args) -> int:
     try:
         if args.audio and not Path(args.audio).is_file():
             return fail(f"no such audio file: {args.audio}")
+        if Path(args.out).exists() and not Path(args.out).is_dir():
+            return fail(f"--out {args.out} is a file; give the folder to write the take into")
         request = parse_take_request(data, registry, has_audio=bool(args.audio))
         request.audio_path = args.audio
         registry.check_available(request.engine)
+        check_voices(registry.get(request.engine), [request.voice])
+        Path(args.out).mkdir(parents=True, exist_ok=True)  # a bad --out fails now, before the take is made
         bar = ProgressBar(f"{request.engine}/{request.mode}")
         take = registry.get(request.engine).make_take(request, Progress(bar))
         bar.done()

@@ -221,7 +221,7 @@ def resolve_cast(characters: list[str], scene_objects: list[dict], table: dict[s
             voice = pool[(len(roles)) % len(pool)] if pool else DEFAULT_VOICES[len(roles) % len(DEFAULT_VOICES)]
         seed = (zlib.crc32(k.encode()) + base_seed) % (2**31 - 1)
         roles[k] = Role(character=character, object=obj, voice=voice, seed=seed, create=create, channel=channel,
-                        lines=(line_counts or {}).get(character, 0))
+                        lines=sum(n for c, n in (line_counts or {}).items() if key(c) == k))  # BOB and Bob alike
     problems = []
     if missing:
         available = ", ".join(heads) if heads else "none"

@@ -19,6 +19,7 @@ import csv
 import io
 import json
 import re
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
@@ -73,6 +74,11 @@ class Script:
         for line in self.lines:
             seen.setdefault(line.character, None)
         return list(seen)
+
+    @property
+    def line_counts(self) -> dict[str, int]:
+        """Lines per character."""
+        return dict(Counter(line.character for line in self.lines))
 
 
 # -- loading ------------------------------------------------------------------------------------

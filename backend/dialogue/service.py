@@ -104,6 +104,7 @@ def plan_dialogue(body, registry) -> dict:
         raise EngineError('objects must be a list of {"name", "type", "shape_keys"}', C.E_BAD_REQUEST, 422)
     table = {str(k): str(v) for k, v in _field(body, "cast", dict, {}).items()}
     voices = {str(k): str(v) for k, v in _field(body, "voices", dict, {}).items()}
+    mouth_only = _field(body, "mouth_only", bool, False)
     create = body.get("create_heads")
     if create is not None and not isinstance(create, bool):
         raise EngineError("create_heads must be true, false or null", C.E_BAD_REQUEST, 422)
@@ -112,19 +113,16 @@ def plan_dialogue(body, registry) -> dict:
         script = parse_script(text, body.get("format"), name)
     except ScriptError as exc:
         raise EngineError(str(exc), C.E_BAD_SCRIPT, 422) from None
-    counts: dict = {}
-    for line in script.lines:
-        counts[line.character] = counts.get(line.character, 0) + 1
     try:
         cast = castmod.resolve_cast(script.characters, objects, table, voices, create, base_seed=seed,
-                                    line_counts=counts, scene_name=str(body.get("scene") or "the scene"))
+                                    line_counts=script.line_counts, scene_name=str(body.get("scene") or "the scene"))
     except castmod.CastError as exc:
         raise EngineError(str(exc), C.E_UNCAST, 422) from None
     engine = registry.get(engine_name, "say")
     registry.check_available(engine_name)
     check_voices(engine, [r.voice for r in cast] + [l.voice for l in script.lines if l.voice])
     version = engine_version(engine)
-    planned = plan_lines(script, cast, engine.name, version, fps, mouth_only=bool(body.get("mouth_only", False)))
+    planned = plan_lines(script, cast, engine.name, version, fps, mouth_only=mouth_only)
     for p in planned:
         if len(p.request["text"]) > C.MAX_TEXT_CHARS:
             raise EngineError(f"line {p.line.index + 1} ({p.line.character}) has {len(p.request['text'])} characters, "

@@ -28,7 +28,7 @@ class EngineRegistry:
         return list(self._engines)
 
     def get(self, name: str, mode: str | None = None) -> Engine:
-        """The engine by name, checked for the mode and availability (EngineError otherwise)."""
+        """The engine by name, checked for the mode (EngineError otherwise); see check_available()."""
         engine = self._engines.get(name)
         if engine is None:
             raise EngineError(f"unknown engine {name!r}; available engines: {', '.join(self._engines)}",

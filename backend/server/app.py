@@ -98,7 +98,9 @@ def create_app(store_dir, registry: EngineRegistry, token: str | None = None) ->
                 data = await _read_json(request)
                 filename = None
                 if isinstance(data, dict) and data.get("audio_base64"):
-                    filename = str(data.get("audio_filename") or "clip.wav")
+                    filename = data.get("audio_filename") or "clip.wav"
+                    if not isinstance(filename, str):
+                        raise EngineError("audio_filename must be a string such as 'line.wav'", C.E_BAD_REQUEST, 422)
                     upload = decode_base64_audio(data["audio_base64"], Path(filename).suffix or ".wav")
             req = parse_take_request(data, registry, has_audio=upload is not None)
             registry.check_available(req.engine)
@@ -182,7 +184,10 @@ async def _read_multipart(request: Request):
         try:
             data = json.loads(form["request"])
         except (json.JSONDecodeError, TypeError):
-            raise EngineError("the 'request' form field must hold a JSON object", C.E_MALFORMED_JSON, 400) from None
+            data = None
+        if not isinstance(data, dict):
+            raise EngineError("the 'request' form field must hold a JSON object such as "
+                              '{"mode": "lipsync", "text": "..."}', C.E_MALFORMED_JSON, 400)
     for key, value in form.multi_items():
         if key in ("request", "audio") or not isinstance(value, str):
             continue
@@ -197,14 +202,17 @@ async def _read_multipart(request: Request):
     suffix = Path(upload.filename or "clip.wav").suffix or ".wav"
     fh = tempfile.NamedTemporaryFile(prefix="exomni-upload-", suffix=suffix, delete=False)
     size = 0
-    with fh:
-        while chunk := await upload.read(1 << 20):
-            size += len(chunk)
-            if size > C.MAX_AUDIO_BYTES:
-                fh.close()
-                Path(fh.name).unlink(missing_ok=True)
-                raise EngineError(f"the recording is over the {C.MAX_AUDIO_BYTES // 2**20} MB limit; "
-                                  "trim or compress it", C.E_TOO_LARGE, 413)
-            fh.write(chunk)
-    await upload.close()
+    try:
+        with fh:
+            while chunk := await upload.read(1 << 20):
+                size += len(chunk)
+                if size > C.MAX_AUDIO_BYTES:
+                    raise EngineError(f"the recording is over the {C.MAX_AUDIO_BYTES // 2**20} MB limit; "
+                                      "trim or compress it", C.E_TOO_LARGE, 413)
+                fh.write(chunk)
+    except BaseException:  # over the cap, a full disk, a dropped client: no half upload stays behind
+        Path(fh.name).unlink(missing_ok=True)
+        raise
+    finally:
+        await upload.close()
     return data, Path(fh.name), upload.filename or "upload" + suffix

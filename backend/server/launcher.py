@@ -43,6 +43,7 @@ class LocalServer:
         deadline = time.monotonic() + self.startup_timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
+                self.stop()  # closes the log
                 raise RuntimeError(f"the backend exited during start-up (status {self.process.returncode})"
                                    + (f"; see {self.log_path}" if self.log_path else ""))
             try:

@@ -60,11 +60,13 @@ def parse_take_request(data, registry: EngineRegistry, has_audio: bool = False) 
     voice = merged["voice"]
     if voice is not None and not isinstance(voice, str):
         raise EngineError("voice must be a string such as 'en-us'", C.E_BAD_REQUEST, 422)
+    if not isinstance(merged["mouth_only"], bool):  # "false" as a string would otherwise mean true
+        raise EngineError("mouth_only must be true or false", C.E_BAD_REQUEST, 422)
     options = merged["options"]
     if not isinstance(options, dict):
         raise EngineError("options must be a JSON object", C.E_BAD_REQUEST, 422)
     return TakeRequest(engine=engine, mode=mode, text=text, fps=fps, voice=voice or None, seed=seed,
-                       rate=rate, pitch=pitch, mouth_only=bool(merged["mouth_only"]), options=options)
+                       rate=rate, pitch=pitch, mouth_only=merged["mouth_only"], options=options)
 
 
 def decode_base64_audio(value, suffix: str = ".wav") -> Path:

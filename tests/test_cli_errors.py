@@ -1,0 +1,80 @@
+"""The `exomni` command line on bad input: a clear error and a non-zero exit, never a traceback,
+and no work done before a bad output folder is noticed."""
+
+import socket
+import subprocess
+import sys
+
+import pytest
+
+from backend.cli import main
+from exomni_blender.take import Take
+
+
+def run(capsys, *args):
+    status = main([str(a) for a in args])
+    out, err = capsys.readouterr()
+    assert "Traceback" not in err
+    return status, out, err
+
+
+def test_take_writes_the_take_folder(capsys, tmp_path):
+    status, out, _ = run(capsys, "take", "--text", "Hello there.", "--fps", 24, "--seed", 2, "--out", tmp_path / "t")
+    assert status == 0 and str(tmp_path / "t") in out
+    take = Take.load(tmp_path / "t")
+    assert take.fps == 24 and take.text == "Hello there." and take.phonemes
+    assert abs(take.frames - take.duration * 24) <= 1
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--text", ""], "text is empty"),
+    (["--text", "Hi", "--voice", "zz-nowhere"], "unknown voice"),
+    (["--mode", "lipsync", "--audio", "MISSING"], "no such audio file"),
+    (["--text", "Hi", "--engine", "nope"], "unknown engine"),
+])
+def test_take_bad_input(capsys, tmp_path, args, message):
+    args = [tmp_path / "missing.wav" if a == "MISSING" else a for a in args]
+    status, _, err = run(capsys, "take", *args, "--out", tmp_path / "t")
+    assert status != 0 and message in err and err.startswith("exomni: error:")
+    assert not (tmp_path / "t" / "take.json").exists()
+
+
+@pytest.mark.parametrize("where, message", [("file", "is a file"), ("under_file", "Not a directory")])
+def test_take_bad_out_folder_is_refused_before_the_take_is_made(capsys, tmp_path, where, message):
+    (tmp_path / "afile").write_text("not a folder")
+    out = tmp_path / "afile" if where == "file" else tmp_path / "afile" / "take"
+    status, _, err = run(capsys, "take", "--text", "Hello there.", "--out", out)
+    assert status != 0 and message in err
+    assert "phonetic/say" not in err  # no progress: the take was not made and then thrown away
+    assert (tmp_path / "afile").read_text() == "not a folder"
+
+
+def test_batch_missing_script(capsys, tmp_path):
+    status, _, err = run(capsys, "batch", tmp_path / "nope.fountain", "--out", tmp_path / "out")
+    assert status == 2 and "no such script file" in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_retarget_unwritable_out(capsys, tmp_path):
+    run(capsys, "take", "--text", "Hello.", "--out", tmp_path / "t")
+    (tmp_path / "afile").write_text("x")
+    status, _, err = run(capsys, "retarget", tmp_path / "t", "--preset", "arkit", "--out", tmp_path / "afile" / "o")
+    assert status == 1 and "afile" in err and "Not a directory" in err
+
+
+def test_serve_on_a_port_in_use(tmp_path):
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        r = subprocess.run([sys.executable, "-m", "backend.cli", "serve", "--port", str(port), "--no-preload",
+                            "--store", str(tmp_path / "store")], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2 and f"port {port}" in r.stderr and "already in use" in r.stderr, r.stderr
+    assert "serving on" not in r.stdout and "Traceback" not in r.stderr
+
+
+@pytest.mark.parametrize("port", ["0", "70000"])
+def test_serve_port_out_of_range(tmp_path, port):
+    r = subprocess.run([sys.executable, "-m", "backend.cli", "serve", "--port", port, "--no-preload",
+                        "--store", str(tmp_path / "store")], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2 and "--port must be from 1 to 65535" in r.stderr, r.stderr
