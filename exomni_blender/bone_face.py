@@ -171,16 +171,28 @@ def key_bone_face(armature_obj, take, start_frame: int = 1, jaw_bone: str | None
     if weights.ndim != 2 or weights.shape[1] != len(INDEX):
         raise BoneFaceError(f"weights must be [frames, 52], got {weights.shape}")
     channels = jaw_channels(armature_obj, bone, weights, max_open_deg, max_side_deg)
+    ad = armature_obj.animation_data
+    if ad is not None and ad.use_tweak_mode:
+        raise BoneFaceError(f"'{armature_obj.name}' is in NLA tweak mode; leave it (Tab in the NLA editor) and "
+                            "key the take again")
 
-    _keep_in_nla(armature_obj)
     action = compat.new_action(f"ExOmni jaw: {armature_obj.name}")
     frames = start_frame + np.arange(weights.shape[0], dtype=np.float64)
-    for (data_path, index), values in channels.items():
-        fc = compat.new_fcurve(action, armature_obj, data_path, index, group=bone)
-        fc.keyframe_points.add(len(values))
-        co = np.empty(2 * len(values), dtype=np.float32)
-        co[0::2], co[1::2] = frames, values
-        fc.keyframe_points.foreach_set("co", co)
-        fc.update()
-    compat.assign_action(armature_obj, action)
+    try:
+        for (data_path, index), values in channels.items():
+            fc = compat.new_fcurve(action, armature_obj, data_path, index, group=bone)
+            fc.keyframe_points.add(len(values))
+            co = np.empty(2 * len(values), dtype=np.float32)
+            co[0::2], co[1::2] = frames, values
+            fc.keyframe_points.foreach_set("co", co)
+            fc.update()
+        _keep_in_nla(armature_obj)
+        compat.assign_action(armature_obj, action)
+    except (RuntimeError, TypeError, AttributeError) as exc:
+        if action.users == 0:
+            import bpy
+
+            bpy.data.actions.remove(action)
+        raise BoneFaceError(f"Blender refused to animate '{armature_obj.name}': {exc}. If it is linked or a "
+                            "library override, make it editable (Object > Library Override > Make Editable)") from exc
     return action

@@ -11,6 +11,9 @@ The rest of the extension calls these functions and never asks which Blender it 
   `strips` in 5.0); `new_sound` moved with it.
 - Materials: 5.0 materials always have a node tree and deprecate `use_nodes`.
 - Shape keys: 5.0's `Object.shape_key_add` gives a new key the value 1.0 (earlier: 0.0).
+- Path properties: from 4.5 a file or folder property takes a blend-relative "//" path only when
+  declared with the `PATH_SUPPORTS_BLEND_RELATIVE` option (else a warning, and the file browser
+  offers no relative path); earlier versions have no such option and refuse it.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ HAS_LAYERED_ACTIONS = (
 )
 HAS_LEGACY_FCURVES = "fcurves" in bpy.types.Action.bl_rna.properties
 HAS_SEQUENCER_STRIPS = "strips" in bpy.types.SequenceEditor.bl_rna.properties
+HAS_BLEND_RELATIVE_OPTION = "is_path_supports_blend_relative" in bpy.types.Property.bl_rna.properties
 
 LAYER_NAME = "ExOmni"
 
@@ -141,11 +145,6 @@ def assign_action(owner, action) -> bpy.types.AnimData:
     return ad
 
 
-def active_action(owner):
-    ad = owner.animation_data
-    return ad.action if ad is not None else None
-
-
 def new_nla_strip(track, name: str, start: float, action, owner) -> bpy.types.NlaStrip:
     """An NLA strip playing `action` (for `owner`'s slot) with its first key at frame `start`."""
     strip = track.strips.new(name, int(start // 1), action)
@@ -189,6 +188,13 @@ def new_sound_strip(scene, name: str, filepath: str, channel: int, frame_start: 
     """A sound strip for the audio file at `filepath` on `channel`, starting at `frame_start`."""
     strips = sequencer_strips(scene, create=True, legacy=legacy)
     return strips.new_sound(name, filepath, int(channel), int(frame_start))
+
+
+# -- Properties ------------------------------------------------------------------------------
+
+def path_options() -> set:
+    """`options=` for a StringProperty holding a file or folder that may be relative to the .blend."""
+    return {"ANIMATABLE", "PATH_SUPPORTS_BLEND_RELATIVE"} if HAS_BLEND_RELATIVE_OPTION else {"ANIMATABLE"}
 
 
 # -- IDs, meshes, materials ----------------------------------------------------------------

@@ -27,7 +27,7 @@ import numpy as np
 
 from . import compat
 from .arkit import ARKIT_52, INDEX
-from .keying import key_take
+from .keying import _identity_targets, key_take
 from .preview_render import mp4_output, workbench_look
 from .take import Take
 from .timeline import add_audio_strip
@@ -112,7 +112,7 @@ def build(plan: dict, out_blend: str, in_blend: str | None = None, video: str | 
     if not any(o.type == "LIGHT" for o in scene.objects):
         _add_light(scene)
     if new_scene:
-        _workbench(scene)
+        workbench_look(scene)
     if resolution:
         scene.render.resolution_x = int(resolution)
         scene.render.resolution_y = max(2, int(round(resolution * 9 / 16 / 2)) * 2)
@@ -320,21 +320,13 @@ def idle_curves(frame_start: int, frame_end: int, fps: float, seed: int) -> tupl
     return frames, weights
 
 
-def _normal(name: str) -> str:
-    return "".join(c for c in name.lower() if c.isalnum())
-
-
 def _key_idle(head, plan, frame_start: int, frame_end: int, preset) -> None:
     key, ad = _shape_key_anim(head)
     roles = [r for r in plan["characters"] if r["object"] == head.name]
     seed = int(roles[0]["seed"]) if roles else 0
     frames, weights = idle_curves(frame_start, frame_end, float(plan["fps"]), seed)
     key_names = [kb.name for kb in key.key_blocks if kb != key.reference_key]
-    if preset is not None:
-        targets, _ = preset.targets(key_names, weights)
-    else:
-        by_normal = {_normal(n): n for n in reversed(key_names)}
-        targets = {by_normal[_normal(c)]: weights[:, i] for i, c in enumerate(ARKIT_52) if _normal(c) in by_normal}
+    targets, _ = (preset.targets if preset is not None else _identity_targets)(key_names, weights)
     action = compat.new_action(f"ExOmni idle: {head.name}")
     co = np.empty(2 * frames.size, np.float32)
     co[0::2] = frames
@@ -381,10 +373,6 @@ def _add_light(scene) -> None:
     light = bpy.data.objects.new("DialogueLight", bpy.data.lights.new("DialogueLight", "SUN"))
     light.rotation_euler = (math.radians(60), math.radians(-20), math.radians(-30))
     scene.collection.objects.link(light)
-
-
-def _workbench(scene) -> None:
-    workbench_look(scene)
 
 
 def _video_output(scene, video: str) -> None:

@@ -19,6 +19,7 @@ from pathlib import Path
 import bpy
 from bpy.props import EnumProperty, FloatProperty, IntProperty, PointerProperty, StringProperty
 
+from . import compat
 from . import contract as C
 from . import dialogue_layout as L
 from . import jobs, preferences
@@ -37,7 +38,8 @@ class ExOmniDialogueSettings(bpy.types.PropertyGroup):
         ("TEXT", "Text", "A text datablock in this file (Text Editor)"),
         ("FILE", "File", "A .fountain, .csv or .json file on disk")), default="TEXT")
     text: PointerProperty(name="Text", type=bpy.types.Text, description="The screenplay as a text datablock")
-    filepath: StringProperty(name="File", subtype="FILE_PATH", description="A .fountain, .csv or .json script")
+    filepath: StringProperty(name="File", subtype="FILE_PATH", options=compat.path_options(),
+                             description="A .fountain, .csv or .json script")
     cast: StringProperty(name="Cast", description='Character to head, e.g. "BRICK=HeadA, STEEL=HeadB" '
                                                   "(characters not listed find their head by name)")
     create_heads: EnumProperty(name="New Heads", items=(
@@ -184,14 +186,14 @@ def start_dialogue(context) -> "jobs.Job":
     """Validate the panel and start the Dialogue job; UserError for bad input."""
     if jobs.busy(KIND):
         raise UserError("A dialogue is already being made; wait for it or press Cancel.")
-    from .operators import scene_fps
+    from .operators import _session_ids, scene_fps
 
     body = plan_body(context)
     prefs = preferences.get(context)
     scene = context.scene
     frame_start, gap, fps = scene.frame_current, float(scene.exomni_dialogue.gap), scene_fps(scene)
     args = (prefs.backend_url, prefs.token, body, str(cache_root()))
-    scene_name = scene.name
+    scene_name, identity = scene.name, _session_ids(scene)
 
     def work(job):
         return make_takes(job, *args)
@@ -202,8 +204,9 @@ def start_dialogue(context) -> "jobs.Job":
         from .dialogue_scene import build_into_scene
 
         target = bpy.data.scenes.get(scene_name)
-        if target is None:
-            raise UserError(f"The scene '{scene_name}' is gone (was another file opened?); build the dialogue again.")
+        if target is None or _session_ids(target) != identity:
+            raise UserError(f"The scene '{scene_name}' is gone (was another file opened?); build the dialogue again "
+                            "(the takes made are cached, so only the keying is redone).")
         plan = lay_out(job.result["plan"], fps, frame_start, gap)
         warnings = list(plan.get("warnings", []))
         build_into_scene(target, plan, warnings, grow_range=True)

@@ -181,7 +181,8 @@ def expected_errors() -> tuple:
     from .take import TakeFormatError
     kinds = [BackendError, TakeFormatError, UserError]
     # Only modules already loaded can have raised their errors; never import bpy-side modules here.
-    for module, name in (("keying", "KeyingError"), ("timeline", "TimelineError"), ("retarget", "PresetError")):
+    for module, name in (("keying", "KeyingError"), ("timeline", "TimelineError"), ("retarget", "PresetError"),
+                         ("bone_face", "BoneFaceError"), ("dialogue_scene", "DialogueSceneError")):
         kind = getattr(sys.modules.get(f"{__package__}.{module}"), name, None)
         if isinstance(kind, type) and issubclass(kind, Exception):
             kinds.append(kind)
@@ -243,7 +244,10 @@ def shutdown() -> None:
 # -- Blender's timer ----------------------------------------------------------------------------
 
 def _tick():
-    pump()
+    try:
+        pump()
+    except Exception:  # Blender drops a timer that raises, and every running job would stall with it
+        traceback.print_exc()
     return TICK_SECONDS if (_active or not _events.empty()) else None
 
 

@@ -127,12 +127,6 @@ def active_sound_strip(scene):
     return None, "No sound strip is selected: select the recording's strip in the Video Sequencer."
 
 
-def strip_sound_start(strip, fps: float) -> float:
-    """The frame where the strip plays its sound's first sample: a take made from the whole file
-    starts there (a trimmed or split strip's visible start lies later)."""
-    return compat.sound_start_frame(strip, fps)
-
-
 def recording_for(context):
     """The recording the panel's settings name, checked before anything is sent (None when the mode
     needs none). A packed sound is written to a temporary file: `Recording.discard()` removes it."""
@@ -151,7 +145,9 @@ def recording_for(context):
             raise UserError(f"{what} has no sound; pick its file again in the strip's properties.")
         recording = _sound_recording(strip.sound, what)
         recording.strip_name = strip.name
-        recording.sound_start = strip_sound_start(strip, scene_fps(scene))
+        # A take made from the whole file starts where the strip plays its first sample (a trimmed
+        # or split strip's visible start lies later).
+        recording.sound_start = compat.sound_start_frame(strip, scene_fps(scene))
         return recording
     if source == "SOUND":
         if settings.sound is None:
@@ -259,13 +255,14 @@ def start_generate(context) -> "jobs.Job":
         work_args = (prefs.backend_url, prefs.token, request, str(takes_root()), recording)
         # Names, not references: the scene or head may be gone (undo, File > Open) when the take lands.
         scene_name, head_name = scene.name, head.name
+        identity = _session_ids(scene, head)
 
         def work(job):
             return _generate_work(job, *work_args)
 
         def finish(job):
             if job.state == jobs.DONE:
-                item = _apply_generated(job.result, scene_name, head_name, start_frame, reuse_strip)
+                item = _apply_generated(job.result, scene_name, head_name, start_frame, reuse_strip, identity)
                 job.message = f"Keyed '{item.name}' on {item.object_name} at frame {start_frame:g}" + (
                     f", lined up with the sound strip '{reuse_strip}'" if reuse_strip else "")
 
@@ -338,15 +335,29 @@ def _job_error(status: dict) -> str:
     return str(error or status.get("message") or "The backend failed the take; check its console.")
 
 
-def _apply_generated(result: dict, scene_name: str, object_name: str, start_frame: float, strip_name: str = ""):
+def _session_ids(*ids) -> tuple:
+    # Kept through undo and renames, new for every file opened: tells "the same head" from "a head
+    # of the same name in another file" (a rig named alike in every shot).
+    return tuple(getattr(i, "session_uid", None) for i in ids)
+
+
+def _apply_generated(result: dict, scene_name: str, object_name: str, start_frame: float, strip_name: str = "",
+                     identity=None):
     scene = bpy.data.scenes.get(scene_name)
     head = bpy.data.objects.get(object_name)
     if scene is None or head is None:
         missing = f"scene '{scene_name}'" if scene is None else f"object '{object_name}'"
         raise UserError(f"The {missing} is gone (was another file opened?). The take is saved in "
                         f"{result['folder']}: key it with 'Key Take From Disk'.")
-    item = apply_take(scene, head, result["take"], start_frame, folder=result["folder"], take_id=result["take_id"],
-                      strip_name=strip_name)
+    if identity is not None and _session_ids(scene, head) != tuple(identity):
+        raise UserError(f"Another file was opened while the take was made, so '{object_name}' there was left "
+                        f"alone. The take is saved in {result['folder']}: key it with 'Key Take From Disk'.")
+    try:
+        item = apply_take(scene, head, result["take"], start_frame, folder=result["folder"],
+                          take_id=result["take_id"], strip_name=strip_name)
+    except jobs.expected_errors() as exc:  # the take is made and downloaded: say where, so it is not lost
+        raise UserError(f"{str(exc).rstrip('.')}. The take itself is saved in {result['folder']}; "
+                        "key it from there with 'Key Take From Disk'.") from None
     _undo_push("Ex-Omni take")
     return item
 

@@ -42,7 +42,8 @@ class EXOMNI_UL_takes(bpy.types.UIList):
 def _draw_recording(layout, context, width: int):
     """The recording's source and what it resolves to. Returns the frame a lip-sync take from the
     active sound strip is keyed at (None when the take starts at the panel's start frame)."""
-    from .operators import active_sound_strip, scene_fps, strip_sound_start
+    from .compat import sound_start_frame
+    from .operators import active_sound_strip, scene_fps
 
     scene = context.scene
     settings = scene.exomni
@@ -67,7 +68,7 @@ def _draw_recording(layout, context, width: int):
         if not os.path.isfile(path):
             draw_message(box, f"Its file is missing: {sound.filepath}", "ERROR", width)
     if settings.audio_source == "STRIP" and settings.mode == "lipsync":
-        return strip_sound_start(strip, scene_fps(scene))
+        return sound_start_frame(strip, scene_fps(scene))
     return None
 
 

@@ -9,6 +9,7 @@ import bpy
 from bpy.props import (BoolProperty, CollectionProperty, EnumProperty, FloatProperty, IntProperty,
                        PointerProperty, StringProperty)
 
+from . import compat
 from . import contract as C
 
 # The engines the backend last reported (GET /v1/engines). Until a refresh, the embedded default
@@ -95,7 +96,8 @@ class ExOmniTakeItem(bpy.types.PropertyGroup):
     text: StringProperty(name="Line")
     engine: StringProperty(name="Engine")
     take_id: StringProperty(name="Take id", description="The backend's id of the take (empty for imports)")
-    folder: StringProperty(name="Folder", subtype="DIR_PATH", description="The take folder on disk")
+    folder: StringProperty(name="Folder", subtype="DIR_PATH", description="The take folder on disk",
+                           options=compat.path_options())
     start_frame: IntProperty(name="Start frame")
     frames: IntProperty(name="Frames")
     object_name: StringProperty(name="Head", description="The object the take was keyed on")
@@ -120,7 +122,7 @@ class ExOmniSceneSettings(bpy.types.PropertyGroup):
                                description="Chat: the prompt is a recording (the line, if any, goes with it)")
     audio_source: EnumProperty(name="Recording", items=AUDIO_SOURCES, default="STRIP",
                                description="Where the recording comes from")
-    audio_file: StringProperty(name="Audio file", subtype="FILE_PATH",
+    audio_file: StringProperty(name="Audio file", subtype="FILE_PATH", options=compat.path_options(),
                                description="The recording on disk (WAV, FLAC, OGG, MP3, M4A or AAC)")
     sound: PointerProperty(name="Sound", type=bpy.types.Sound, description="A sound in this .blend file")
     voice: StringProperty(name="Voice", description="Engine voice name (empty: the engine's default)")

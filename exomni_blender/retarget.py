@@ -1010,7 +1010,9 @@ def _toml_value(v) -> str:
             raise PresetError(f"cannot write {v!r} to a preset")
         return repr(round(f, 6))
     if isinstance(v, str):
-        return '"' + v.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
+        escaped = v.replace("\\", "\\\\").replace('"', '\\"')
+        # TOML strings may hold no control character but tab: write the others as escapes.
+        return '"' + re.sub(r"[\x00-\x08\x0a-\x1f\x7f]", lambda m: f"\\u{ord(m.group()):04x}", escaped) + '"'
     if isinstance(v, (list, tuple)):
         return "[" + ", ".join(_toml_value(x) for x in v) + "]"
     if isinstance(v, dict):

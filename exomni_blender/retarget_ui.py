@@ -17,9 +17,10 @@ import numpy as np
 from bpy.props import (BoolProperty, CollectionProperty, EnumProperty, FloatProperty, IntProperty, PointerProperty,
                        StringProperty)
 
-from . import retarget
+from . import compat, retarget
 from .arkit import ARKIT_52
-from .panel import SidebarPanel
+from .panel import SidebarPanel, _text_width
+from .preferences import draw_message
 
 MAIN_PANEL = "EXOMNI_PT_main"
 _CHANNEL_ITEMS = [(c, c, f"ARKit channel {c}") for c in ARKIT_52]
@@ -36,19 +37,12 @@ def target_object(context):
     """The head being retargeted: the main panel's head, else the active mesh with shape keys."""
     settings = getattr(context.scene, "exomni", None)
     obj = getattr(settings, "target", None) if settings is not None else None
-    if obj is not None:
-        return obj
-    view_layer = getattr(context, "view_layer", None)
-    active = view_layer.objects.active if view_layer is not None else None
-    if active is not None and active.type == "MESH" and active.data.shape_keys is not None:
-        return active
-    return None
+    return obj if obj is not None else _active_head(context)
 
 
 def _preset_enum_items(self, context):
     _preset_items[:] = []
-    errors = []
-    for i, p in enumerate(sorted(retarget.load_presets(errors=errors), key=lambda p: p.name.lower())):
+    for i, p in enumerate(sorted(retarget.load_presets(), key=lambda p: p.name.lower())):
         tag = " (user)" if p.user else ""
         _preset_items.append((p.id, p.name + tag, p.description or p.name, "USER" if p.user else "PRESET", i))
     if not _preset_items:
@@ -103,7 +97,7 @@ class ExOmniRetargetSettings(bpy.types.PropertyGroup):
     preview: BoolProperty(name="Preview while scrubbing", default=False,
                           update=lambda self, context: _update_preview_handler(),
                           description="Show the take through the edited map when the frame changes (keys nothing)")
-    preview_take: StringProperty(name="Take", subtype="DIR_PATH",
+    preview_take: StringProperty(name="Take", subtype="DIR_PATH", options=compat.path_options(),
                                  description="Take folder to preview (empty: the take selected in the takes list)")
     preview_start: IntProperty(name="Start", default=1, description="Frame the previewed take starts at")
     report: StringProperty(name="Report", description="The last detection or coverage report")
@@ -206,7 +200,7 @@ def apply_preview(scene) -> bool:
     settings = getattr(scene, "exomni_retarget", None)
     if settings is None or not settings.preview:
         return False
-    obj = getattr(getattr(scene, "exomni", None), "target", None) or _active_head()
+    obj = getattr(getattr(scene, "exomni", None), "target", None) or _active_head(bpy.context)
     if obj is None or obj.type != "MESH" or obj.data.shape_keys is None or not len(settings.rows):
         return False
     take, start = _preview_source(scene)
@@ -220,8 +214,7 @@ def apply_preview(scene) -> bool:
     return True
 
 
-def _active_head():
-    context = bpy.context
+def _active_head(context):
     view_layer = getattr(context, "view_layer", None)
     active = view_layer.objects.active if view_layer is not None else None
     if active is not None and active.type == "MESH" and active.data.shape_keys is not None:
@@ -523,6 +516,10 @@ class EXOMNI_PT_retarget(SidebarPanel, bpy.types.Panel):
         row = col.row(align=True)
         row.prop(settings, "preset", text="")
         row.operator("exomni.retarget_load", text="", icon="IMPORT")
+        broken = []
+        retarget.load_presets(errors=broken)  # a user preset that cannot be read is left out of the list: say why
+        for message in broken[:3]:
+            draw_message(col, f"Skipped a preset: {message}", "ERROR", _text_width(context))
         if settings.report:
             box = col.box()
             for line in settings.report.splitlines()[:8]:

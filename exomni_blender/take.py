@@ -72,7 +72,7 @@ class Take:
         if a.ndim == 2:  # frames x channels -> mono
             a = a.mean(axis=1)
         self.audio = a.reshape(-1)
-        if self.fps <= 0:
+        if not (self.fps > 0 and np.isfinite(self.fps)):
             raise TakeFormatError(f"fps must be positive, got {self.fps}")
         self.phonemes = [p if isinstance(p, Phoneme) else Phoneme(**p) for p in self.phonemes]
 
@@ -126,20 +126,26 @@ class Take:
         audio, sr = (np.zeros(0, np.float32), int(info.get("sample_rate", 22050)))
         if (folder / AUDIO_WAV).exists():
             audio, sr = decode_wav((folder / AUDIO_WAV).read_bytes())
-        return cls(
-            fps=float(info.get("fps", fps)),
-            weights=weights,
-            audio=audio,
-            sample_rate=sr,
-            text=info.get("text", ""),
-            engine=info.get("engine", ""),
-            mode=info.get("mode", "say"),
-            phonemes=[Phoneme(p["symbol"], float(p["start"]), float(p["end"])) for p in info.get("phonemes", [])],
-            units=[int(u) for u in info.get("units", [])],
-            unit_rate=float(info.get("unit_rate", 12.5)),
-            timings=dict(info.get("timings", {})),
-            meta=dict(info.get("meta", {})),
-        )
+        try:
+            return cls(
+                fps=float(info.get("fps", fps)),
+                weights=weights,
+                audio=audio,
+                sample_rate=sr,
+                text=info.get("text", ""),
+                engine=info.get("engine", ""),
+                mode=info.get("mode", "say"),
+                phonemes=[Phoneme(p["symbol"], float(p["start"]), float(p["end"])) for p in info.get("phonemes", [])],
+                units=[int(u) for u in info.get("units", [])],
+                unit_rate=float(info.get("unit_rate", 12.5)),
+                timings=dict(info.get("timings", {})),
+                meta=dict(info.get("meta", {})),
+            )
+        except TakeFormatError:
+            raise
+        except (KeyError, TypeError, ValueError) as exc:  # a hand-edited or foreign take.json
+            raise TakeFormatError(f"{meta_path}: a field cannot be read ({type(exc).__name__}: {exc}); fix it "
+                                  f"or delete {TAKE_JSON} to load the curves and audio alone") from None
 
     def to_json(self) -> dict:
         return {
@@ -183,12 +189,22 @@ def read_a2f(path) -> tuple[float, np.ndarray]:
     if missing:
         raise TakeFormatError(f"{path}: not an Audio2Face blendshape JSON (missing {', '.join(missing)})")
     names = data["facsNames"]
-    mat = np.asarray(data["weightMat"], dtype=np.float32)
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+        raise TakeFormatError(f"{path}: facsNames must be a list of channel names")
+    try:
+        mat = np.asarray(data["weightMat"], dtype=np.float32)
+    except (TypeError, ValueError):
+        raise TakeFormatError(f"{path}: weightMat must hold one row of {len(names)} numbers per frame") from None
     if mat.size == 0:
         mat = mat.reshape(0, len(names))
     if mat.ndim != 2 or mat.shape[1] != len(names):
         raise TakeFormatError(f"{path}: weightMat is {mat.shape}, expected [numFrames, {len(names)}] to match facsNames")
-    fps = float(data.get("exportFps", 30.0))
+    try:
+        fps = float(data.get("exportFps", 30.0))
+    except (TypeError, ValueError):
+        fps = float("nan")
+    if not np.isfinite(fps) or fps <= 0:
+        raise TakeFormatError(f"{path}: exportFps must be a positive frame rate, got {data.get('exportFps')!r}")
     return fps, map_named_weights(names, mat, source=str(path))
 
 
@@ -238,25 +254,34 @@ def decode_wav(data: bytes) -> tuple[np.ndarray, int]:
     """Mono float32 samples and the rate from a PCM (8/16/24/32-bit) or float WAV."""
     if len(data) < 12 or data[:4] != b"RIFF" or data[8:12] != b"WAVE":
         raise TakeFormatError("not a WAV file (no RIFF/WAVE header)")
-    pos, fmt, payload = 12, None, None
+    pos, fmt, fmt_body, payload = 12, None, b"", None
     while pos + 8 <= len(data):
         cid, size = data[pos:pos + 4], struct.unpack("<I", data[pos + 4:pos + 8])[0]
         body = data[pos + 8:pos + 8 + size]
         if cid == b"fmt ":
-            fmt = struct.unpack("<HHIIHH", body[:16])
+            if len(body) < 16:
+                raise TakeFormatError("WAV file is truncated (its fmt chunk is shorter than 16 bytes)")
+            fmt, fmt_body = struct.unpack("<HHIIHH", body[:16]), body
         elif cid == b"data":
             payload = body
         pos += 8 + size + (size & 1)
     if fmt is None or payload is None:
         raise TakeFormatError("WAV file is truncated (missing fmt or data chunk)")
     tag, channels, rate, _, _, bits = fmt
-    if tag == 0xFFFE:  # WAVE_FORMAT_EXTENSIBLE: the sub-format decides; PCM and float are what we meet
-        tag = 3 if bits in (32, 64) and b"\x03\x00\x00\x00\x10\x00" in data[:200] else 1
+    if tag == 0xFFFE and len(fmt_body) >= 26:
+        # WAVE_FORMAT_EXTENSIBLE (ffmpeg writes it above 48 kHz or 2 channels, for instance): the sub-format
+        # GUID that follows the basic fields begins with the real format tag (1 PCM, 3 float).
+        tag = struct.unpack("<H", fmt_body[24:26])[0]
+    if channels < 1 or bits < 8 or bits % 8 or rate < 1:
+        raise TakeFormatError(f"unsupported WAV header ({channels} channels, {bits}-bit, {rate} Hz); "
+                              "export the audio again as 16-bit PCM WAV")
     width = bits // 8
     usable = len(payload) - len(payload) % (width * channels)
     payload = payload[:usable]
-    if tag == 3:
+    if tag == 3 and bits in (32, 64):
         x = np.frombuffer(payload, "<f4" if bits == 32 else "<f8").astype(np.float32)
+    elif tag != 1:
+        raise TakeFormatError(f"unsupported WAV encoding (format tag {tag}); export the audio as PCM or float WAV")
     elif bits == 8:
         x = (np.frombuffer(payload, np.uint8).astype(np.float32) - 128.0) / 128.0
     elif bits == 16:

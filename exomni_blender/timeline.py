@@ -1,8 +1,8 @@
 """A take's audio on the scene's timeline: a WAV file and a sound strip at the take's first frame.
 
 The audio is written beside the saved .blend in `//exomni_audio/`, so the file stays portable
-with its folder; in an unsaved file it goes through a temporary WAV that is packed into the
-.blend, so nothing points at a file that will vanish.
+with its folder; in an unsaved file (or when that folder cannot be written) it goes through a
+temporary WAV that is packed into the .blend, so nothing points at a file that will vanish.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ def add_audio_strip(scene, take, start_frame, channel=None, name=None):
     """Place the take's audio as a sound strip on `scene`'s sequencer, starting at `start_frame`.
 
     The WAV goes to `//exomni_audio/<take>.wav` beside the saved .blend, or, when the .blend has
-    never been saved, into the .blend itself (packed). The strip lands on `channel`, or on the
+    never been saved or that folder cannot be written, into the .blend itself (packed). The strip lands on `channel`, or on the
     lowest channel that is free over the strip's frames; the sequence editor is created when the
     scene has none. The scene's end frame grows to the strip's last frame (it never shrinks).
     Returns the sound strip; its length matches the audio to within one frame.
@@ -59,11 +59,17 @@ def add_audio_strip(scene, take, start_frame, channel=None, name=None):
     wav = encode_wav(take.audio, take.sample_rate)
     stem = _file_stem(take, wav)
     strip_name = name or _strip_name(take)
+    path = None
     if bpy.data.filepath:
         folder = os.path.join(os.path.dirname(bpy.path.abspath(bpy.data.filepath)), AUDIO_FOLDER)
-        os.makedirs(folder, exist_ok=True)
         path = os.path.join(folder, stem + ".wav")
-        _write(path, wav)
+        try:
+            os.makedirs(folder, exist_ok=True)
+            _write(path, wav)
+        except OSError as exc:  # e.g. a .blend opened from a read-only share: keep the audio in the file
+            print(f"Ex-Omni: cannot write {path} ({exc.strerror or exc}); packing the audio into the .blend")
+            path = None
+    if path is not None:
         strip = compat.new_sound_strip(scene, strip_name, path, channel, start)
         strip.sound.filepath = bpy.path.relpath(path)
     else:
@@ -112,6 +118,11 @@ def _strip_name(take) -> str:
 
 def _write(path: str, data: bytes) -> None:
     tmp = path + ".part"
-    with open(tmp, "wb") as fh:
-        fh.write(data)
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "wb") as fh:
+            fh.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise

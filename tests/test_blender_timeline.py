@@ -76,6 +76,17 @@ def test_saved_file_gets_the_wav_beside_it_with_a_relative_path(tmp_path):
     assert len(os.listdir(blend.parent / "exomni_audio")) == 2
 
 
+def test_a_folder_that_cannot_be_written_packs_the_audio_instead(tmp_path):
+    blend = tmp_path / "scene.blend"
+    bpy.ops.wm.save_as_mainfile(filepath=str(blend))
+    (tmp_path / "exomni_audio").write_text("a file where the audio folder would go")
+    take = make_take(seconds=1.0)
+    strip = add_audio_strip(bpy.context.scene, take, start_frame=3)
+    assert strip.sound.packed_file is not None and strip.frame_final_start == 3
+    assert abs(strip.frame_final_duration - frames_of(take, bpy.context.scene)) <= 1.0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["exomni_audio", "scene.blend"]  # no stray .part
+
+
 def test_strips_go_on_a_free_channel_and_the_end_frame_never_shrinks():
     scene = bpy.context.scene
     scene.render.fps = 30

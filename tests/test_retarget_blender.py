@@ -190,6 +190,27 @@ def test_editor_detects_edits_previews_and_saves_a_user_preset(scene, editor, tm
     np.testing.assert_allclose(curves["Jaw_Open"], 0.5 * take.weights[:, INDEX["jawOpen"]], atol=1e-6)
 
 
+def test_the_editor_says_which_user_preset_it_could_not_read(scene, editor, tmp_path, monkeypatch):
+    from test_ui_audio_panel import Recorder
+
+    class Layout(Recorder):
+        def _child(self, *args, **kwargs):
+            return Layout(self.drawn)
+
+        row = column = box = _child
+
+        def template_list(self, *args, **kwargs):
+            pass
+
+    (tmp_path / "studio.toml").write_text('name = "Studio"\n[[target]]\nkey = "Jaw"\nmix = { jawOpenn = 1.0 }\n')
+    monkeypatch.setenv(retarget.PRESETS_ENV, str(tmp_path))
+    bpy.context.scene.exomni_retarget.rows.clear()  # earlier tests leave an edited map behind
+    layout = Layout()
+    bpy.types.EXOMNI_PT_retarget.draw(type("Panel", (), {"layout": layout})(), bpy.context)
+    assert "Skipped a preset" in layout.labels() and "jawOpenn" in layout.labels()
+    assert "studio" not in {p.id for p in retarget.load_presets()}
+
+
 def test_editor_proposes_a_preset_from_a_rig_nobody_wrote_one_for(scene, editor):
     keys = ["Blink_Left", "Blink_Right", "JawDrop", "Smile_L", "Smile_R", "Pucker", "Funnel", "Hat_Scale"]
     obj = make_head(scene, "studio_rig", keys)

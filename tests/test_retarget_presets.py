@@ -155,6 +155,8 @@ def test_dumps_toml_quotes_odd_keys_and_strings():
     data = tomllib.loads(text)
     assert data["name"] == 'A "quoted" name'
     assert data["target"][0]["mix"] == {"a b": 1.0}
+    odd = 'back\\slash, tab\t, pasted\r\nline, bell\x07, del\x7f'  # TOML forbids raw control characters
+    assert tomllib.loads(dumps_toml({"description": odd}))["description"] == odd
 
 
 # -- the name matcher --------------------------------------------------------------------------------

@@ -84,6 +84,24 @@ def test_unreadable_inputs_say_why(tmp_path):
         read_a2f(p)
     with pytest.raises(TakeFormatError, match="take folder"):
         Take.load(tmp_path / "missing")
+    p.write_text(json.dumps({"facsNames": ["jawOpen", "mouthClose"], "weightMat": [[0.1, 0.2], [0.3]]}))
+    with pytest.raises(TakeFormatError, match="one row of 2 numbers"):
+        read_a2f(p)
+    p.write_text(json.dumps({"facsNames": "jawOpen", "weightMat": [[0.1]]}))
+    with pytest.raises(TakeFormatError, match="facsNames"):
+        read_a2f(p)
+    p.write_text(json.dumps({"exportFps": 0, "facsNames": ["jawOpen"], "weightMat": [[0.1]]}))
+    with pytest.raises(TakeFormatError, match="exportFps"):
+        read_a2f(p)
+
+
+def test_a_broken_take_json_names_the_file(tmp_path):
+    make_take().save(tmp_path / "t")
+    info = json.loads((tmp_path / "t" / "take.json").read_text())
+    info["phonemes"] = [{"start": 0.0, "end": 0.1}]  # no symbol
+    (tmp_path / "t" / "take.json").write_text(json.dumps(info))
+    with pytest.raises(TakeFormatError, match="take.json.*symbol"):
+        Take.load(tmp_path / "t")
 
 
 def test_wav_codec_reads_common_formats():
@@ -95,11 +113,41 @@ def test_wav_codec_reads_common_formats():
     import soundfile as sf
     for subtype in ("PCM_24", "PCM_32", "FLOAT", "PCM_U8"):
         buf = io.BytesIO()
-        sf.write(buf, np.stack([x, -x], 1), 8000, subtype=subtype, format="WAV")
+        sf.write(buf, np.stack([x, 0.5 * x], 1), 8000, subtype=subtype, format="WAV")
         mono, sr = decode_wav(buf.getvalue())
-        assert sr == 8000 and mono.shape == x.shape and np.abs(mono).max() < 1e-2, subtype  # stereo mixed down
+        assert sr == 8000 and mono.shape == x.shape, subtype
+        assert np.abs(mono - 0.75 * x).max() < 1e-2, subtype  # stereo mixed down
     with pytest.raises(TakeFormatError, match="RIFF"):
         decode_wav(b"hello world, not audio")
+
+
+@pytest.mark.parametrize("args", [["-ar", "96000"], ["-af", "pan=3.0|c0=c0|c1=c0|c2=c0"]])
+def test_wav_codec_reads_ffmpegs_extensible_float_wavs(tmp_path, args):
+    # Above 48 kHz or two channels ffmpeg writes WAVE_FORMAT_EXTENSIBLE; the sub-format says float.
+    import subprocess
+
+    imageio_ffmpeg = pytest.importorskip("imageio_ffmpeg")
+    x = (0.6 * np.sin(np.linspace(0, 80, 4800))).astype(np.float32)
+    source, out = tmp_path / "in.wav", tmp_path / "out.wav"
+    source.write_bytes(encode_wav(x, 48000))
+    subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-loglevel", "error", "-y", "-i", str(source), *args,
+                    "-c:a", "pcm_f32le", str(out)], check=True, timeout=60)
+    data = out.read_bytes()
+    assert data[20:22] == b"\xfe\xff"  # the extensible header this test is about
+    y, sr = decode_wav(data)
+    assert np.abs(y).max() == pytest.approx(np.abs(x).max(), abs=0.01)
+    if args[0] == "-af":  # the same samples on three channels
+        assert sr == 48000 and np.abs(y - x).max() < 1e-3
+
+
+def test_broken_wav_headers_say_so():
+    good = encode_wav(np.zeros(10, np.float32), 8000)
+    no_channels = good[:22] + b"\x00\x00" + good[24:]
+    with pytest.raises(TakeFormatError, match="0 channels"):
+        decode_wav(no_channels)
+    short_fmt = good[:16] + (8).to_bytes(4, "little") + good[20:28] + good[36:]
+    with pytest.raises(TakeFormatError, match="fmt chunk"):
+        decode_wav(short_fmt)
 
 
 def test_resample_keeps_duration_and_shape():

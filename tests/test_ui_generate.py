@@ -152,6 +152,32 @@ def test_server_down_gives_the_clear_error_and_nothing_escapes(addon):
     assert check.state == jobs.FAILED and "Cannot reach" in check.error
 
 
+def test_a_take_that_cannot_be_keyed_says_where_it_is_saved(addon):
+    from exomni_blender import jobs
+    scene = bpy.context.scene
+    head = new_head()
+    scene.exomni.text = "Hello."
+    assert bpy.ops.exomni.generate() == {"FINISHED"}
+    head.shape_key_clear()  # the head changes while the take is being made
+    job = jobs.wait(jobs.latest("generate"), timeout=90)
+    assert job.state == jobs.FAILED and "no shape keys" in job.error
+    folder = job.error.split("saved in ", 1)[1].split("; key it", 1)[0]
+    assert Take.load(folder).text == "Hello." and "Key Take From Disk" in job.error
+    assert len(scene.exomni.takes) == 0
+
+
+def test_a_take_started_before_another_file_was_opened_does_not_land_there(addon, tmp_path):
+    from exomni_blender import jobs
+    bpy.context.scene.exomni.text = "Hello."
+    new_head("Bob")
+    assert bpy.ops.exomni.generate() == {"FINISHED"}
+    bpy.ops.wm.read_homefile(use_empty=True)  # another shot: the same scene name, a rig of the same name
+    other = new_head("Bob")
+    job = jobs.wait(jobs.latest("generate"), timeout=90)
+    assert job.state == jobs.FAILED and "Another file was opened" in job.error and "Key Take From Disk" in job.error
+    assert head_action(other) is None and not sound_strips(bpy.context.scene)
+
+
 def test_bad_input_and_offline_are_refused_with_what_to_do(addon):
     from exomni_blender import jobs
     scene = bpy.context.scene

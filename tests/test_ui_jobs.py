@@ -102,3 +102,25 @@ def test_record_shows_a_failure_found_before_any_work():
     job = jobs.fail("generate", "Type a line for the head to say.")
     assert jobs.latest("generate") is job and job.finished and job.error == job.message
     assert not jobs.busy("generate")
+
+
+def test_the_timer_survives_an_error_while_pumping(monkeypatch):
+    # Blender unregisters a timer whose function raises: every running job would then stall.
+    gate = threading.Event()
+    job = jobs.start("timer", lambda job: gate.wait(5) and "done")
+
+    def broken_redraw():
+        raise RuntimeError("no window to redraw")
+
+    monkeypatch.setattr(jobs, "_redraw", broken_redraw)
+    job.report(0.5, "half")
+    deadline = time.monotonic() + 5
+    while job.progress == 0.0 and time.monotonic() < deadline:
+        assert jobs._tick() == jobs.TICK_SECONDS  # still running: the timer asks to be called again
+        time.sleep(0.01)
+    assert job.progress == 0.5
+    gate.set()
+    while not job.finished and time.monotonic() < deadline:
+        jobs._tick()
+        time.sleep(0.01)
+    assert job.state == jobs.DONE and job.result == "done"

@@ -106,9 +106,31 @@ def test_engine_list_follows_the_backend_and_keeps_the_choice_by_name():
 def test_the_backend_package_never_pulls_in_the_ui():
     import subprocess
     import sys
-    code = ("import sys, exomni_blender.take, exomni_blender.contract, exomni_blender.client; "
-            "assert 'bpy' not in sys.modules, 'bpy was imported'")
+    code = ("import sys, exomni_blender.take, exomni_blender.arkit, exomni_blender.contract, exomni_blender.client, "
+            "exomni_blender.retarget; assert 'bpy' not in sys.modules, 'bpy was imported'")
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+
+
+def test_the_extension_imports_only_what_blender_ships():
+    """Blender's Python has bpy (with mathutils), numpy, requests and the stdlib; never the backend."""
+    import ast
+    import sys
+    from pathlib import Path
+    allowed = {"bpy", "mathutils", "numpy", "requests", *sys.stdlib_module_names}
+    package = Path(exomni_blender.__file__).parent
+    found = {}
+    for path in sorted(package.glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and not node.level:
+                names = [node.module]
+            else:
+                continue
+            for name in names:
+                found.setdefault(name.split(".")[0], set()).add(path.name)
+    assert "bpy" in found and "numpy" in found  # the walk saw the imports
+    assert {name: files for name, files in found.items() if name not in allowed} == {}
 
 
 def test_every_button_and_icon_the_ui_draws_exists():
@@ -124,5 +146,24 @@ def test_every_button_and_icon_the_ui_draws_exists():
     try:
         assert buttons and all(operator_exists(name) for name in buttons), buttons
         assert icons and icons <= valid_icons, icons - valid_icons
+    finally:
+        exomni_blender.unregister()
+
+
+def test_file_and_folder_settings_take_paths_relative_to_the_blend():
+    """From 4.5 a path property warns on "//" unless declared blend-relative (compat.path_options)."""
+    import warnings
+    exomni_blender.register()
+    try:
+        scene = bpy.context.scene
+        item = scene.exomni.takes.add()
+        targets = [(scene.exomni, "audio_file"), (item, "folder"), (scene.exomni_dialogue, "filepath"),
+                   (scene.exomni_retarget, "preview_take")]
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            for owner, name in targets:
+                setattr(owner, name, "//recordings/line.wav")
+                assert getattr(owner, name) == "//recordings/line.wav"
+        assert [str(w.message) for w in caught if "relative" in str(w.message)] == []
     finally:
         exomni_blender.unregister()
