@@ -96,3 +96,18 @@ def test_cancelled_job_stops(engine):
         engine.make_take(TakeRequest(text=LINE), Progress(cancelled=lambda: True))
     # the engine still works afterwards
     assert engine.make_take(TakeRequest(text="Still here."), Progress()).phonemes
+
+
+def test_the_take_starts_and_ends_at_rest_and_anticipates_the_first_sound(engine):
+    take = engine.make_take(TakeRequest(text="Maybe both.", fps=30), Progress())
+    mouth = [INDEX[n] for n in MOUTH_CHANNELS]
+    first = take.phonemes[0].start
+    assert 0.15 <= first <= 0.35  # the default lead-in of silence
+    assert np.abs(take.audio[: int(0.15 * take.sample_rate)]).max() == 0.0
+    assert take.weights[0, mouth].max() < 0.02 and take.weights[-1, mouth].max() < 0.05
+    before = take.weights[int(first * take.fps) - 1, mouth]
+    assert before.max() > 0.05  # the lips are already moving toward the first sound
+    bare = engine.make_take(TakeRequest(text="Maybe both.", fps=30, options={"lead_in": 0, "tail": 0}), Progress())
+    assert bare.phonemes[0].start < 0.1 and bare.duration < take.duration - 0.3
+    with pytest.raises(EngineError, match="lead_in"):
+        engine.make_take(TakeRequest(text="Maybe both.", options={"lead_in": -1}), Progress())

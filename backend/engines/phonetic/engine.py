@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
+
+import numpy as np
 
 from exomni_blender import contract as C
 from exomni_blender.take import Take
@@ -56,6 +59,8 @@ class PhoneticEngine(Engine):
                               C.E_BAD_REQUEST, 400)
         progress(0.5, "animating the face")
         timings = {"synthesize": synthesized - started}
+        lead_in, tail = _padding(request)
+        speech = _padded(speech, lead_in, tail)
         weights = curves_from_phonemes(speech.phonemes, speech.duration, fps, seed=seed,
                                        mouth_only=bool(request.mouth_only), timings=timings)
         timings["total"] = time.perf_counter() - started
@@ -65,7 +70,7 @@ class PhoneticEngine(Engine):
             engine=self.name, mode="say", phonemes=speech.phonemes, timings=timings,
             meta={"voice": speech.voice, "seed": seed, "rate": float(request.rate), "pitch": float(request.pitch),
                   "words_per_minute": wpm, "espeak_pitch": pitch_value, "mouth_only": bool(request.mouth_only),
-                  "espeak_ng": espeak.version(),
+                  "espeak_ng": espeak.version(), "lead_in": lead_in, "tail": tail,
                   "words": [{"text": w.text, "start": round(w.start, 5), "end": round(w.end, 5)} for w in speech.words]},
         )
         progress(1.0, "done")
@@ -97,6 +102,37 @@ def _check(request: TakeRequest) -> tuple[str, float, int]:
     except espeak.VoiceError as exc:
         raise EngineError(str(exc), C.E_BAD_REQUEST, 400) from None
     return text.strip(), fps, seed
+
+
+# Silence around the line: without it the first frame already holds the first sound's shape
+# (a pop from the rest pose), and the lips have no time to anticipate it or to settle after it.
+DEFAULT_LEAD_IN, DEFAULT_TAIL, MAX_PADDING = 0.2, 0.15, 5.0
+
+
+def _padding(request: TakeRequest) -> tuple[float, float]:
+    values = []
+    for key, default in (("lead_in", DEFAULT_LEAD_IN), ("tail", DEFAULT_TAIL)):
+        value = request.options.get(key, default)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= MAX_PADDING:
+            raise EngineError(f"options.{key} is seconds of silence from 0 to {MAX_PADDING:g}, got {value!r}",
+                              C.E_BAD_REQUEST, 422)
+        values.append(float(value))
+    return values[0], values[1]
+
+
+def _padded(speech, lead_in: float, tail: float):
+    """The synthesized line with silence before and after; every timeline shifted to match."""
+    if lead_in == 0 and tail == 0:
+        return speech
+    before = int(round(lead_in * speech.sample_rate))
+    after = int(round(tail * speech.sample_rate))
+    shift = before / float(speech.sample_rate)
+    audio = np.concatenate([np.zeros(before, np.float32), speech.audio, np.zeros(after, np.float32)])
+    return dataclasses.replace(
+        speech, audio=audio,
+        phonemes=[dataclasses.replace(p, start=p.start + shift, end=p.end + shift) for p in speech.phonemes],
+        words=[dataclasses.replace(w, start=w.start + shift, end=w.end + shift) for w in speech.words],
+        sentence_starts=[t + shift for t in speech.sentence_starts])
 
 
 def _poller(progress: Progress):
