@@ -8,14 +8,13 @@ preset's own names.
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
 from exomni_blender.retarget import Preset, PresetError, RetargetReport, detect
+from exomni_blender.files import atomic_write
 from exomni_blender.take import AUDIO_WAV, BLENDSHAPES_JSON, Take
 
 REPORT_JSON = "retarget_report.json"
@@ -98,11 +97,11 @@ def write_retargeted(take_dir, out_dir, preset: Preset, rig_keys=None, fps: floa
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
     data = a2f_json(names, matrix, take.fps)
-    _atomic_write_text(out_dir / BLENDSHAPES_JSON, json.dumps(data, separators=(",", ":")))
+    atomic_write(out_dir / BLENDSHAPES_JSON, json.dumps(data, separators=(",", ":")).encode("utf-8"))
     written.append(out_dir / BLENDSHAPES_JSON)
     info = {"take": str(take_dir), "preset": preset.id, "preset_name": preset.name, "fps": take.fps,
             "frames": take.frames, "rig_keys_given": rig_keys is not None, **_report_json(report)}
-    _atomic_write_text(out_dir / REPORT_JSON, json.dumps(info, indent=2))
+    atomic_write(out_dir / REPORT_JSON, json.dumps(info, indent=2).encode("utf-8"))
     written.append(out_dir / REPORT_JSON)
     audio = take_dir / AUDIO_WAV
     if audio.is_file():
@@ -117,13 +116,3 @@ def _report_json(report: RetargetReport) -> dict:
     return d
 
 
-def _atomic_write_text(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise

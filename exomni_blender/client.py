@@ -6,9 +6,7 @@ block, so the add-on makes them on a worker thread (see `jobs`), never on Blende
 """
 
 import json
-import os
 import sys
-import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -17,6 +15,7 @@ from urllib.parse import urlsplit
 import requests
 
 from . import contract as C
+from .files import atomic_write
 from .take import AUDIO_WAV, BLENDSHAPES_JSON, TAKE_JSON, Take
 
 START_HINT = "Start the backend from the add-on preferences or run `exomni serve`."
@@ -208,9 +207,9 @@ class Client:
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         info = self._json("GET", C.take_path(take_id))
-        _write_atomic(folder / TAKE_JSON, json.dumps(info, indent=2).encode("utf-8"))
-        _write_atomic(folder / BLENDSHAPES_JSON, self._bytes(C.take_path(take_id, BLENDSHAPES_JSON)))
-        _write_atomic(folder / AUDIO_WAV, self._bytes(C.take_path(take_id, AUDIO_WAV)))
+        atomic_write(folder / TAKE_JSON, json.dumps(info, indent=2).encode("utf-8"))
+        atomic_write(folder / BLENDSHAPES_JSON, self._bytes(C.take_path(take_id, BLENDSHAPES_JSON)))
+        atomic_write(folder / AUDIO_WAV, self._bytes(C.take_path(take_id, AUDIO_WAV)))
         return folder
 
     def fetch_take(self, take_id: str, folder) -> Take:
@@ -356,13 +355,3 @@ def _quoted(value: str) -> str:
     return str(value).replace('"', "%22").replace("\r", " ").replace("\n", " ")
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise

@@ -14,15 +14,14 @@ both import it.
 from __future__ import annotations
 
 import json
-import os
 import struct
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from .arkit import ARKIT_52, INDEX, A2F_POSES
+from .arkit import A2F_POSES, ARKIT_52, INDEX
+from .files import atomic_write
 
 TAKE_JSON = "take.json"
 BLENDSHAPES_JSON = "blendshapes.json"
@@ -107,9 +106,9 @@ class Take:
         """Write the take folder. Each file lands atomically, so a crash never leaves half a take."""
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
-        _atomic_write(folder / AUDIO_WAV, encode_wav(self.audio, self.sample_rate))
-        _atomic_write(folder / BLENDSHAPES_JSON, json.dumps(self.to_a2f(), separators=(",", ":")).encode())
-        _atomic_write(folder / TAKE_JSON, json.dumps(self.to_json(), indent=2).encode())
+        atomic_write(folder / AUDIO_WAV, encode_wav(self.audio, self.sample_rate))
+        atomic_write(folder / BLENDSHAPES_JSON, json.dumps(self.to_a2f(), separators=(",", ":")).encode())
+        atomic_write(folder / TAKE_JSON, json.dumps(self.to_json(), indent=2).encode())
         return folder
 
     @classmethod
@@ -300,20 +299,6 @@ def decode_wav(data: bytes) -> tuple[np.ndarray, int]:
 
 
 # -- helpers ----------------------------------------------------------------------------------
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
 
 def _read_json(path) -> dict:
     try:

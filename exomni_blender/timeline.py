@@ -16,6 +16,7 @@ import tempfile
 import bpy
 
 from . import compat
+from .files import atomic_write
 from .take import encode_wav
 
 AUDIO_FOLDER = "exomni_audio"
@@ -65,7 +66,7 @@ def add_audio_strip(scene, take, start_frame, channel=None, name=None):
         path = os.path.join(folder, stem + ".wav")
         try:
             os.makedirs(folder, exist_ok=True)
-            _write(path, wav)
+            atomic_write(path, wav)
         except OSError as exc:  # e.g. a .blend opened from a read-only share: keep the audio in the file
             print(f"Ex-Omni: cannot write {path} ({exc.strerror or exc}); packing the audio into the .blend")
             path = None
@@ -75,7 +76,7 @@ def add_audio_strip(scene, take, start_frame, channel=None, name=None):
     else:
         with tempfile.TemporaryDirectory(prefix="exomni_") as tmp:
             path = os.path.join(tmp, stem + ".wav")
-            _write(path, wav)
+            atomic_write(path, wav)
             strip = compat.new_sound_strip(scene, strip_name, path, channel, start)
             strip.sound.pack()
         # Where "File > External Data > Unpack" writes it once the .blend is saved.
@@ -116,13 +117,3 @@ def _strip_name(take) -> str:
     return STRIP_PREFIX + (words or "take audio")
 
 
-def _write(path: str, data: bytes) -> None:
-    tmp = path + ".part"
-    try:
-        with open(tmp, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
