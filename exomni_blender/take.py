@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from .arkit import A2F_POSES, ARKIT_52, INDEX
-from .files import atomic_write
+from .files import atomic_write_all
 
 TAKE_JSON = "take.json"
 BLENDSHAPES_JSON = "blendshapes.json"
@@ -103,12 +103,15 @@ class Take:
 
     # -- files ---------------------------------------------------------------------------
     def save(self, folder) -> Path:
-        """Write the take folder. Each file lands atomically, so a crash never leaves half a take."""
+        """Write the take folder (audio.wav, blendshapes.json, take.json), replacing an older take there."""
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
-        atomic_write(folder / AUDIO_WAV, encode_wav(self.audio, self.sample_rate))
-        atomic_write(folder / BLENDSHAPES_JSON, json.dumps(self.to_a2f(), separators=(",", ":")).encode())
-        atomic_write(folder / TAKE_JSON, json.dumps(self.to_json(), indent=2).encode())
+        # All three files are staged before any is renamed: an old take folder is never left half new.
+        atomic_write_all({
+            folder / AUDIO_WAV: encode_wav(self.audio, self.sample_rate),
+            folder / BLENDSHAPES_JSON: json.dumps(self.to_a2f(), separators=(",", ":")).encode(),
+            folder / TAKE_JSON: json.dumps(self.to_json(), indent=2).encode(),
+        })
         return folder
 
     @classmethod
