@@ -251,3 +251,10 @@ def sound_start_frame(strip, fps: float) -> float:
         trim = getattr(strip, "animation_offset_start", 0)
     offset = float(getattr(strip, "sound_offset", 0.0) or 0.0) * fps
     return float(strip.frame_start) - float(trim or 0) + (offset if SOUND_OFFSET_DELAYS else -offset)
+
+
+def use_video_output(image_settings) -> None:
+    """Render to FFmpeg video. From 5.0 the video formats sit behind media_type = 'VIDEO'."""
+    if hasattr(image_settings, "media_type"):
+        image_settings.media_type = "VIDEO"
+    image_settings.file_format = "FFMPEG"

@@ -3,6 +3,8 @@ Workbench look and an MP4 whose audio Blender's own FFmpeg output muxes in."""
 
 from __future__ import annotations
 
+from . import compat
+
 
 def workbench_look(scene) -> None:
     scene.render.engine = "BLENDER_WORKBENCH"
@@ -16,7 +18,7 @@ def workbench_look(scene) -> None:
 
 def mp4_output(scene) -> None:
     """H.264 video with mono AAC audio; the output path is used as given, without a frame-range suffix."""
-    scene.render.image_settings.file_format = "FFMPEG"
+    compat.use_video_output(scene.render.image_settings)
     ff = scene.render.ffmpeg
     ff.format = "MPEG4"
     ff.codec = "H264"

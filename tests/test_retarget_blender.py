@@ -41,9 +41,9 @@ def make_head(scene_and_made, name, keys):
     obj = bpy.data.objects.new(name, mesh)
     scene.collection.objects.link(obj)
     made.append(obj)
-    obj.shape_key_add(name="Basis")
+    compat.add_shape_key(obj, "Basis")
     for k in keys:
-        obj.shape_key_add(name=k, from_mix=False)
+        compat.add_shape_key(obj, k)  # at 0 on every Blender (5.0 starts new keys at 1)
     assert len(obj.data.shape_keys.key_blocks) == len(keys) + 1, "Blender renamed a key"
     return obj
 
