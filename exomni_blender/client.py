@@ -173,6 +173,10 @@ class Client:
     def cancel(self, job_id: str) -> dict:
         return self._json("DELETE", C.job_path(job_id))
 
+    def plan_dialogue(self, body: dict) -> dict:
+        """Each line of a dialogue script with its head, take request and cache key (the server parses the script)."""
+        return self._json("POST", C.DIALOGUE_PLAN, json=body)
+
     def wait(self, job_id: str, on_update=None, should_cancel=None, interval: float = 0.15,
              timeout: float = 600.0) -> dict:
         """Poll a job until it is finished. Cancels it on the server when `should_cancel()` turns true.

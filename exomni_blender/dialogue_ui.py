@@ -125,7 +125,7 @@ def make_takes(job, url: str, token: str, body: dict, root: str) -> dict:
     root_path = Path(root)
     with Client(url, token) as client:
         job.report(0.01, "Planning the script on the backend")
-        plan = client._json("POST", C.DIALOGUE_PLAN, json=body)
+        plan = client.plan_dialogue(body)
         lines = plan.get("lines") if isinstance(plan, dict) else None
         if not lines:
             raise BackendError("The backend sent a dialogue plan without lines; update the add-on and the backend.")
