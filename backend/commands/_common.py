@@ -46,6 +46,11 @@ class ProgressBar:
         self._t0 = time.monotonic()
 
     def __call__(self, fraction: float, message: str = "") -> None:
+        if fraction >= 1.0:  # the finished line is done()'s, with the time it took
+            return
+        self._draw(fraction, message)
+
+    def _draw(self, fraction: float, message: str) -> None:
         pct = int(fraction * 100)
         if (message, pct // 10 if not self.tty else pct) == self._last:
             return
@@ -59,7 +64,7 @@ class ProgressBar:
         self.stream.flush()
 
     def done(self, message: str = "done") -> None:
-        self(1.0, f"{message} ({time.monotonic() - self._t0:.1f} s)")
+        self._draw(1.0, f"{message} ({time.monotonic() - self._t0:.1f} s)")
         if self.tty:
             self.stream.write("\n")
 
