@@ -417,10 +417,14 @@ def _undo_push(message: str) -> None:
 
 
 def take_from_disk(path: str):
-    """(Take, folder) from a take folder, one of its files, or an Audio2Face JSON (+ a WAV beside it)."""
+    """(Take, folder) from a take folder, one of its files, an Audio2Face JSON, a Live Link Face CSV or
+    a Rhubarb Lip Sync JSON (+ a WAV beside it)."""
+    from .exchange import is_rhubarb_json, read_livelink_csv, read_rhubarb_json
+
     p = Path(bpy.path.abspath(path)) if path else Path()
     if not str(path).strip() or not p.exists():
-        raise UserError(f"Nothing at '{path}'; pick a take folder or an Audio2Face JSON file.")
+        raise UserError(f"Nothing at '{path}'; pick a take folder, an Audio2Face or Rhubarb JSON, or a Live Link "
+                        f"Face CSV.")
     if p.is_dir():
         if (p / BLENDSHAPES_JSON).exists():
             return Take.load(p), p
@@ -429,14 +433,19 @@ def take_from_disk(path: str):
             raise UserError(f"{p} is not a take folder (no {BLENDSHAPES_JSON}); pick the Audio2Face JSON file in it.")
         p = jsons[0]
     if p.suffix.lower() == ".wav":
-        partner = p.with_suffix(".json")
-        if not partner.exists():
-            raise UserError(f"{p.name} is audio only; pick the Audio2Face JSON that goes with it.")
+        partner = next((q for q in (p.with_suffix(".json"), p.with_suffix(".csv")) if q.exists()), None)
+        if partner is None:
+            raise UserError(f"{p.name} is audio only; pick the JSON or CSV file that goes with it.")
         p = partner
+    if p.suffix.lower() == ".csv":
+        return read_livelink_csv(p), p.parent
     if p.suffix.lower() != ".json":
-        raise UserError(f"{p.name} is not a take: pick a take folder, an Audio2Face JSON or its WAV.")
+        raise UserError(f"{p.name} is not a take: pick a take folder, an Audio2Face or Rhubarb JSON, a Live Link "
+                        f"Face CSV, or its WAV.")
     if p.name in (TAKE_JSON, BLENDSHAPES_JSON):
         return Take.load(p.parent), p.parent
+    if is_rhubarb_json(p):
+        return read_rhubarb_json(p), p.parent
     fps, weights = read_a2f(p)
     audio, rate = [], 22050
     wav = _wav_beside(p)
@@ -594,13 +603,14 @@ class EXOMNI_OT_add_demo_head(_ReportingOperator, bpy.types.Operator):
 class EXOMNI_OT_key_take_from_disk(_ReportingOperator, bpy.types.Operator):
     bl_idname = "exomni.key_take_from_disk"
     bl_label = "Key Take From Disk"
-    bl_description = ("Key a take folder, or an Audio2Face JSON with its WAV, on the head at the start frame "
-                      "and add its audio strip")
+    bl_description = ("Key a take folder, an Audio2Face or Rhubarb Lip Sync JSON or a Live Link Face CSV (with "
+                      "its WAV) on the head at the start frame and add its audio strip")
     bl_options = {"REGISTER", "UNDO"}
 
     filepath: StringProperty(name="Take", subtype="FILE_PATH",
-                             description="A take folder, its blendshapes.json, or an Audio2Face JSON")
-    filter_glob: StringProperty(default="*.json;*.wav", options={"HIDDEN"})
+                             description="A take folder, its blendshapes.json, an Audio2Face or Rhubarb JSON, "
+                                         "or a Live Link Face CSV")
+    filter_glob: StringProperty(default="*.json;*.csv;*.wav", options={"HIDDEN"})
 
     def invoke(self, context, event):
         context.window_manager.fileselect_add(self)
