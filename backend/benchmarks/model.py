@@ -1,12 +1,17 @@
 """Ex-Omni model: load time, time to first unit, units per second, blendshape time per second of speech, peak memory.
 
-Runs the model's own pipeline (no server, no audio decoder) for `say` and `chat` takes and prints,
-per mode, the median over `--repeat` takes after one warm-up take:
+Runs the model's own pipeline (no server) for `say` and `chat` takes and prints, per mode, the median
+over `--repeat` takes after one warm-up take, first without audio:
 - time to first unit: from the request to the first speech unit (chat: the reply is written first);
 - units per second: speech-generator decode steps per second;
 - blendshape generator seconds per second of speech (speech = units / 12.5 Hz);
 - the LLM's share (say: the teacher-forced pass; chat: reply tokens per second);
 - peak memory: this process's peak CPU resident set, and on CUDA torch's peak allocated memory.
+
+With an audio decoder (`--decoder DIR`, or a random one: `--tiny-decoder`, `--released-decoder`), the
+same takes run again with audio, streamed (decoded while the units are generated, as the engine does)
+and offline (decoded after the last unit), side by side with the same seeds and so the same units:
+time to first audio (from the request), the take's total with audio, and the decoder's seconds.
 
 The model is one of:
 - `--checkpoint DIR`: a checkpoint folder in the released layout (the real one, or a tiny one);
@@ -48,6 +53,14 @@ def add_arguments(parser):
     parser.add_argument("--greedy", action="store_true", help="greedy decoding instead of the released sampling")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    audio = parser.add_mutually_exclusive_group()
+    audio.add_argument("--decoder", metavar="DIR", default=None,
+                       help="audio decoder folder (glm-4-voice-decoder: flow.pt, hift.pt): also time the audio, "
+                            "streamed and offline")
+    audio.add_argument("--tiny-decoder", action="store_true",
+                       help="the same with a random audio decoder of the test fixtures' widths")
+    audio.add_argument("--released-decoder", action="store_true",
+                       help="the same with a random audio decoder of the released widths")
 
 
 # -- measurement -------------------------------------------------------------------------------------
@@ -172,8 +185,38 @@ def _load(args, device, dtype):
     return loaded, "tiny random checkpoint (made in a temporary folder)", made, tmp
 
 
-def _take(pipeline, mode: str, args, sampling, seed: int) -> TakeTiming:
+def _decoder(args, loaded):
+    """(AudioDecoder or None, description)."""
+    if not (args.decoder or args.tiny_decoder or args.released_decoder):
+        return None, ""
+    from backend.models import audio_decoder
+
+    if args.decoder:
+        return audio_decoder.load_decoder(args.decoder, loaded.device), f"audio decoder {args.decoder}"
+    vocab = loaded.config.speech_generator.unit_vocab_size
+    if args.tiny_decoder:
+        config, what = audio_decoder.tiny_config(max(300, vocab)), "fixture widths"
+    else:
+        config, what = audio_decoder.released_config(), "released widths"
+        if vocab > config.flow.vocab_size:
+            raise ValueError(f"the model speaks {vocab} units, the released decoder knows {config.flow.vocab_size}")
+    decoder = audio_decoder.random_decoder(config, seed=args.seed, device=loaded.device)
+    return decoder, f"random audio decoder of the {what}"
+
+
+@dataclass
+class AudioTiming:
+    first_audio_s: float
+    total_s: float
+    decoder_s: float
+    audio_s: float
+
+
+def _take(pipeline, mode: str, args, sampling, seed: int, decoder=None, stream: bool = False):
+    """TakeTiming, or AudioTiming when a decoder is given."""
     import torch
+
+    from backend.engines.exomni import TakeAudio
 
     text_sampling, unit_sampling, max_new_tokens = sampling
     device = pipeline.loaded.device
@@ -181,14 +224,24 @@ def _take(pipeline, mode: str, args, sampling, seed: int) -> TakeTiming:
         torch.cuda.synchronize(device)
     generator = torch.Generator().manual_seed(seed)
     clock = StepClock()
+    audio = TakeAudio(decoder, seed, stream=stream) if decoder is not None else None
+    on_unit = audio.push if audio is not None and audio.streaming else None
     if mode == "say":
-        performance = pipeline.say(args.line, unit_sampling, generator, clock)
+        performance = pipeline.say(args.line, unit_sampling, generator, clock, on_unit=on_unit)
     else:
         performance = pipeline.chat(args.prompt, text_sampling, unit_sampling, max_new_tokens, generator,
-                                    on_step=clock)
+                                    on_step=clock, on_unit=on_unit)
+    if audio is None:
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        return measure(clock, time.perf_counter(), performance.units, mode)
+    samples, sample_rate = audio.finish(performance.units)
     if device.type == "cuda":
         torch.cuda.synchronize(device)
-    return measure(clock, time.perf_counter(), performance.units, mode)
+    end = time.perf_counter()
+    # the first chunk's numpy copy waited for the device, so its time is when it existed
+    first = audio.first_audio_at if samples.size and audio.first_audio_at is not None else end
+    return AudioTiming(first - clock.t0, end - clock.t0, audio.decode_seconds, samples.size / sample_rate)
 
 
 # -- the report -------------------------------------------------------------------------------------
@@ -198,6 +251,25 @@ def _cell(value, fmt: str) -> str:
 
 def _row(label: str, say, chat, fmt: str) -> str:
     return f"{label:<44s}{_cell(say, fmt):>12s}{_cell(chat, fmt):>12s}"
+
+
+def _print_audio(results: dict, what: str) -> None:
+    print()
+    print(f"audio: {what}; streamed = decoded while the units are generated, offline = after the last unit")
+    heads = [f"{mode} {'stream' if stream else 'offline'}" for mode in ("say", "chat") for stream in (True, False)]
+    print(f"{'metric':<44s}" + "".join(f"{h:>14s}" for h in heads))
+    rows = [("time to first audio (s)", "first_audio_s", ".4f"), ("take total with audio (s)", "total_s", ".4f"),
+            ("decoder time (s)", "decoder_s", ".4f"), ("audio per take (s)", "audio_s", ".2f")]
+    for label, attr, fmt in rows:
+        cells = [results[mode, stream].median(attr) for mode in ("say", "chat") for stream in (True, False)]
+        print(f"{label:<44s}" + "".join(f"{_cell(c, fmt):>14s}" for c in cells))
+    ratios = []
+    for mode in ("say", "chat"):
+        streamed, offline = results[mode, True].median("first_audio_s"), results[mode, False].median("first_audio_s")
+        ratios.append(offline / streamed if streamed and offline else None)
+    # under each mode's "stream" column
+    print(f"{'first audio, offline / streamed (x)':<44s}{_cell(ratios[0], '.2f'):>14s}{'':>14s}"
+          f"{_cell(ratios[1], '.2f'):>14s}")
 
 
 def run(args) -> int:
@@ -242,8 +314,14 @@ def run(args) -> int:
     rss_after_load = peak_rss_bytes()
     cuda_after_load = torch.cuda.max_memory_allocated(device) if device.type == "cuda" else None
     pipeline = ExomniPipeline(loaded)
+    try:
+        decoder, decoder_what = _decoder(args, loaded)
+    except (OSError, RuntimeError, ValueError) as exc:
+        if tmp is not None:
+            tmp.cleanup()
+        return fail(f"the audio decoder could not be loaded: {exc}")
 
-    results = {}
+    results, audio_results = {}, {}
     try:
         _take(pipeline, "say", args, sampling, args.seed)  # warm-up: first-call allocations, kernel choice
         for mode in ("say", "chat"):
@@ -255,6 +333,14 @@ def run(args) -> int:
             if device.type == "cuda":
                 result.cuda_peak = torch.cuda.max_memory_allocated(device)
             results[mode] = result
+        if decoder is not None:
+            for stream in (True, False):  # warm-up of the decoder's both ways
+                _take(pipeline, "say", args, sampling, args.seed, decoder, stream)
+            for mode in ("say", "chat"):
+                for stream in (True, False):
+                    audio_results[mode, stream] = ModeResult(
+                        [_take(pipeline, mode, args, sampling, args.seed + i, decoder, stream)
+                         for i in range(args.repeat)])
     except ValueError as exc:
         return fail(f"the model could not perform the take: {exc}")
     finally:
@@ -292,6 +378,8 @@ def run(args) -> int:
     print(f"{'peak CPU RSS (MiB)':<44s}{peak_rss_bytes() / MIB:12.1f}")
     if device.type == "cuda":
         print(_row("peak CUDA memory (MiB)", say.cuda_peak / MIB, chat.cuda_peak / MIB, ".1f"))
+    if decoder is not None:
+        _print_audio(audio_results, decoder_what)
     missing = [mode for mode, r in results.items() if r.median("first_unit_s") is None]
     if missing:
         print(f"no speech units came out in {' and '.join(missing)}; the numbers above are incomplete")

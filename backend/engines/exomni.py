@@ -13,6 +13,10 @@ unavailable) and, while loading, `progress` (0..1) and `message`.
 Frames follow the model: the blendshape generator gives floor(K / 12.5 x 30) frames at 30 fps for K
 units (ids above 0), clipped to [0, 1] and resampled to the requested rate. Audio comes from the
 audio decoder when it is installed and its folder is given; otherwise the take says so in its note.
+The audio is streamed: each unit goes to the decoder as the speech generator keeps it, and audio chunks
+come out while the rest of the units are still being generated (progress says how many seconds are
+ready; `timings["first_audio"]` says when the first were). The option `stream_audio: false` decodes
+offline once every unit exists instead; both give audio of the same length.
 """
 
 from __future__ import annotations
@@ -219,6 +223,7 @@ class ExomniEngine(Engine):
         if not available.available:
             raise EngineError(available.reason, E_ENGINE_UNAVAILABLE, 503)
         text_sampling, unit_sampling, max_new_tokens = sampling_from_options(request.options)
+        stream_audio = stream_audio_option(request.options)
         t_start = time.perf_counter()
         was_loaded = self.loaded
         progress(0.0, "loading the Ex-Omni model" if not was_loaded else "starting")
@@ -230,15 +235,22 @@ class ExomniEngine(Engine):
         from ..models.exomni.speech_input import SpeechInputError
 
         generator = torch.Generator().manual_seed(int(request.seed))
-        on_step = _step_reporter(progress)
+        on_step = StepReporter(progress)
+        take_audio = None
+        if self._decoder is not None:
+            take_audio = TakeAudio(self._decoder, int(request.seed), stream=stream_audio,
+                                   on_audio=lambda seconds: progress(on_step.fraction,
+                                                                     f"speaking; {seconds:.1f} s of audio ready"))
+        on_unit = take_audio.push if take_audio is not None and take_audio.streaming else None
         with self._run_lock:
             progress.check()
             try:
                 if request.mode == "say":
-                    performance = pipeline.say(text, unit_sampling, generator, on_step)
+                    performance = pipeline.say(text, unit_sampling, generator, on_step, on_unit=on_unit)
                 else:
                     performance = pipeline.chat(text, text_sampling, unit_sampling, max_new_tokens, generator,
-                                                speech_path=request.audio_path or None, on_step=on_step)
+                                                speech_path=request.audio_path or None, on_step=on_step,
+                                                on_unit=on_unit)
             except ValueError as exc:  # the text or the recording cannot be performed
                 code = E_BAD_AUDIO if isinstance(exc, SpeechInputError) else E_BAD_REQUEST
                 raise EngineError(str(exc), code, 422) from exc
@@ -255,19 +267,24 @@ class ExomniEngine(Engine):
             keep = np.array([name in MOUTH_CHANNELS for name in ARKIT_52])
             weights = weights * keep[None, :]
 
-        progress(0.9, "decoding audio" if self._decoder is not None else "finishing")
+        if take_audio is None:
+            progress(0.9, "finishing")
+        elif take_audio.streaming:
+            progress(0.9, f"finishing the audio; {take_audio.ready_seconds:.1f} s ready")
+        else:
+            progress(0.9, "decoding audio")
         audio, sample_rate, note = np.zeros(0, np.float32), 22050, self._decoder_note
-        t_audio = time.perf_counter()
-        if self._decoder is not None:
+        if take_audio is not None:
             try:
                 with self._run_lock:
-                    audio, sample_rate = _decode(self._decoder, performance.units, int(request.seed))
-                audio = np.asarray(audio, dtype=np.float32).reshape(-1)
+                    audio, sample_rate = take_audio.finish(performance.units)
             except Exception as exc:  # keep the animation even when the vocoder fails
                 audio, note = np.zeros(0, np.float32), f"no audio: the audio decoder failed ({exc})"
         timings = {k: round(v, 4) for k, v in performance.timings.items()}
-        if self._decoder is not None:
-            timings["audio"] = round(time.perf_counter() - t_audio, 4)
+        if take_audio is not None:
+            timings["audio"] = round(take_audio.decode_seconds, 4)
+            if take_audio.first_audio_at is not None and audio.size:
+                timings["first_audio"] = round(take_audio.first_audio_at - t_start, 4)
         if load_seconds:
             timings["load"] = round(load_seconds, 4)
         timings["total"] = round(time.perf_counter() - t_start, 4)
@@ -279,6 +296,8 @@ class ExomniEngine(Engine):
             "sampling": _describe(text_sampling, unit_sampling, max_new_tokens, request.mode),
             "unit_stop": performance.unit_stop,
         }
+        if take_audio is not None and audio.size:
+            meta["audio_decoding"] = "streamed" if take_audio.streamed else "offline"
         if request.mode == "chat":
             meta.update(prompt=text, reply=performance.text, text_stop=performance.text_stop)
             if request.audio_path:
@@ -295,6 +314,91 @@ class ExomniEngine(Engine):
                     unit_rate=UNIT_RATE, timings=timings, meta=meta)
 
 
+class TakeAudio:
+    """A take's audio from its units, streamed or offline.
+
+    Streamed: `push` is the speech generator's on_unit callback; each unit goes to the decoder's
+    streaming state, and audio comes out as soon as the decoder's first chunk of units exists, then one
+    chunk per further chunk of units (see models/audio_decoder/streaming.py), in the generator's own
+    thread between its steps. `finish` flushes the rest. The result has the offline length and matches
+    offline decoding away from the seams. Offline: `finish` decodes every unit at once. A stream that
+    fails part-way falls back to offline decoding in `finish`, so a decoder error never stops the units.
+    """
+
+    def __init__(self, decoder, seed: int, stream: bool = True, on_audio=None):
+        self.decoder = decoder
+        self.seed = int(seed)
+        self.on_audio = on_audio  # called with the seconds of audio ready after each streamed chunk
+        self.chunks: list[np.ndarray] = []
+        self.ready_samples = 0
+        self.first_audio_at: float | None = None  # time.perf_counter() when the first audio existed
+        self.decode_seconds = 0.0  # time spent in the decoder
+        self.streamed = False  # whether finish() returned the streamed audio
+        self.stream_error: Exception | None = None
+        self.mel_pieces: list = []  # the streamed mel, kept to compare with offline decoding
+        self._flow = self._vocoder = None
+        if stream and hasattr(decoder, "config") and hasattr(decoder, "stream"):
+            from ..models.audio_decoder.streaming import FlowStream, StreamSettings, VocoderStream, resolve
+
+            settings = resolve(decoder, StreamSettings())
+            self._flow = FlowStream(decoder, settings, False, self.seed)
+            self._vocoder = VocoderStream(decoder, settings.vocoder_context_frames, False, self.seed)
+
+    @property
+    def streaming(self) -> bool:
+        return self._flow is not None
+
+    @property
+    def ready_seconds(self) -> float:
+        return self.ready_samples / float(self.decoder.sample_rate)
+
+    def push(self, unit: int) -> None:
+        if self._flow is None:
+            return
+        t0 = time.perf_counter()
+        try:
+            pieces = [self._vocode(mel) for mel in self._flow.push([int(unit)])]
+        except Exception as exc:  # finish() decodes offline instead; the speech generator goes on
+            log.warning("streaming the audio failed, it will be decoded offline: %s", exc)
+            self.stream_error, self._flow, self._vocoder = exc, None, None
+            self.chunks, self.ready_samples, self.mel_pieces = [], 0, []
+            return
+        finally:
+            self.decode_seconds += time.perf_counter() - t0
+        if self._keep(pieces) and self.on_audio is not None:
+            self.on_audio(self.ready_seconds)  # outside the try: it may raise Cancelled
+
+    def _vocode(self, mel):
+        self.mel_pieces.append(mel)
+        return self._vocoder.push(mel)
+
+    def _keep(self, pieces) -> bool:
+        pieces = [p for p in pieces if p.size]
+        if pieces and self.first_audio_at is None:
+            self.first_audio_at = time.perf_counter()
+        self.chunks += pieces
+        self.ready_samples += sum(p.size for p in pieces)
+        return bool(pieces)
+
+    def finish(self, units) -> tuple[np.ndarray, int]:
+        """(mono float32 audio, sample rate) of every unit."""
+        t0 = time.perf_counter()
+        try:
+            if self._flow is not None:
+                pieces = [self._vocode(mel) for mel in self._flow.finish()]
+                pieces.append(self._vocoder.push(None, final=True))
+                self._keep(pieces)
+                self._flow = self._vocoder = None
+                self.streamed = True
+                audio = np.concatenate(self.chunks) if self.chunks else np.zeros(0, np.float32)
+                return audio.astype(np.float32, copy=False), int(self.decoder.sample_rate)
+            audio, sample_rate = _decode(self.decoder, units, self.seed)
+            self.first_audio_at = time.perf_counter()
+            return np.asarray(audio, dtype=np.float32).reshape(-1), int(sample_rate)
+        finally:
+            self.decode_seconds += time.perf_counter() - t0
+
+
 def _decode(decoder, units, seed):
     """The decoder's draws follow the take's seed when it takes one, so a seed reproduces the audio too."""
     import inspect
@@ -302,6 +406,16 @@ def _decode(decoder, units, seed):
     if "seed" in inspect.signature(decoder.decode).parameters:
         return decoder.decode(list(units), seed=seed)
     return decoder.decode(list(units))
+
+
+def stream_audio_option(options: dict) -> bool:
+    """`stream_audio` (default true): decode audio while the units are generated, or offline after them."""
+    value = (options or {}).get("stream_audio", True)
+    if value is None:
+        return True
+    if not isinstance(value, bool):
+        raise EngineError(f"option stream_audio must be true or false, got {value!r}", E_BAD_REQUEST)
+    return value
 
 
 def sampling_from_options(options: dict):
@@ -347,19 +461,22 @@ def _describe(text, units, max_new_tokens, mode) -> dict:
     return out
 
 
-def _step_reporter(progress: Progress):
-    """Model steps -> progress (which also raises Cancelled when the job was cancelled)."""
-    spans = {"text": (0.3, 0.5, "writing the reply"), "units": (0.5, 0.85, "speaking"),
+class StepReporter:
+    """Model steps -> progress (which also raises Cancelled when the job was cancelled). `fraction` is
+    the last one reported, so that other messages in between (audio ready) keep progress monotonic."""
+
+    SPANS = {"text": (0.3, 0.5, "writing the reply"), "units": (0.5, 0.85, "speaking"),
              "blendshapes": (0.85, 0.9, "animating")}
-    last = [0.0]
 
-    def on_step(stage, step, total):
-        start, end, message = spans.get(stage, (0.3, 0.9, stage))
+    def __init__(self, progress: Progress):
+        self.progress = progress
+        self.fraction = 0.3
+
+    def __call__(self, stage, step, total):
+        start, end, message = self.SPANS.get(stage, (0.3, 0.9, stage))
         fraction = start + (end - start) * (step / max(total, 1))
-        if fraction - last[0] >= 0.01 or step == 0:
-            last[0] = fraction
-            progress(fraction, message)
+        if fraction - self.fraction >= 0.01 or step == 0:
+            self.fraction = fraction
+            self.progress(fraction, message)
         else:
-            progress.check()
-
-    return on_step
+            self.progress.check()

@@ -28,6 +28,7 @@ from .speech_encoder import SpeechEncoder, SpeechProjector
 from .speech_generator import SpeechGenerator, UnitDecoding
 
 StepCallback = Callable[[str, int, int], None]  # (stage, step, max_steps): progress and cancellation
+UnitCallback = Callable[[int], None]  # each speech unit as soon as it is kept (streaming audio)
 
 
 class ExomniBackbone(Qwen3Model):
@@ -157,13 +158,14 @@ class ExomniForCausalLM(nn.Module):
     @torch.no_grad()
     def speak(self, llm_hidden: torch.Tensor, text_ids: list[int], sampling: UnitSampling | None = None,
               generator: torch.Generator | None = None, keep: bool = False,
-              on_step: StepCallback | None = None) -> tuple[UnitDecoding, torch.Tensor]:
+              on_step: StepCallback | None = None,
+              on_unit: UnitCallback | None = None) -> tuple[UnitDecoding, torch.Tensor]:
         """Units for a reply and the blendshapes [T, 52] that go with them."""
         generator_module = self.model.speech_generator
         ids = torch.tensor([text_ids], dtype=torch.long, device=self.device)
         step_cb = (lambda step, total: on_step("units", step, total)) if on_step else None
         decoding = generator_module.generate(llm_hidden, ids, sampling, generator, keep_logprobs=keep,
-                                             on_step=step_cb)
+                                             on_step=step_cb, on_unit=on_unit)
         units = torch.tensor([decoding.units], dtype=torch.long, device=self.device)
         if frame_count(units) == 0:
             return decoding, torch.zeros(0, self.config.blendshape_generator.out_dim)
@@ -173,21 +175,23 @@ class ExomniForCausalLM(nn.Module):
         return decoding, blendshapes[0]
 
     def say(self, prompt_embeds: torch.Tensor, reply_ids: list[int], sampling: UnitSampling | None = None,
-            generator: torch.Generator | None = None, on_step: StepCallback | None = None) -> ExomniOutput:
+            generator: torch.Generator | None = None, on_step: StepCallback | None = None,
+            on_unit: UnitCallback | None = None) -> ExomniOutput:
         """Speak `reply_ids` (ending with EOS) verbatim as the answer to the prompt."""
         if len(reply_ids) < 2:
             raise ValueError("the line to say is empty")
         t0 = time.perf_counter()
         hidden = self.teacher_force_reply(prompt_embeds, torch.tensor([reply_ids], dtype=torch.long))
         t1 = time.perf_counter()
-        decoding, blendshapes = self.speak(hidden, reply_ids, sampling, generator, on_step=on_step)
+        decoding, blendshapes = self.speak(hidden, reply_ids, sampling, generator, on_step=on_step, on_unit=on_unit)
         t2 = time.perf_counter()
         return ExomniOutput(list(reply_ids), decoding.units, blendshapes, decoding,
                             timings={"llm": t1 - t0, "speech_and_face": t2 - t1})
 
     def chat(self, prompt_embeds: torch.Tensor, max_new_tokens: int, eos_ids: Iterable[int],
              text_sampling: TextSampling | None = None, unit_sampling: UnitSampling | None = None,
-             generator: torch.Generator | None = None, on_step: StepCallback | None = None) -> ExomniOutput:
+             generator: torch.Generator | None = None, on_step: StepCallback | None = None,
+             on_unit: UnitCallback | None = None) -> ExomniOutput:
         """Answer the prompt, then speak and animate the answer."""
         t0 = time.perf_counter()
         reply = self.generate_reply(prompt_embeds, max_new_tokens, eos_ids, text_sampling, generator,
@@ -196,7 +200,8 @@ class ExomniForCausalLM(nn.Module):
         if len(reply.token_ids) < 2:
             return ExomniOutput(reply.token_ids, [], torch.zeros(0, self.config.blendshape_generator.out_dim),
                                 None, reply, timings={"llm": t1 - t0})
-        decoding, blendshapes = self.speak(reply.hidden, reply.token_ids, unit_sampling, generator, on_step=on_step)
+        decoding, blendshapes = self.speak(reply.hidden, reply.token_ids, unit_sampling, generator, on_step=on_step,
+                                           on_unit=on_unit)
         t2 = time.perf_counter()
         return ExomniOutput(reply.token_ids, decoding.units, blendshapes, decoding, reply,
                             timings={"llm": t1 - t0, "speech_and_face": t2 - t1})
