@@ -21,7 +21,7 @@ from . import contract as C
 from . import jobs, preferences, props
 from .client import ApiError, BackendError, Client, UploadCancelled, online_access_allowed, online_access_message
 from .jobs import UserError
-from .take import AUDIO_WAV, BLENDSHAPES_JSON, TAKE_JSON, Take, decode_wav, read_a2f
+from .take import BLENDSHAPES_JSON, TAKE_JSON, Take
 
 TAKES_FOLDER = "ExOmniTakes"
 
@@ -419,7 +419,7 @@ def _undo_push(message: str) -> None:
 def take_from_disk(path: str):
     """(Take, folder) from a take folder, one of its files, an Audio2Face JSON, a Live Link Face CSV or
     a Rhubarb Lip Sync JSON (+ a WAV beside it)."""
-    from .exchange import is_rhubarb_json, read_livelink_csv, read_rhubarb_json
+    from .exchange import load_any
 
     p = Path(bpy.path.abspath(path)) if path else Path()
     if not str(path).strip() or not p.exists():
@@ -437,31 +437,10 @@ def take_from_disk(path: str):
         if partner is None:
             raise UserError(f"{p.name} is audio only; pick the JSON or CSV file that goes with it.")
         p = partner
-    if p.suffix.lower() == ".csv":
-        return read_livelink_csv(p), p.parent
-    if p.suffix.lower() != ".json":
+    if p.suffix.lower() not in (".csv", ".json"):
         raise UserError(f"{p.name} is not a take: pick a take folder, an Audio2Face or Rhubarb JSON, a Live Link "
                         f"Face CSV, or its WAV.")
-    if p.name in (TAKE_JSON, BLENDSHAPES_JSON):
-        return Take.load(p.parent), p.parent
-    if is_rhubarb_json(p):
-        return read_rhubarb_json(p), p.parent
-    fps, weights = read_a2f(p)
-    audio, rate = [], 22050
-    wav = _wav_beside(p)
-    if wav is not None:
-        audio, rate = decode_wav(wav.read_bytes())
-    return Take(fps=fps, weights=weights, audio=audio, sample_rate=rate, text=p.stem, engine="import"), p.parent
-
-
-def _wav_beside(json_path: Path):
-    same_stem = json_path.with_suffix(".wav")
-    if same_stem.exists():
-        return same_stem
-    if (json_path.parent / AUDIO_WAV).exists():
-        return json_path.parent / AUDIO_WAV
-    wavs = sorted(json_path.parent.glob("*.wav"))
-    return wavs[0] if len(wavs) == 1 else None
+    return load_any(p)[0], p.parent
 
 
 def start_backend_check(context, label: str = "Checking the backend") -> "jobs.Job":
