@@ -509,6 +509,11 @@ class EXOMNI_OT_cancel(bpy.types.Operator):
         return {"FINISHED"}
 
 
+def _require_backend_idle() -> None:
+    if jobs.busy("backend"):
+        raise UserError("Already talking to the backend; wait a moment.")
+
+
 class EXOMNI_OT_refresh_engines(_ReportingOperator, bpy.types.Operator):
     bl_idname = "exomni.refresh_engines"
     bl_label = "Refresh Engines"
@@ -516,8 +521,7 @@ class EXOMNI_OT_refresh_engines(_ReportingOperator, bpy.types.Operator):
     kind = "backend"
 
     def run(self, context):
-        if jobs.busy("backend"):
-            raise UserError("Already talking to the backend; wait a moment.")
+        _require_backend_idle()
         start_backend_check(context)
 
 
@@ -530,8 +534,7 @@ class EXOMNI_OT_start_backend(_ReportingOperator, bpy.types.Operator):
     def run(self, context):
         from . import backend_process
         check_online()
-        if jobs.busy("backend"):
-            raise UserError("Already talking to the backend; wait a moment.")
+        _require_backend_idle()
         prefs = preferences.get(context)
         url, token = prefs.backend_url, prefs.token
         argv = backend_process.serve_argv(prefs.backend_command, url, token, prefs.store)  # fails fast

@@ -111,3 +111,15 @@ def pytest_sessionfinish(session, exitstatus):
     # "No tests collected" (5) is not a failure of the product, e.g. when a filter selects nothing.
     if exitstatus == 5:
         session.exitstatus = 0
+
+
+@pytest.fixture
+def registered_scene():
+    """An empty Blender file with the add-on registered (no server); yields its scene."""
+    bpy = pytest.importorskip("bpy")
+    import exomni_blender
+
+    bpy.ops.wm.read_homefile(use_empty=True)
+    exomni_blender.register()
+    yield bpy.context.scene
+    exomni_blender.unregister()

@@ -15,16 +15,11 @@ pytestmark = pytest.mark.blender
 
 
 @pytest.fixture
-def scene():
-    import exomni_blender
+def scene(registered_scene):
     from exomni_blender.head import create_head
 
-    bpy.ops.wm.read_homefile(use_empty=True)
-    exomni_blender.register()
-    head = create_head("CsvHead")
-    bpy.context.scene.exomni.target = head
-    yield bpy.context.scene
-    exomni_blender.unregister()
+    registered_scene.exomni.target = create_head("CsvHead")
+    return registered_scene
 
 
 def shape_key_value(head, name, frame):

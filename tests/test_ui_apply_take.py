@@ -12,13 +12,8 @@ pytestmark = pytest.mark.blender
 
 
 @pytest.fixture
-def scene():
-    import exomni_blender
-
-    bpy.ops.wm.read_homefile(use_empty=True)
-    exomni_blender.register()
-    yield bpy.context.scene
-    exomni_blender.unregister()
+def scene(registered_scene):
+    return registered_scene
 
 
 def take(frames=30):
