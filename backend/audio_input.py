@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from exomni_blender import contract as C
+from exomni_blender.core import contract as C
 
 from .engines.base import EngineError
 
@@ -51,11 +51,11 @@ class Recording:
 
 
 def bad_audio(message: str) -> EngineError:
-    return EngineError(message, C.E_BAD_AUDIO, 422)
+    return EngineError(message, C.E_BAD_AUDIO)
 
 
 def too_large(message: str) -> EngineError:
-    return EngineError(message, C.E_TOO_LARGE, 413)
+    return EngineError(message, C.E_TOO_LARGE)
 
 
 def load_recording(path, max_seconds: float = C.MAX_AUDIO_SECONDS, max_bytes: int = C.MAX_AUDIO_BYTES,
@@ -111,7 +111,7 @@ def ffmpeg_exe() -> str:
         import imageio_ffmpeg
     except ImportError:
         raise EngineError("reading MP3/M4A/AAC needs the imageio-ffmpeg package: pip install imageio-ffmpeg",
-                          C.E_BAD_AUDIO, 422) from None
+                          C.E_BAD_AUDIO) from None
     return imageio_ffmpeg.get_ffmpeg_exe()
 
 

@@ -14,6 +14,7 @@ import re
 import tomllib
 import zipfile
 from pathlib import Path
+from exomni_blender.core.errors import ExOmniError
 
 REPO = Path(__file__).resolve().parents[1]
 MANIFEST_SOURCE = REPO / "addon_manifest.toml"
@@ -43,7 +44,7 @@ EXCLUDED_PREFIXES = ("test_", "bench_", ".")
 ZIP_DATE = (2024, 1, 1, 0, 0, 0)
 
 
-class ExtensionBuildError(ValueError):
+class ExtensionBuildError(ExOmniError, ValueError):
     """The manifest or the package cannot make a valid extension; the message says what to fix."""
 
 

@@ -13,7 +13,7 @@ import traceback
 import uuid
 from dataclasses import dataclass, field
 
-from exomni_blender import contract as C
+from exomni_blender.core import contract as C
 
 from .engines.base import Cancelled, EngineError, Progress, TakeRequest
 from .engines.registry import EngineRegistry

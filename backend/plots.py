@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from exomni_blender.take import Take
+from exomni_blender.core.take import Take
 
 PLOTTED = ("jawOpen", "mouthClose", "mouthFunnel", "mouthPucker", "mouthSmileLeft", "mouthLowerDownLeft",
            "mouthRollLower", "eyeBlinkLeft")

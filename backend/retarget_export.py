@@ -1,7 +1,7 @@
 """A take's ARKit curves retargeted to a rig's own key names, written as Audio2Face-style JSON.
 
 For use outside Blender (game engines, other DCCs): the same presets and matcher as the add-on
-(exomni_blender.retarget), with the rig's key names taken from a list file when one is given, else the
+(exomni_blender.core.retarget), with the rig's key names taken from a list file when one is given, else the
 preset's own names.
 """
 
@@ -13,9 +13,9 @@ from pathlib import Path
 
 import numpy as np
 
-from exomni_blender.retarget import Preset, PresetError, RetargetReport, detect
-from exomni_blender.files import atomic_write
-from exomni_blender.take import AUDIO_WAV, BLENDSHAPES_JSON, Take
+from exomni_blender.core.retarget import Preset, PresetError, RetargetReport, detect
+from exomni_blender.core.files import atomic_write
+from exomni_blender.core.take import AUDIO_WAV, BLENDSHAPES_JSON, Take
 
 REPORT_JSON = "retarget_report.json"
 
@@ -68,7 +68,7 @@ def a2f_json(names, matrix: np.ndarray, fps: float, track_path: str = "/World/au
 
 def choose_preset(preset_name: str | None, rig_keys, presets) -> tuple:
     """(Preset, note): the named preset, else the one detected from the rig's keys."""
-    from exomni_blender.retarget import find_preset
+    from exomni_blender.core.retarget import find_preset
 
     if preset_name:
         return find_preset(preset_name, presets), ""

@@ -14,7 +14,7 @@ import time
 import uuid
 from pathlib import Path
 
-from exomni_blender.take import AUDIO_WAV, BLENDSHAPES_JSON, TAKE_JSON, Take
+from exomni_blender.core.take import AUDIO_WAV, BLENDSHAPES_JSON, TAKE_JSON, Take
 
 _ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 

@@ -1,33 +1,23 @@
 """Ex-Omni Talking Heads: ARKit-52 facial animation and speech takes for Blender.
 
 Installed as a Blender extension (metadata in the repository's addon_manifest.toml), and also a
-plain Python package: the backend imports `exomni_blender.take`, `.arkit` and `.contract`, so
-nothing here may import bpy at module level. Blender's parts load in register().
+plain Python package, in four layers:
+
+- `core/`: the take, the ARKit-52 names, the HTTP contract and take request, face helpers, exchange
+  formats, retargeting. No bpy, no network; the backend imports the extension only through it.
+- `remote/`: the HTTP client and the backend launcher. Network, no bpy.
+- `blender/`: everything that writes Blender data (keying, timeline, heads, scenes), through `compat`.
+- `ui/`: properties, operators and panels per feature; the only layer that registers classes.
+
+Nothing here imports bpy at module level; Blender's parts load in register().
 """
-
-_UI_MODULES = ("props", "preferences", "operators", "panel", "retarget_ui", "dialogue_ui")
-
-
-def _modules():
-    import importlib
-    return [importlib.import_module(f"{__name__}.{name}") for name in _UI_MODULES]
 
 
 def register():
-    registered = []
-    try:
-        for module in _modules():
-            module.register()
-            registered.append(module)
-    except Exception:
-        for module in reversed(registered):  # leave Blender as it was
-            module.unregister()
-        raise
+    from . import ui
+    ui.register()
 
 
 def unregister():
-    from . import backend_process, jobs
-    jobs.shutdown()
-    backend_process.stop()
-    for module in reversed(_modules()):
-        module.unregister()
+    from . import ui
+    ui.unregister()

@@ -42,7 +42,7 @@ def wait_job():
     """wait_job(url, job_id, timeout=120): poll the server until the job finishes; returns its JSON."""
     import requests
 
-    from exomni_blender import contract as C
+    from exomni_blender.core import contract as C
 
     def wait(url, job_id, timeout=120):
         deadline = time.monotonic() + timeout
@@ -101,7 +101,7 @@ def addon(backend_url, tmp_path):
         addon_utils.enable("exomni_blender", default_set=True, handle_error=_raise)
         prefs = bpy.context.preferences.addons["exomni_blender"].preferences
         prefs.backend_url = backend_url
-        from exomni_blender import jobs
+        from exomni_blender.ui import jobs
         yield prefs
         jobs.shutdown()
         addon_utils.disable("exomni_blender", default_set=True)

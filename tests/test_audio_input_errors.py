@@ -11,7 +11,7 @@ import soundfile as sf
 
 from backend.audio_input import ffmpeg_exe, load_recording
 from backend.engines.base import EngineError
-from exomni_blender import contract as C
+from exomni_blender.core import contract as C
 
 RATE = 16000
 

@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 from mathutils import kdtree
 
-from exomni_blender import head as head_module
-from exomni_blender.arkit import ARKIT_52
-from exomni_blender.head import create_head
+from exomni_blender.blender import head as head_module
+from exomni_blender.core.arkit import ARKIT_52
+from exomni_blender.blender.head import create_head
 
 pytestmark = pytest.mark.blender
 

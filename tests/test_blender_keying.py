@@ -7,11 +7,11 @@ import bpy
 import numpy as np
 import pytest
 
-from exomni_blender import compat
-from exomni_blender.arkit import ARKIT_52, INDEX
-from exomni_blender.head import create_head
-from exomni_blender.keying import KeyingError, _identity_targets, key_take
-from exomni_blender.take import Take
+from exomni_blender.blender import compat
+from exomni_blender.core.arkit import ARKIT_52, INDEX
+from exomni_blender.blender.head import create_head
+from exomni_blender.blender.keying import KeyingError, _identity_targets, key_take
+from exomni_blender.core.take import Take
 
 pytestmark = pytest.mark.blender
 

@@ -6,9 +6,9 @@ import bpy
 import numpy as np
 import pytest
 
-from exomni_blender import compat
-from exomni_blender.take import Take, decode_wav
-from exomni_blender.timeline import TimelineError, add_audio_strip, free_channel
+from exomni_blender.blender import compat
+from exomni_blender.core.take import Take, decode_wav
+from exomni_blender.blender.timeline import TimelineError, add_audio_strip, free_channel
 
 pytestmark = [
     pytest.mark.blender,
@@ -130,7 +130,7 @@ def test_compat_sound_strips_through_strips_and_sequences(tmp_path, legacy):
     scene = bpy.context.scene
     wav = tmp_path / "tone.wav"
     take = make_take(seconds=1.0)
-    from exomni_blender.take import encode_wav
+    from exomni_blender.core.take import encode_wav
     wav.write_bytes(encode_wav(take.audio, take.sample_rate))
     strip = compat.new_sound_strip(scene, "tone", str(wav), 3, 7, legacy=legacy)
     assert strip.channel == 3 and strip.frame_final_start == 7

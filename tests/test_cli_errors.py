@@ -8,7 +8,7 @@ import sys
 import pytest
 
 from backend.cli import main
-from exomni_blender.take import Take
+from exomni_blender.core.take import Take
 
 
 def run(capsys, *args):

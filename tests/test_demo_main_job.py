@@ -6,8 +6,8 @@ import sys
 import numpy as np
 import pytest
 
-from exomni_blender.arkit import ARKIT_52
-from exomni_blender.take import Take
+from exomni_blender.core.arkit import ARKIT_52
+from exomni_blender.core.take import Take
 
 LINE = "Bob may move the map."
 
@@ -31,7 +31,7 @@ def test_demo_writes_every_file(demo):
 def test_demo_blend_has_head_action_and_strip(demo):
     import bpy
 
-    from exomni_blender import compat
+    from exomni_blender.blender import compat
 
     take = Take.load(demo / "take")
     bpy.ops.wm.open_mainfile(filepath=str(demo / "demo.blend"))

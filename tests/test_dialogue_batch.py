@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from backend.dialogue.script import load_script
-from exomni_blender.take import decode_wav
+from exomni_blender.core.take import decode_wav
 
 pytestmark = [pytest.mark.blender, pytest.mark.slow]
 
@@ -26,7 +26,7 @@ FPS = 24
 
 MAKE_SCENE = """
 import bpy, sys
-from exomni_blender.head import create_head
+from exomni_blender.blender.head import create_head
 bpy.ops.wm.read_factory_settings(use_empty=True)
 scene = bpy.context.scene
 scene.render.fps, scene.render.fps_base = {fps}, 1.0
@@ -42,7 +42,7 @@ bpy.ops.wm.save_as_mainfile(filepath=sys.argv[-1])
 
 DUMP = """
 import bpy, json, sys
-from exomni_blender import compat
+from exomni_blender.blender import compat
 out = {}
 for path in sys.argv[sys.argv.index("--") + 1:]:
     bpy.ops.wm.open_mainfile(filepath=path)

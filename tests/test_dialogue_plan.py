@@ -10,7 +10,7 @@ from backend.dialogue import plan as planmod
 from backend.dialogue.delivery import apply_to_request, apply_to_take, delivery_for
 from backend.dialogue.script import parse_csv, parse_fountain
 from backend.engines.base import TakeRequest
-from exomni_blender.take import Take
+from exomni_blender.core.take import Take
 
 
 # -- delivery ---------------------------------------------------------------------------------------

@@ -12,7 +12,7 @@ import pytest
 
 bpy = pytest.importorskip("bpy")
 
-from exomni_blender import contract as C  # noqa: E402
+from exomni_blender.core import contract as C  # noqa: E402
 
 pytestmark = pytest.mark.blender
 
@@ -64,7 +64,7 @@ def backend_url(server):
 @pytest.fixture
 def addon(addon):
     """The shared add-on fixture (tests/conftest.py), against this module's server; yields the scene."""
-    from exomni_blender import dialogue_ui
+    from exomni_blender.ui import dialogue
 
     own = not hasattr(bpy.types.Scene, "exomni_dialogue")  # until the add-on registers the panel itself
     if own:
@@ -75,7 +75,7 @@ def addon(addon):
 
 
 def _build(timeout=120):
-    from exomni_blender import jobs
+    from exomni_blender.ui import jobs
 
     assert bpy.ops.exomni.dialogue_build() == {"FINISHED"}
     job = jobs.latest("dialogue")
@@ -88,8 +88,9 @@ def _dialogue_strips(obj):
 
 
 def test_panel_builds_a_text_datablock_into_the_scene_and_reuses_takes(addon):
-    from exomni_blender import compat, jobs
-    from exomni_blender.head import create_head
+    from exomni_blender.blender import compat
+    from exomni_blender.ui import jobs
+    from exomni_blender.blender.head import create_head
 
     scene = addon
     create_head("Brick")
@@ -130,8 +131,8 @@ def test_panel_builds_a_text_datablock_into_the_scene_and_reuses_takes(addon):
 
 
 def test_uncast_characters_are_reported_and_nothing_is_keyed(addon):
-    from exomni_blender import jobs
-    from exomni_blender.head import create_head
+    from exomni_blender.ui import jobs
+    from exomni_blender.blender.head import create_head
 
     scene = addon
     create_head("Brick")
@@ -146,7 +147,7 @@ def test_uncast_characters_are_reported_and_nothing_is_keyed(addon):
 
 
 def test_bad_input_is_refused_before_anything_starts(addon):
-    from exomni_blender import jobs
+    from exomni_blender.ui import jobs
 
     settings = addon.exomni_dialogue
     settings.source = "FILE"
@@ -168,7 +169,8 @@ def test_every_button_and_icon_the_dialogue_panel_draws_exists(addon):
 
     import exomni_blender
 
-    source = (Path(exomni_blender.__file__).parent / "dialogue_ui.py").read_text()
+    ui = Path(exomni_blender.__file__).parent / "ui"
+    source = "\n".join(p.read_text() for p in sorted(ui.rglob("*.py")) if "dialogue" in p.relative_to(ui).as_posix())
     buttons = set(re.findall(r'operator\("exomni\.(\w+)"', source))
     icons = set(re.findall(r'icon="(\w+)"', source)) | set(re.findall(r'"(ERROR|INFO|CHECKMARK)"', source))
     valid = set(bpy.types.UILayout.bl_rna.functions["prop"].parameters["icon"].enum_items.keys())

@@ -7,16 +7,16 @@ import pytest
 
 bpy = pytest.importorskip("bpy")
 
-from exomni_blender.arkit import INDEX  # noqa: E402
-from exomni_blender.exchange import write_livelink_csv  # noqa: E402
-from exomni_blender.take import Take, encode_wav  # noqa: E402
+from exomni_blender.core.arkit import INDEX  # noqa: E402
+from exomni_blender.core.exchange import write_livelink_csv  # noqa: E402
+from exomni_blender.core.take import Take, encode_wav  # noqa: E402
 
 pytestmark = pytest.mark.blender
 
 
 @pytest.fixture
 def scene(registered_scene):
-    from exomni_blender.head import create_head
+    from exomni_blender.blender.head import create_head
 
     registered_scene.exomni.target = create_head("CsvHead")
     return registered_scene
@@ -28,7 +28,7 @@ def shape_key_value(head, name, frame):
 
 
 def sound_strips(scene):
-    from exomni_blender.compat import sequencer_all_strips
+    from exomni_blender.blender.compat import sequencer_all_strips
 
     return [s for s in sequencer_all_strips(scene) if s.type == "SOUND"]
 
@@ -70,7 +70,7 @@ def test_a_rhubarb_json_with_its_wav_gets_the_mouth_and_an_audio_strip(scene, tm
 
 
 def test_a_malformed_csv_is_reported_not_a_traceback(scene, tmp_path):
-    from exomni_blender import jobs
+    from exomni_blender.ui import jobs
 
     (tmp_path / "bad.csv").write_text("Frame,JawOpen\n1,0.5\n")
     with pytest.raises(RuntimeError, match="first column is 'Frame'") as err:

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 
 from backend.cli import main
-from exomni_blender.arkit import INDEX
-from exomni_blender.exchange import LIVELINK_HEADER
-from exomni_blender.take import Take
+from exomni_blender.core.arkit import INDEX
+from exomni_blender.core.exchange import LIVELINK_HEADER
+from exomni_blender.core.take import Take
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -5,10 +5,10 @@ import csv
 import numpy as np
 import pytest
 
-from exomni_blender.arkit import ARKIT_52, INDEX
-from exomni_blender.exchange import (LIVELINK_BLENDSHAPES, LIVELINK_HEADER, LIVELINK_ROTATIONS, ExchangeFormatError,
+from exomni_blender.core.arkit import ARKIT_52, INDEX
+from exomni_blender.core.exchange import (LIVELINK_BLENDSHAPES, LIVELINK_HEADER, LIVELINK_ROTATIONS, ExchangeFormatError,
                                      format_timecode, parse_timecode, read_livelink_csv, write_livelink_csv)
-from exomni_blender.take import Take, TakeFormatError, encode_wav
+from exomni_blender.core.take import Take, TakeFormatError, encode_wav
 
 
 def random_take(frames=75, fps=30.0, seed=1) -> Take:

@@ -6,10 +6,10 @@ import json
 import numpy as np
 import pytest
 
-from exomni_blender.arkit import INDEX
-from exomni_blender.exchange import (RHUBARB_SHAPES, ExchangeFormatError, phoneme_shape, read_rhubarb_json,
+from exomni_blender.core.arkit import INDEX
+from exomni_blender.core.exchange import (RHUBARB_SHAPES, ExchangeFormatError, phoneme_shape, read_rhubarb_json,
                                      rhubarb_cues, rhubarb_json, write_rhubarb_json)
-from exomni_blender.take import Phoneme, Take, TakeFormatError, encode_wav
+from exomni_blender.core.take import Phoneme, Take, TakeFormatError, encode_wav
 
 LINE = "Bob may pay the man. Then we will go home, maybe by the pool."
 BILABIALS = set("pbm")

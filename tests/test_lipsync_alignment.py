@@ -15,7 +15,7 @@ import pytest
 from backend.audio_input import resample
 from backend.engines import phonetic_align as pa
 from backend.engines.lipsync import letter_to_sound
-from exomni_blender.take import Phoneme
+from exomni_blender.core.take import Phoneme
 
 PHONE_LIMIT = 0.050  # mean phone-boundary error, seconds
 WORD_LIMIT = 0.100  # mean word-boundary error, seconds

@@ -15,9 +15,9 @@ import soundfile as sf
 from backend.audio_input import ffmpeg_exe, load_recording, resample
 from backend.engines.base import Cancelled, EngineError, Progress, TakeRequest
 from backend.engines.lipsync import emphasis_from_loudness, lipsync_take
-from exomni_blender import contract as C
-from exomni_blender.arkit import ARKIT_52, MOUTH_CHANNELS
-from exomni_blender.take import Phoneme, Take
+from exomni_blender.core import contract as C
+from exomni_blender.core.arkit import ARKIT_52, MOUTH_CHANNELS
+from exomni_blender.core.take import Phoneme, Take
 
 LINE = "They're coming out of the woodwork! No, everybody we've put away!"
 RATE = 44100

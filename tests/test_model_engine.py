@@ -14,7 +14,7 @@ torch.set_num_threads(1)
 from backend.engines.base import Cancelled, EngineError, Progress, TakeRequest  # noqa: E402
 from backend.engines.exomni import ExomniEngine  # noqa: E402
 from backend.models.exomni.tiny import make_tiny_checkpoint  # noqa: E402
-from exomni_blender.arkit import ARKIT_52, MOUTH_CHANNELS  # noqa: E402
+from exomni_blender.core.arkit import ARKIT_52, MOUTH_CHANNELS  # noqa: E402
 
 LINE = "Hello there, how are you today?"
 

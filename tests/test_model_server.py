@@ -12,7 +12,7 @@ pytest.importorskip("torch")
 pytestmark = pytest.mark.slow  # two server processes start (about half a minute)
 
 from backend.server.launcher import LocalServer  # noqa: E402
-from exomni_blender import contract as C  # noqa: E402
+from exomni_blender.core import contract as C  # noqa: E402
 
 
 def _engines(url) -> dict:

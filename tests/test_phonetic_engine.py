@@ -3,9 +3,10 @@
 import numpy as np
 import pytest
 
-from exomni_blender import contract as C
-from exomni_blender.arkit import ARKIT_52, INDEX, MOUTH_CHANNELS
-from exomni_blender.take import Take
+from exomni_blender.core import contract as C
+from exomni_blender.core.request import TEXT_LIMIT
+from exomni_blender.core.arkit import ARKIT_52, INDEX, MOUTH_CHANNELS
+from exomni_blender.core.take import Take
 from backend.engines.base import Cancelled, EngineError, Progress, TakeRequest
 from backend.engines.phonetic.engine import PhoneticEngine
 
@@ -73,7 +74,7 @@ def test_curves_at_the_requested_rate(engine):
 
 @pytest.mark.parametrize("fields,code,words", [
     (dict(text="   "), C.E_EMPTY_TEXT, "empty"),
-    (dict(text="x" * (C.MAX_TEXT_CHARS + 1)), C.E_TEXT_TOO_LONG, "split"),
+    (dict(text="x" * (TEXT_LIMIT + 1)), C.E_TEXT_TOO_LONG, "split"),
     (dict(text="hi", voice="xx-nowhere"), C.E_BAD_REQUEST, "en-us"),
     (dict(text="hi", voice="en-us+nobody"), C.E_BAD_REQUEST, "f3"),
     (dict(text="hi", rate=10), C.E_BAD_REQUEST, "multiplier"),
@@ -87,7 +88,7 @@ def test_curves_at_the_requested_rate(engine):
 def test_bad_requests_are_refused_with_a_clear_error(engine, fields, code, words):
     with pytest.raises(EngineError) as err:
         engine.make_take(TakeRequest(**fields), Progress())
-    assert err.value.code == code and err.value.status == 400
+    assert err.value.code == code and err.value.status == C.STATUS[code]
     assert words in str(err.value)
 
 

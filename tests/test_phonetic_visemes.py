@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from exomni_blender.arkit import ARKIT_52, INDEX, MOUTH_CHANNELS
-from exomni_blender.take import Phoneme
+from exomni_blender.core.arkit import ARKIT_52, INDEX, MOUTH_CHANNELS
+from exomni_blender.core.take import Phoneme
 from backend.engines.phonetic import expression, ipa, quality, visemes
 from backend.engines.phonetic.curves import curves_from_phonemes
 

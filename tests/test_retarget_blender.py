@@ -8,9 +8,11 @@ import pytest
 
 bpy = pytest.importorskip("bpy")
 
-from exomni_blender import bone_face, compat, retarget  # noqa: E402
-from exomni_blender.arkit import INDEX  # noqa: E402
-from exomni_blender.take import Take  # noqa: E402
+from exomni_blender.blender import bone_face, compat  # noqa: E402
+from exomni_blender.core import retarget  # noqa: E402
+from exomni_blender.ui import retarget as retarget_ui  # noqa: E402
+from exomni_blender.core.arkit import INDEX  # noqa: E402
+from exomni_blender.core.take import Take  # noqa: E402
 from test_retarget_rig_names import ARKIT, FAMILIES, UNRELATED  # noqa: E402
 
 pytestmark = pytest.mark.blender
@@ -86,7 +88,7 @@ def test_plain_arkit_head_is_arkit(scene, presets):
 
 
 def test_the_procedural_demo_head_is_arkit(scene, presets):
-    head = pytest.importorskip("exomni_blender.head")
+    head = pytest.importorskip("exomni_blender.blender.head")
     obj = head.create_head(name="RetargetDemoHead")
     scene[1].append(obj)
     detection = retarget.detect(obj, presets)
@@ -107,7 +109,7 @@ def test_unrelated_and_empty_meshes_get_none_with_a_reason(scene, presets):
 
 @pytest.mark.parametrize("family", sorted(FAMILIES))
 def test_keying_a_take_through_each_preset_puts_the_curves_on_the_right_keys(scene, presets, family):
-    keying = pytest.importorskip("exomni_blender.keying")
+    keying = pytest.importorskip("exomni_blender.blender.keying")
     preset = next(p for p in presets if p.id == family)
     obj = make_head(scene, f"keyed_{family}", FAMILIES[family])
     take = take_of()
@@ -121,7 +123,7 @@ def test_keying_a_take_through_each_preset_puts_the_curves_on_the_right_keys(sce
 
 
 def test_keyed_gains_and_mixes_reach_the_shape_keys(scene, presets):
-    keying = pytest.importorskip("exomni_blender.keying")
+    keying = pytest.importorskip("exomni_blender.blender.keying")
     mh = next(p for p in presets if p.id == "metahuman")
     obj = make_head(scene, "mh_gain", FAMILIES["metahuman"])
     take = take_of()
@@ -137,7 +139,7 @@ def test_keyed_gains_and_mixes_reach_the_shape_keys(scene, presets):
 
 
 def test_preview_sets_one_frame_on_the_shape_keys(scene, presets):
-    from exomni_blender import retarget_ui
+    from exomni_blender.ui import retarget
 
     cc = next(p for p in presets if p.id == "character_creator")
     obj = make_head(scene, "cc_preview", FAMILIES["character_creator"])
@@ -153,7 +155,7 @@ def test_preview_sets_one_frame_on_the_shape_keys(scene, presets):
 
 @pytest.fixture
 def editor(scene):
-    from exomni_blender import retarget_ui
+    from exomni_blender.ui import retarget
 
     retarget_ui.register()
     try:

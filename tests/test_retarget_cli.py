@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from exomni_blender.arkit import INDEX
-from exomni_blender.retarget import find_preset, load_presets
-from exomni_blender.take import Take
+from exomni_blender.core.arkit import INDEX
+from exomni_blender.core.retarget import find_preset, load_presets
+from exomni_blender.core.take import Take
 from test_retarget_rig_names import CHARACTER_CREATOR, VROID
 
 

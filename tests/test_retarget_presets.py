@@ -6,8 +6,8 @@ import tomllib
 import numpy as np
 import pytest
 
-from exomni_blender.arkit import ARKIT_52, INDEX
-from exomni_blender.retarget import (EXACT, FOLDED, STRIPPED, Preset, PresetError, RigNames, Target, detect,
+from exomni_blender.core.arkit import ARKIT_52, INDEX
+from exomni_blender.core.retarget import (EXACT, FOLDED, STRIPPED, Preset, PresetError, RigNames, Target, detect,
                                      detect_preset, dumps_toml, find_preset, load_preset, load_presets, name_key,
                                      propose_preset, save_user_preset)
 from test_retarget_rig_names import (ARKIT, CHARACTER_CREATOR, DAZ_GENESIS, FAMILIES, METAHUMAN, READY_PLAYER_ME,

@@ -5,7 +5,7 @@ the preset files, so detection tests do not just read the presets back. Other re
 them from here.
 """
 
-from exomni_blender.arkit import ARKIT_52
+from exomni_blender.core.arkit import ARKIT_52
 
 
 def _lr(*stems, fmt="{}_{}"):

@@ -9,8 +9,8 @@ import pytest
 import requests
 import soundfile as sf
 
-from exomni_blender import contract as C
-from exomni_blender.take import decode_wav
+from exomni_blender.core import contract as C
+from exomni_blender.core.take import decode_wav
 
 LINE = "Please bring the blue box back home."
 

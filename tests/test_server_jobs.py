@@ -16,8 +16,8 @@ from backend.engines.registry import EngineRegistry
 from backend.jobs import JobQueue
 from backend.server.launcher import LocalServer
 from backend.store import TakeStore
-from exomni_blender import contract as C
-from exomni_blender.take import Take
+from exomni_blender.core import contract as C
+from exomni_blender.core.take import Take
 
 
 class SteeredEngine(Engine):

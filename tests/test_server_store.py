@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from backend.store import TakeStore
-from exomni_blender.take import Take
+from exomni_blender.core.take import Take
 
 
 def _take(text: str, frames: int = 4) -> Take:

@@ -5,8 +5,8 @@ import json
 import numpy as np
 import pytest
 
-from exomni_blender.arkit import ARKIT_52, INDEX
-from exomni_blender.take import Phoneme, Take, TakeFormatError, decode_wav, encode_wav, read_a2f, resample_curves
+from exomni_blender.core.arkit import ARKIT_52, INDEX
+from exomni_blender.core.take import Phoneme, Take, TakeFormatError, decode_wav, encode_wav, read_a2f, resample_curves
 
 
 def make_take(frames=40, fps=30.0, seed=0):

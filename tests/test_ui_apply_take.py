@@ -5,8 +5,8 @@ import pytest
 
 bpy = pytest.importorskip("bpy")
 
-from exomni_blender.arkit import ARKIT_52, INDEX  # noqa: E402
-from exomni_blender.take import Take  # noqa: E402
+from exomni_blender.core.arkit import ARKIT_52, INDEX  # noqa: E402
+from exomni_blender.core.take import Take  # noqa: E402
 
 pytestmark = pytest.mark.blender
 
@@ -23,8 +23,8 @@ def take(frames=30):
 
 
 def test_channels_without_a_key_are_listed_on_the_take_item(scene):
-    from exomni_blender import compat
-    from exomni_blender.operators import apply_take
+    from exomni_blender.blender import compat
+    from exomni_blender.ui.operators import apply_take
 
     mesh = bpy.data.meshes.new("partial")
     mesh.from_pydata([(0, 0, 0), (1, 0, 0), (0, 1, 0)], [], [(0, 1, 2)])
@@ -55,8 +55,8 @@ def face_rig(scene):
 
 
 def test_a_bone_driven_face_gets_its_jaw_keyed(scene):
-    from exomni_blender import props
-    from exomni_blender.operators import apply_take
+    from exomni_blender.ui import props
+    from exomni_blender.ui.operators import apply_take
 
     rig = face_rig(scene)
     assert props.is_head(rig)
@@ -70,7 +70,7 @@ def test_a_bone_driven_face_gets_its_jaw_keyed(scene):
 
 
 def test_a_face_rig_that_cannot_take_the_jaw_is_reported_not_a_traceback(scene, tmp_path):
-    from exomni_blender import jobs
+    from exomni_blender.ui import jobs
 
     rig = face_rig(scene)
     rig.pose.bones["jaw"].rotation_mode = "AXIS_ANGLE"
@@ -82,7 +82,7 @@ def test_a_face_rig_that_cannot_take_the_jaw_is_reported_not_a_traceback(scene, 
 
 
 def test_a_face_rig_in_nla_tweak_mode_is_refused_and_keeps_its_keys(scene):
-    from exomni_blender.bone_face import BoneFaceError, key_bone_face
+    from exomni_blender.blender.bone_face import BoneFaceError, key_bone_face
 
     rig = face_rig(scene)
     first = key_bone_face(rig, take())

@@ -11,7 +11,7 @@ import soundfile as sf
 bpy = pytest.importorskip("bpy")
 pytest.importorskip("torch")
 
-from exomni_blender import contract as C  # noqa: E402
+from exomni_blender.core import contract as C  # noqa: E402
 
 pytestmark = [pytest.mark.blender, pytest.mark.slow]  # a server with the model starts (~half a minute)
 
@@ -44,10 +44,10 @@ def backend_url(exomni_server):
 
 def test_a_spoken_prompt_from_a_strip_gets_an_answer_with_its_own_strip(addon, tmp_path):
     from backend.engines.phonetic import espeak
-    from exomni_blender import jobs
-    from exomni_blender.compat import new_sound_strip, sequencer_all_strips
-    from exomni_blender.head import create_head
-    from exomni_blender.take import Take
+    from exomni_blender.ui import jobs
+    from exomni_blender.blender.compat import new_sound_strip, sequencer_all_strips
+    from exomni_blender.blender.head import create_head
+    from exomni_blender.core.take import Take
 
     speech = espeak.synthesize("How are you today?", voice="en-us")
     prompt = tmp_path / "prompt.wav"
@@ -84,7 +84,7 @@ def test_a_spoken_prompt_from_a_strip_gets_an_answer_with_its_own_strip(addon, t
     assert take.meta.get("spoken_prompt") and take.meta.get("reply") == item.text  # it heard the recording
     answered = take.has_audio
     assert [s.frame_start for s in sounds] == [5] + ([100] if answered else []) and sounds[0].name == "Question"
-    from exomni_blender.compat import action_fcurves
+    from exomni_blender.blender.compat import action_fcurves
     jaw = {fc.data_path: fc for fc in action_fcurves(head.data.shape_keys.animation_data.action)}[
         'key_blocks["jawOpen"].value']
     frames = np.array([k.co[0] for k in jaw.keyframe_points])

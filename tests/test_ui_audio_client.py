@@ -8,8 +8,8 @@ import pytest
 import requests
 import soundfile as sf
 
-from exomni_blender import contract as C
-from exomni_blender.client import ApiError, Client, MultipartUpload, UploadCancelled
+from exomni_blender.core import contract as C
+from exomni_blender.remote.client import ApiError, Client, MultipartUpload, UploadCancelled
 
 
 # Blender's online-access switch is off by default in the bpy module; the client honours it.

@@ -15,8 +15,8 @@ import soundfile as sf
 
 bpy = pytest.importorskip("bpy")
 
-from exomni_blender import contract as C  # noqa: E402
-from exomni_blender.take import Take  # noqa: E402
+from exomni_blender.core import contract as C  # noqa: E402
+from exomni_blender.core.take import Take  # noqa: E402
 
 pytestmark = pytest.mark.blender
 
@@ -49,19 +49,19 @@ def addon(addon):
 
 
 def new_head():
-    from exomni_blender.head import create_head
+    from exomni_blender.blender.head import create_head
     head = create_head("TestHead")
     bpy.context.view_layer.objects.active = head
     return head
 
 
 def sound_strips(scene) -> list:
-    from exomni_blender.compat import sequencer_all_strips
+    from exomni_blender.blender.compat import sequencer_all_strips
     return [s for s in sequencer_all_strips(scene) if s.type == "SOUND"]
 
 
 def add_strip(scene, path, frame, channel=1, name="Dialogue"):
-    from exomni_blender.compat import new_sound_strip
+    from exomni_blender.blender.compat import new_sound_strip
     strip = new_sound_strip(scene, name, str(path), channel, frame)
     for other in sound_strips(scene):
         other.select = False
@@ -71,7 +71,7 @@ def add_strip(scene, path, frame, channel=1, name="Dialogue"):
 
 
 def jaw_keys(head):
-    from exomni_blender.compat import action_fcurves
+    from exomni_blender.blender.compat import action_fcurves
     action = head.data.shape_keys.animation_data.action
     curve = {fc.data_path: fc for fc in action_fcurves(action)}['key_blocks["jawOpen"].value']
     return np.array([tuple(k.co) for k in curve.keyframe_points])
@@ -79,7 +79,7 @@ def jaw_keys(head):
 
 def lipsync_mode(addon):
     """Ask the real backend for its engines (the panel's mode list follows them) and pick lip sync."""
-    from exomni_blender import jobs
+    from exomni_blender.ui import jobs
     assert bpy.ops.exomni.refresh_engines() == {"FINISHED"}
     assert jobs.wait(jobs.latest("backend"), timeout=30).state == jobs.DONE
     settings = bpy.context.scene.exomni
@@ -89,7 +89,7 @@ def lipsync_mode(addon):
 
 
 def generate_and_wait(timeout=90.0):
-    from exomni_blender import jobs
+    from exomni_blender.ui import jobs
     assert bpy.ops.exomni.generate() == {"FINISHED"}
     job = jobs.latest("generate")
     assert job is not None and not job.finished  # the upload and the take happen off the main thread
@@ -101,7 +101,7 @@ def server_take_count(url) -> int:
 
 
 def test_lipsync_reuses_the_selected_strip_and_keys_from_where_its_sound_starts(addon, recording, speech):
-    from exomni_blender import jobs
+    from exomni_blender.ui import jobs
     scene = bpy.context.scene
     head = new_head()
     add_strip(scene, recording["WAV"], 10, channel=2, name="Other line")  # not selected: not used
@@ -135,7 +135,7 @@ def test_lipsync_reuses_the_selected_strip_and_keys_from_where_its_sound_starts(
 
 
 def test_lipsync_from_a_picked_file_adds_one_strip_at_the_start_frame(addon, recording, speech):
-    from exomni_blender import jobs
+    from exomni_blender.ui import jobs
     scene = bpy.context.scene
     head = new_head()
     settings = lipsync_mode(addon)
@@ -154,7 +154,7 @@ def test_lipsync_from_a_picked_file_adds_one_strip_at_the_start_frame(addon, rec
 
 
 def test_a_packed_sound_strip_is_uploaded_from_the_blend(addon, recording, tmp_path):
-    from exomni_blender import jobs
+    from exomni_blender.ui import jobs
     scene = bpy.context.scene
     head = new_head()
     lonely = tmp_path / "packed_line.wav"
@@ -173,7 +173,7 @@ def test_a_packed_sound_strip_is_uploaded_from_the_blend(addon, recording, tmp_p
 
 
 def test_a_file_that_is_not_audio_shows_the_backends_message_and_keys_nothing(addon, tmp_path, live_server):
-    from exomni_blender import jobs
+    from exomni_blender.ui import jobs
     scene = bpy.context.scene
     head = new_head()
     notes = tmp_path / "notes.wav"
@@ -200,7 +200,7 @@ def test_a_file_that_is_not_audio_shows_the_backends_message_and_keys_nothing(ad
 
 
 def test_lipsync_without_a_usable_recording_is_refused_before_any_request(addon, recording, tmp_path, live_server):
-    from exomni_blender import jobs
+    from exomni_blender.ui import jobs
     scene = bpy.context.scene
     new_head()
     settings = lipsync_mode(addon)
@@ -250,7 +250,7 @@ def test_lipsync_without_a_usable_recording_is_refused_before_any_request(addon,
 
 
 def test_the_modes_offered_follow_the_backends_engines(addon):
-    from exomni_blender import props
+    from exomni_blender.ui import props
     settings = lipsync_mode(addon)
     assert settings.mode == "lipsync"
     offered = {e["name"]: e["modes"] for e in props.engines()}

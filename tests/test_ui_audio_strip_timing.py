@@ -33,7 +33,7 @@ def click_strip(tmp_path):
     scene = bpy.context.scene
     scene.render.fps, scene.render.fps_base = FPS, 1.0
     scene.frame_start, scene.frame_end = 1, 150
-    from exomni_blender.compat import new_sound_strip
+    from exomni_blender.blender.compat import new_sound_strip
     return scene, new_sound_strip(scene, "Click", str(path), 1, 40)
 
 
@@ -57,7 +57,7 @@ def heard_click_frame(scene, out) -> float:
     {"animation_offset_start": 4},  # the content itself trimmed
 ])
 def test_lipsync_keys_where_blender_plays_the_sound(click_strip, tmp_path, edit):
-    from exomni_blender.compat import sound_start_frame
+    from exomni_blender.blender.compat import sound_start_frame
     scene, strip = click_strip
     for name, value in edit.items():
         setattr(strip, name, value)

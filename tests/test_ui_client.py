@@ -6,10 +6,11 @@ import threading
 import pytest
 
 from backend.server.launcher import LocalServer, free_port
-from exomni_blender import contract as C
-from exomni_blender.client import (ApiError, BackendError, BackendUnreachable, Client, OnlineAccessDisabled,
+from exomni_blender.core import contract as C
+from exomni_blender.core.request import TEXT_LIMIT
+from exomni_blender.remote.client import (ApiError, BackendError, BackendUnreachable, Client, OnlineAccessDisabled,
                                    normalize_url)
-from exomni_blender.take import AUDIO_WAV, BLENDSHAPES_JSON, TAKE_JSON
+from exomni_blender.core.take import AUDIO_WAV, BLENDSHAPES_JSON, TAKE_JSON
 
 
 # Blender's online-access switch is off by default in the bpy module; the client honours it.
@@ -41,7 +42,7 @@ def test_a_take_goes_from_request_to_a_loaded_take_folder(live_server, tmp_path)
 
 @pytest.mark.parametrize("body, code", [
     ({"text": ""}, C.E_EMPTY_TEXT),
-    ({"text": "x" * (C.MAX_TEXT_CHARS + 1)}, C.E_TEXT_TOO_LONG),
+    ({"text": "x" * (TEXT_LIMIT + 1)}, C.E_TEXT_TOO_LONG),
     ({"text": "hello", "engine": "no_such_engine"}, C.E_UNKNOWN_ENGINE),
 ])
 def test_error_bodies_become_api_errors_with_the_servers_message(live_server, body, code):
@@ -93,12 +94,21 @@ def test_token_is_sent_and_a_missing_one_is_explained(tmp_path):
 
 def test_online_access_off_stops_every_call_before_the_network(live_server):
     bpy = pytest.importorskip("bpy")
-    bpy.context.preferences.system.use_online_access = False
-    assert not bpy.app.online_access
-    with Client(live_server) as client, pytest.raises(OnlineAccessDisabled) as err:
-        client.health()
-    assert "Allow Online Access" in str(err.value)
-    bpy.context.preferences.system.use_online_access = True
+    import exomni_blender.ui as ui
+
+    ui.register()  # installs Blender's switch as the client's network gate
+    try:
+        bpy.context.preferences.system.use_online_access = False
+        assert not bpy.app.online_access
+        with Client(live_server) as client, pytest.raises(OnlineAccessDisabled) as err:
+            client.health()
+        assert "Allow Online Access" in str(err.value)
+        bpy.context.preferences.system.use_online_access = True
+        with Client(live_server) as client:
+            assert client.health() is not None
+    finally:
+        ui.unregister()
+    bpy.context.preferences.system.use_online_access = False  # unregistered: the gate is gone
     with Client(live_server) as client:
         assert client.health() is not None
 

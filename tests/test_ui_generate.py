@@ -14,9 +14,9 @@ import pytest
 bpy = pytest.importorskip("bpy")
 
 from backend.server.launcher import free_port  # noqa: E402
-from exomni_blender import arkit, contract as C  # noqa: E402
-from exomni_blender.client import Client  # noqa: E402
-from exomni_blender.take import Take, encode_wav  # noqa: E402
+from exomni_blender.core import arkit, contract as C  # noqa: E402
+from exomni_blender.remote.client import Client  # noqa: E402
+from exomni_blender.core.take import Take, encode_wav  # noqa: E402
 
 pytestmark = pytest.mark.blender
 
@@ -24,7 +24,7 @@ LINE = "Maybe the puppy plays by the pool."
 
 
 def new_head(name="TestHead"):
-    from exomni_blender.head import create_head
+    from exomni_blender.blender.head import create_head
     head = create_head(name)
     bpy.context.view_layer.objects.active = head
     return head
@@ -32,12 +32,12 @@ def new_head(name="TestHead"):
 
 def shape_key_channels(action) -> dict:
     """data_path -> F-curve of a shape-key action, across Blender versions."""
-    from exomni_blender.compat import action_fcurves
+    from exomni_blender.blender.compat import action_fcurves
     return {fc.data_path: fc for fc in action_fcurves(action)}
 
 
 def sound_strips(scene) -> list:
-    from exomni_blender.compat import sequencer_all_strips
+    from exomni_blender.blender.compat import sequencer_all_strips
     return [s for s in sequencer_all_strips(scene) if s.type == "SOUND"]
 
 
@@ -47,7 +47,7 @@ def head_action(head):
 
 
 def generate_and_wait(timeout=90.0):
-    from exomni_blender import jobs
+    from exomni_blender.ui import jobs
     assert bpy.ops.exomni.generate() == {"FINISHED"}
     job = jobs.latest("generate")
     assert job is not None and not job.finished  # the operator returned before the work was done
@@ -55,7 +55,7 @@ def generate_and_wait(timeout=90.0):
 
 
 def test_generate_keys_the_active_head_and_lays_the_audio_at_the_playhead(addon):
-    from exomni_blender import jobs
+    from exomni_blender.ui import jobs
     scene = bpy.context.scene
     scene.render.fps, scene.render.fps_base = 24, 1.0
     scene.frame_current = 11
@@ -118,7 +118,7 @@ def test_a_second_take_is_listed_and_jump_and_rekey_use_it(addon):
 
 
 def test_cancel_stops_the_server_job_and_keys_nothing(addon, live_server):
-    from exomni_blender import jobs
+    from exomni_blender.ui import jobs
     scene = bpy.context.scene
     head = new_head()
     scene.exomni.text = ("The quick brown fox jumps over the lazy dog while the band plays on. " * 25)[:1900]
@@ -136,7 +136,7 @@ def test_cancel_stops_the_server_job_and_keys_nothing(addon, live_server):
 
 
 def test_server_down_gives_the_clear_error_and_nothing_escapes(addon):
-    from exomni_blender import jobs
+    from exomni_blender.ui import jobs
     addon.backend_url = f"http://127.0.0.1:{free_port()}"
     scene = bpy.context.scene
     head = new_head()
@@ -153,7 +153,7 @@ def test_server_down_gives_the_clear_error_and_nothing_escapes(addon):
 
 
 def test_a_take_that_cannot_be_keyed_says_where_it_is_saved(addon):
-    from exomni_blender import jobs
+    from exomni_blender.ui import jobs
     scene = bpy.context.scene
     head = new_head()
     scene.exomni.text = "Hello."
@@ -167,7 +167,7 @@ def test_a_take_that_cannot_be_keyed_says_where_it_is_saved(addon):
 
 
 def test_a_take_started_before_another_file_was_opened_does_not_land_there(addon, tmp_path):
-    from exomni_blender import jobs
+    from exomni_blender.ui import jobs
     bpy.context.scene.exomni.text = "Hello."
     new_head("Bob")
     assert bpy.ops.exomni.generate() == {"FINISHED"}
@@ -179,7 +179,7 @@ def test_a_take_started_before_another_file_was_opened_does_not_land_there(addon
 
 
 def test_bad_input_and_offline_are_refused_with_what_to_do(addon):
-    from exomni_blender import jobs
+    from exomni_blender.ui import jobs
     scene = bpy.context.scene
     scene.exomni.text = LINE
     bpy.context.view_layer.objects.active = None
@@ -201,7 +201,8 @@ def test_bad_input_and_offline_are_refused_with_what_to_do(addon):
 
 
 def test_refresh_engines_fills_the_engine_list(addon):
-    from exomni_blender import jobs, props
+    from exomni_blender.ui import jobs
+    from exomni_blender.ui import props
     props.set_engines([])
     assert bpy.ops.exomni.refresh_engines() == {"FINISHED"}
     job = jobs.wait(jobs.latest("backend"), timeout=30)
@@ -256,7 +257,9 @@ def test_key_take_from_disk_takes_a_take_folder_or_an_audio2face_json(addon, tmp
 
 
 def test_start_backend_runs_exomni_serve_from_the_preferences(addon, tmp_path):
-    from exomni_blender import backend_process, jobs, props
+    from exomni_blender.remote import launcher
+    from exomni_blender.ui import jobs
+    from exomni_blender.ui import props
     venv = Path(sys.executable).parent.parent  # the virtual environment running the tests has the backend
     if not (venv / "bin" / "exomni").exists() and not (venv / "Scripts" / "exomni.exe").exists():
         venv = Path(__file__).resolve().parents[1] / ".venv"  # the README's environment
@@ -268,12 +271,12 @@ def test_start_backend_runs_exomni_serve_from_the_preferences(addon, tmp_path):
     job = jobs.wait(jobs.latest("backend"), timeout=90)
     try:
         assert job.state == jobs.DONE, job.error
-        assert backend_process.running() and "phonetic" in [e["name"] for e in props.engines()]
+        assert launcher.running() and "phonetic" in [e["name"] for e in props.engines()]
         with Client(addon.backend_url) as client:
             assert client.health() is not None
     finally:
         assert bpy.ops.exomni.stop_backend() == {"FINISHED"}
-    assert not backend_process.running()
+    assert not launcher.running()
 
 
 def test_a_missing_backend_command_is_explained(addon):

@@ -5,8 +5,8 @@ import time
 
 import pytest
 
-from exomni_blender import jobs
-from exomni_blender.client import BackendUnreachable
+from exomni_blender.ui import jobs
+from exomni_blender.remote.client import BackendUnreachable
 
 
 @pytest.fixture(autouse=True)

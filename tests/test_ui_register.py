@@ -16,7 +16,10 @@ TYPES = ("EXOMNI_PT_main", "EXOMNI_PT_takes", "EXOMNI_UL_takes", "ExOmniSceneSet
 
 
 def ui_classes():
-    from exomni_blender import operators, panel, preferences, props
+    from exomni_blender.ui import operators
+    from exomni_blender.ui import panel
+    from exomni_blender.ui import preferences
+    from exomni_blender.ui import props
     return [*props.CLASSES, *preferences.CLASSES, *operators.CLASSES, *panel.CLASSES]
 
 
@@ -61,7 +64,8 @@ def test_enabled_through_blenders_addon_system_with_preferences():
     try:
         assert module is not None
         prefs = bpy.context.preferences.addons["exomni_blender"].preferences
-        from exomni_blender import contract, preferences
+        from exomni_blender.core import contract
+        from exomni_blender.ui import preferences
         assert type(prefs).bl_idname == "exomni_blender"
         assert prefs.backend_url == contract.DEFAULT_URL and prefs.backend_command == "exomni" and prefs.token == ""
         assert preferences.get() == prefs
@@ -74,7 +78,8 @@ def test_enabled_through_blenders_addon_system_with_preferences():
 def test_preferences_fall_back_to_defaults_when_registered_by_a_script():
     exomni_blender.register()
     try:
-        from exomni_blender import contract, preferences
+        from exomni_blender.core import contract
+        from exomni_blender.ui import preferences
         prefs = preferences.get()
         assert prefs.backend_url == contract.DEFAULT_URL and prefs.backend_command == "exomni"
     finally:
@@ -84,7 +89,7 @@ def test_preferences_fall_back_to_defaults_when_registered_by_a_script():
 def test_engine_list_follows_the_backend_and_keeps_the_choice_by_name():
     exomni_blender.register()
     try:
-        from exomni_blender import props
+        from exomni_blender.ui import props
         settings = bpy.context.scene.exomni
         props.set_engines([{"name": "phonetic", "modes": ["say", "lipsync"], "available": True},
                            {"name": "exomni", "modes": ["say", "chat"], "available": False, "reason": "no weights"}])
@@ -106,8 +111,8 @@ def test_engine_list_follows_the_backend_and_keeps_the_choice_by_name():
 def test_the_backend_package_never_pulls_in_the_ui():
     import subprocess
     import sys
-    code = ("import sys, exomni_blender.take, exomni_blender.arkit, exomni_blender.contract, exomni_blender.client, "
-            "exomni_blender.retarget; assert 'bpy' not in sys.modules, 'bpy was imported'")
+    code = ("import sys, exomni_blender.core.take, exomni_blender.core.arkit, exomni_blender.core.contract, exomni_blender.remote.client, "
+            "exomni_blender.core.retarget; assert 'bpy' not in sys.modules, 'bpy was imported'")
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
 
 
@@ -119,7 +124,7 @@ def test_the_extension_imports_only_what_blender_ships():
     allowed = {"bpy", "mathutils", "numpy", "requests", *sys.stdlib_module_names}
     package = Path(exomni_blender.__file__).parent
     found = {}
-    for path in sorted(package.glob("*.py")):
+    for path in sorted(package.rglob("*.py")):
         for node in ast.walk(ast.parse(path.read_text(), str(path))):
             if isinstance(node, ast.Import):
                 names = [alias.name for alias in node.names]
@@ -138,7 +143,7 @@ def test_every_button_and_icon_the_ui_draws_exists():
     import re
     from pathlib import Path
     package = Path(exomni_blender.__file__).parent
-    source = "\n".join((package / name).read_text() for name in ("panel.py", "preferences.py", "props.py"))
+    source = "\n".join(p.read_text() for p in sorted((package / "ui").rglob("*.py")) if "dialogue" not in p.name)
     buttons = set(re.findall(r'operator\("exomni\.(\w+)"', source))
     icons = set(re.findall(r'icon="(\w+)"', source)) | set(re.findall(r'"(NONE|ERROR|INFO|CHECKMARK|BLANK1)"', source))
     valid_icons = set(bpy.types.UILayout.bl_rna.functions["prop"].parameters["icon"].enum_items.keys())

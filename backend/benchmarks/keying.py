@@ -1,6 +1,6 @@
 """Keying in Blender: key_take against per-frame keyframe_insert (52 channels x 9000 frames).
 
-The backend never imports bpy, so the benchmark runs as `python -m exomni_blender.benchmark`
+The backend never imports bpy, so the benchmark runs as `python -m exomni_blender.blender.benchmark`
 in a child process of this same Python.
 """
 
@@ -16,7 +16,7 @@ def add_arguments(parser):
 
 
 def run(args) -> int:
-    cmd = [sys.executable, "-m", "exomni_blender.benchmark", "--frames", str(args.frames),
+    cmd = [sys.executable, "-m", "exomni_blender.blender.benchmark", "--frames", str(args.frames),
            "--insert-frames", str(args.insert_frames), "--repeats", str(args.repeats)]
     try:
         return subprocess.run(cmd, check=False).returncode

@@ -15,7 +15,8 @@ import sys
 import time
 from pathlib import Path
 
-from exomni_blender import contract as C
+from exomni_blender.core import contract as C
+from exomni_blender.core.request import FPS_RANGE
 
 from ._common import ProgressBar, add_engine_options, fail, make_registry
 
@@ -78,8 +79,8 @@ def run(args) -> int:
         return fail(f"{out_blend} is the input scene; choose another --out folder so the input is never overwritten")
     if args.gap < 0 or args.lead_in < 0:
         return fail("--gap and --lead-in are seconds, zero or more")
-    if args.fps is not None and not (C.MIN_FPS <= args.fps <= C.MAX_FPS):
-        return fail(f"--fps must be between {C.MIN_FPS:g} and {C.MAX_FPS:g}")
+    if args.fps is not None and not (FPS_RANGE[0] <= args.fps <= FPS_RANGE[1]):
+        return fail(f"--fps must be a number from {FPS_RANGE[0]:g} to {FPS_RANGE[1]:g}")
 
     # 1. The scene and the cast, checked before anything is made.
     try:
@@ -104,14 +105,20 @@ def run(args) -> int:
     for warning in cast.warnings:
         print(f"exomni batch: note: {warning}", file=sys.stderr)
 
-    from ..dialogue.service import check_voices, engine_version
+    from ..dialogue import plan as planmod
+    from ..dialogue.service import engine_version
     from ..engines.base import EngineError
 
     registry = make_registry(args)
     try:
         engine = registry.get(args.engine, "say")
         registry.check_available(args.engine)
-        check_voices(engine, [r.voice for r in cast] + [l.voice for l in script.lines if l.voice])
+        planned = planmod.plan_lines(script, cast, engine.name, engine_version(engine), fps, mouth_only=args.mouth_only)
+        for p in planned:  # every line is a request the engine can make, before anything is made
+            try:
+                registry.validate(p.request)
+            except EngineError as exc:
+                raise EngineError(f"line {p.line.index + 1} ({p.line.character}): {exc}", exc.code) from None
     except EngineError as exc:
         return fail(str(exc))
     print(f"exomni batch: {Path(args.script).name}: {len(script.lines)} lines, {len(cast.roles)} characters; "
@@ -123,10 +130,6 @@ def run(args) -> int:
         return 0
 
     # 2. Takes, from the cache where their inputs have not changed.
-    from ..dialogue import plan as planmod
-
-    version = engine_version(engine)
-    planned = planmod.plan_lines(script, cast, engine.name, version, fps, mouth_only=args.mouth_only)
     try:
         takes, stats = make_takes(planned, engine, out / "takes", fps)
     except EngineError as exc:
@@ -139,12 +142,12 @@ def run(args) -> int:
     planmod.layout(planned, fps, frame_start, gap=args.gap, lead_in=args.lead_in)
     first, last = planmod.frame_range(planned, frame_start, fps, tail=args.lead_in)
     audio, sr = planmod.mixdown(planned, takes, fps, first, last)
-    from exomni_blender.take import encode_wav
+    from exomni_blender.core.take import encode_wav
 
     mix_path = out / f"{stem}.wav"
     mix_path.write_bytes(encode_wav(audio, sr))
     plan = planmod.to_json(script, cast, planned, fps=fps, frame_start=first, frame_end=last, engine=engine.name,
-                           engine_version=version, gap=args.gap, lead_in=args.lead_in, audio=str(mix_path),
+                           engine_version=engine_version(engine), gap=args.gap, lead_in=args.lead_in, audio=str(mix_path),
                            extra={"cache": stats.to_json()})
     unasked = [o for o in plan["overlaps"] if not o["asked"]]
     for o in unasked:
@@ -197,7 +200,7 @@ def run(args) -> int:
 
 def make_takes(planned, engine, folder: Path, fps: float):
     """Load or make every planned line's take; returns ({hash: Take}, CacheStats)."""
-    from exomni_blender.take import Take, TakeFormatError
+    from exomni_blender.core.take import Take, TakeFormatError
 
     from ..dialogue.delivery import apply_to_take
     from ..dialogue.plan import CacheStats
@@ -251,7 +254,7 @@ def make_takes(planned, engine, folder: Path, fps: float):
 
 
 def _blender(args: list[str], log_path: Path | None = None, progress: ProgressBar | None = None):
-    cmd = [sys.executable, "-m", "exomni_blender.dialogue_scene", *args]
+    cmd = [sys.executable, "-m", "exomni_blender.blender.dialogue_scene", *args]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1)
     lines, tagged = [], {}
     for raw in proc.stdout:

@@ -34,9 +34,9 @@ def register(sub):
 
 
 def run(args) -> int:
-    from exomni_blender.exchange import load_any, write_livelink_csv, write_rhubarb_json
-    from exomni_blender.files import atomic_write_all
-    from exomni_blender.take import TakeFormatError, encode_wav
+    from exomni_blender.core.exchange import load_any, write_livelink_csv, write_rhubarb_json
+    from exomni_blender.core.files import atomic_write_all
+    from exomni_blender.core.take import TakeFormatError, encode_wav
 
     for option in ("fps", "livelink_fps"):
         value = getattr(args, option)
@@ -89,7 +89,7 @@ def _output_path(out: Path, to: str, source: Path) -> Path:
             stem = source.name if source.is_dir() else source.stem
             return out / f"{stem}{suffix}"
     if out.suffix.lower() != suffix:
-        from exomni_blender.take import TakeFormatError
+        from exomni_blender.core.take import TakeFormatError
 
         raise TakeFormatError(f"--out {out} should end in {suffix} for --to {to} (or be a folder to write into)")
     return out

@@ -10,7 +10,7 @@ import sys
 import time
 from pathlib import Path
 
-from exomni_blender import contract as C
+from exomni_blender.core import contract as C
 
 from ._common import ProgressBar, fail
 
@@ -31,7 +31,7 @@ def register(sub):
 def run(args) -> int:
     import requests
 
-    from exomni_blender.take import Take
+    from exomni_blender.core.take import Take
 
     from ..plots import plot_curves
     from ..server.launcher import LocalServer
@@ -68,7 +68,7 @@ def run(args) -> int:
     print(f"take: {take.frames} frames at {take.fps:g} fps, {take.duration:.2f} s of audio, "
           f"{len(take.phonemes)} phonemes -> {take_dir}", flush=True)
 
-    cmd = [sys.executable, "-m", "exomni_blender.demo_scene", "--take", str(take_dir), "--blend", str(out / "demo.blend")]
+    cmd = [sys.executable, "-m", "exomni_blender.blender.demo_scene", "--take", str(take_dir), "--blend", str(out / "demo.blend")]
     if not args.no_render:
         cmd += ["--video", str(out / "demo.mp4")]
         print(f"blender: building the scene and rendering {take.frames} frames of preview...", flush=True)

@@ -24,8 +24,8 @@ def register(sub):
 
 
 def run(args) -> int:
-    from exomni_blender.retarget import PresetError, load_presets
-    from exomni_blender.take import TakeFormatError
+    from exomni_blender.core.retarget import PresetError, load_presets
+    from exomni_blender.core.take import TakeFormatError
 
     from ..retarget_export import choose_preset, read_rig_keys, write_retargeted
 

@@ -1,6 +1,6 @@
 """`exomni serve`: the HTTP backend the Blender add-on talks to."""
 
-from exomni_blender import contract as C
+from exomni_blender.core import contract as C
 
 from ._common import add_engine_options, default_store, fail, make_registry
 

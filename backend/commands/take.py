@@ -3,7 +3,8 @@
 import sys
 from pathlib import Path
 
-from exomni_blender import contract as C
+from exomni_blender.core import contract as C
+from exomni_blender.core.request import DEFAULT_FPS, FPS_RANGE, PITCH_RANGE, RATE_RANGE
 
 from ._common import ProgressBar, add_engine_options, fail, make_registry
 
@@ -11,14 +12,18 @@ from ._common import ProgressBar, add_engine_options, fail, make_registry
 def register(sub):
     p = sub.add_parser("take", help="make a take locally and write the take folder")
     p.add_argument("--engine", default=C.DEFAULT_ENGINE)
-    p.add_argument("--mode", default="say", choices=C.MODES)
+    p.add_argument("--mode", default=None, choices=C.MODES,
+                   help="say (default), chat, or lipsync (the default when --audio is given)")
     p.add_argument("--text", default="", help="the line to say (say), the prompt (chat) or the transcript (lipsync)")
     p.add_argument("--audio", default=None, help="a recording: lipsync source or spoken prompt")
-    p.add_argument("--fps", type=float, default=C.DEFAULT_FPS)
+    p.add_argument("--fps", type=float, default=DEFAULT_FPS,
+                   help=f"frames per second of the curves, {FPS_RANGE[0]:g} to {FPS_RANGE[1]:g}")
     p.add_argument("--voice", default=None)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--rate", type=float, default=1.0, help="speaking-rate multiplier")
-    p.add_argument("--pitch", type=float, default=1.0, help="pitch multiplier")
+    p.add_argument("--rate", type=float, default=1.0,
+                   help=f"speaking-rate multiplier, {RATE_RANGE[0]:g} to {RATE_RANGE[1]:g} (1 = normal)")
+    p.add_argument("--pitch", type=float, default=1.0,
+                   help=f"pitch multiplier, {PITCH_RANGE[0]:g} to {PITCH_RANGE[1]:g} (1 = normal)")
     p.add_argument("--mouth-only", action="store_true", help="no blinks, brows or gaze")
     p.add_argument("--out", required=True, help="folder to write the take into")
     add_engine_options(p)
@@ -26,11 +31,12 @@ def register(sub):
 
 
 def run(args) -> int:
-    from ..dialogue.service import check_voices
     from ..engines.base import EngineError, Progress
     from ..server.requests import parse_take_request
 
     registry = make_registry(args)
+    if args.mode is None:  # a recording with no mode is one to animate
+        args.mode = "lipsync" if args.audio else "say"
     data = {"engine": args.engine, "mode": args.mode, "text": args.text, "fps": args.fps, "voice": args.voice,
             "seed": args.seed, "rate": args.rate, "pitch": args.pitch, "mouth_only": args.mouth_only}
     try:
@@ -41,7 +47,6 @@ def run(args) -> int:
         request = parse_take_request(data, registry, has_audio=bool(args.audio))
         request.audio_path = args.audio
         registry.check_available(request.engine)
-        check_voices(registry.get(request.engine), [request.voice])
         Path(args.out).mkdir(parents=True, exist_ok=True)  # a bad --out fails now, before the take is made
         bar = ProgressBar(f"{request.engine}/{request.mode}")
         take = registry.get(request.engine).make_take(request, Progress(bar))

@@ -15,6 +15,7 @@ import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
+from exomni_blender.core.errors import ExOmniError
 
 # Distinct eSpeak NG timbres, handed out in order of first appearance.
 DEFAULT_VOICES = ("en-us+m3", "en-gb+m1", "en-us+f2", "en-us+m7", "en-gb+f3", "en-us+m2", "en-gb+m4",
@@ -22,7 +23,7 @@ DEFAULT_VOICES = ("en-us+m3", "en-gb+m1", "en-us+f2", "en-us+m7", "en-gb+f3", "e
 _HEAD_WORDS = ("head", "face", "mesh", "geo")
 
 
-class CastError(ValueError):
+class CastError(ExOmniError, ValueError):
     """A cast that cannot be resolved; the message lists what is missing and how to fix it."""
 
 

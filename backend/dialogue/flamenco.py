@@ -16,6 +16,7 @@ import json
 import platform
 import re
 from pathlib import Path, PurePosixPath
+from exomni_blender.core.errors import ExOmniError
 
 JOB_TYPE = "simple-blender-render"
 SUBMIT_PATH = "/api/v3/jobs"
@@ -23,7 +24,7 @@ DEFAULT_PRIORITY = 50
 _UNSAFE = re.compile(r'[\\/:*?"<>|]+')  # characters no path component may hold on some worker
 
 
-class FlamencoError(RuntimeError):
+class FlamencoError(ExOmniError, RuntimeError):
     """The Manager refused the job or could not be reached; the message says what to do."""
 
 

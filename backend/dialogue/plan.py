@@ -5,7 +5,7 @@ Takes are cached by a content hash of everything that shapes them (the spoken te
 and its version, seed, frame rate and delivery), so rerunning after a script edit regenerates only
 the lines whose inputs changed.
 
-Layout (exomni_blender.dialogue_layout, shared with the add-on's Dialogue panel) is in whole
+Layout (exomni_blender.core.dialogue_layout, shared with the add-on's Dialogue panel) is in whole
 frames: lines follow each other with a gap, a line with a start time sits at that time, and dual
 dialogue starts together with the line it pairs with. Those last two are the only overlaps.
 """
@@ -20,7 +20,7 @@ from typing import Optional
 
 import numpy as np
 
-from exomni_blender import dialogue_layout as L
+from exomni_blender.core import dialogue_layout as L
 
 from .cast import Cast
 from .delivery import Delivery, apply_to_request, delivery_for
@@ -135,7 +135,7 @@ def frame_range(planned: list[PlannedLine], frame_start: int, fps: float, tail: 
 def to_json(script: Script, cast: Cast, planned: list[PlannedLine], *, fps: float, frame_start: int,
             frame_end: int, engine: str, engine_version: str, gap: float, lead_in: float,
             audio: Optional[str] = None, extra: dict | None = None) -> dict:
-    """The plan the Blender side reads (python -m exomni_blender.dialogue_scene --plan)."""
+    """The plan the Blender side reads (python -m exomni_blender.blender.dialogue_scene --plan)."""
     scene_markers = []
     by_index = {p.line.index: p for p in planned}
     for heading in script.scenes:

@@ -24,12 +24,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
-from exomni_blender.dialogue_layout import first_words
+from exomni_blender.core.dialogue_layout import first_words
+from exomni_blender.core.errors import ExOmniError
 
 FOUNTAIN_SUFFIXES = (".fountain", ".spmd", ".txt")
 
 
-class ScriptError(ValueError):
+class ScriptError(ExOmniError, ValueError):
     """A script that cannot be read; the message says where and what to do."""
 
 

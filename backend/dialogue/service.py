@@ -8,8 +8,9 @@ Bad scripts and uncast characters come back as errors whose message says what to
 """
 
 
-from exomni_blender import contract as C
-from exomni_blender.dialogue_layout import clip_name
+from exomni_blender.core import contract as C
+from exomni_blender.core.request import DEFAULT_FPS, FPS_RANGE
+from exomni_blender.core.dialogue_layout import clip_name
 
 from ..engines.base import EngineError
 from . import cast as castmod
@@ -23,28 +24,7 @@ MAX_SCRIPT_CHARS = 2_000_000
 def engine_version(engine) -> str:
     from .. import __version__
 
-    own = getattr(engine, "version", None)
-    return f"{engine.name} {own}" if own else f"{engine.name} (exomni {__version__})"
-
-
-def check_voices(engine, voices) -> None:
-    """Refuse unknown voices before any take is made, where the engine can tell."""
-    check = getattr(engine, "check_voice", None)
-    for voice in dict.fromkeys(v for v in voices if v):
-        if callable(check):
-            try:
-                check(voice)
-            except ValueError as exc:  # the engine's own voice error
-                raise EngineError(f"voice {voice!r}: {exc}", C.E_BAD_REQUEST, 422) from None
-        elif engine.name == "phonetic":
-            try:
-                from ..engines.phonetic.espeak import VoiceError, resolve_voice
-            except ImportError:
-                return
-            try:
-                resolve_voice(voice)
-            except VoiceError as exc:
-                raise EngineError(str(exc), C.E_BAD_REQUEST, 422) from None
+    return f"{engine.name} (exomni {__version__})"
 
 
 def sniff_format(text: str) -> str:
@@ -77,7 +57,7 @@ def _field(body: dict, name: str, kind, default):
     if kind is float and isinstance(value, int) and not isinstance(value, bool):
         value = float(value)
     if not isinstance(value, kind) or (kind is not bool and isinstance(value, bool)):
-        raise EngineError(f"{name} must be a {getattr(kind, '__name__', kind)}", C.E_BAD_REQUEST, 422)
+        raise EngineError(f"{name} must be a {getattr(kind, '__name__', kind)}", C.E_BAD_REQUEST)
     return value
 
 
@@ -85,48 +65,48 @@ def plan_dialogue(body, registry) -> dict:
     """The plan of a dialogue script: characters (head, voice, seed) and lines (take request, key)."""
     if not isinstance(body, dict):
         raise EngineError('the body must be a JSON object such as {"script": "...", "objects": [...]}',
-                          C.E_BAD_REQUEST, 400)
+                          C.E_BAD_REQUEST)
     text = body.get("script")
     if not isinstance(text, str) or not text.strip():
         raise EngineError("script is empty: send the screenplay (Fountain, CSV or JSON) as text in 'script'",
-                          C.E_EMPTY_TEXT, 422)
+                          C.E_EMPTY_TEXT)
     if len(text) > MAX_SCRIPT_CHARS:
         raise EngineError(f"the script has {len(text)} characters, over {MAX_SCRIPT_CHARS}; split it into scenes",
-                          C.E_TEXT_TOO_LONG, 413)
+                          C.E_TEXT_TOO_LONG)
     name = str(body.get("name") or "script")
     engine_name = _field(body, "engine", str, C.DEFAULT_ENGINE)
-    fps = _field(body, "fps", float, C.DEFAULT_FPS)
-    if not C.MIN_FPS <= fps <= C.MAX_FPS:
-        raise EngineError(f"fps must be between {C.MIN_FPS:g} and {C.MAX_FPS:g}", C.E_BAD_REQUEST, 422)
+    fps = _field(body, "fps", float, DEFAULT_FPS)
+    if not FPS_RANGE[0] <= fps <= FPS_RANGE[1]:
+        raise EngineError(f"fps must be a number from {FPS_RANGE[0]:g} to {FPS_RANGE[1]:g}", C.E_BAD_REQUEST)
     seed = _field(body, "seed", int, 0)
     objects = _field(body, "objects", list, [])
     if not all(isinstance(o, dict) and isinstance(o.get("name"), str) for o in objects):
-        raise EngineError('objects must be a list of {"name", "type", "shape_keys"}', C.E_BAD_REQUEST, 422)
+        raise EngineError('objects must be a list of {"name", "type", "shape_keys"}', C.E_BAD_REQUEST)
     table = {str(k): str(v) for k, v in _field(body, "cast", dict, {}).items()}
     voices = {str(k): str(v) for k, v in _field(body, "voices", dict, {}).items()}
     mouth_only = _field(body, "mouth_only", bool, False)
     create = body.get("create_heads")
     if create is not None and not isinstance(create, bool):
-        raise EngineError("create_heads must be true, false or null", C.E_BAD_REQUEST, 422)
+        raise EngineError("create_heads must be true, false or null", C.E_BAD_REQUEST)
 
     try:
         script = parse_script(text, body.get("format"), name)
     except ScriptError as exc:
-        raise EngineError(str(exc), C.E_BAD_SCRIPT, 422) from None
+        raise EngineError(str(exc), C.E_BAD_SCRIPT) from None
     try:
         cast = castmod.resolve_cast(script.characters, objects, table, voices, create, base_seed=seed,
                                     line_counts=script.line_counts, scene_name=str(body.get("scene") or "the scene"))
     except castmod.CastError as exc:
-        raise EngineError(str(exc), C.E_UNCAST, 422) from None
+        raise EngineError(str(exc), C.E_UNCAST) from None
     engine = registry.get(engine_name, "say")
     registry.check_available(engine_name)
-    check_voices(engine, [r.voice for r in cast] + [l.voice for l in script.lines if l.voice])
     version = engine_version(engine)
     planned = plan_lines(script, cast, engine.name, version, fps, mouth_only=mouth_only)
-    for p in planned:
-        if len(p.request["text"]) > C.MAX_TEXT_CHARS:
-            raise EngineError(f"line {p.line.index + 1} ({p.line.character}) has {len(p.request['text'])} characters, "
-                              f"over the limit of {C.MAX_TEXT_CHARS}; split it", C.E_TEXT_TOO_LONG, 422)
+    for p in planned:  # every line's request is one the engine can make, before any take is made
+        try:
+            registry.validate(p.request)
+        except EngineError as exc:
+            raise EngineError(f"line {p.line.index + 1} ({p.line.character}): {exc}", exc.code) from None
     return {
         "engine": engine.name, "engine_version": version, "fps": fps, "title": script.title.get("title", ""),
         "characters": [r.to_json() for r in cast],
@@ -158,7 +138,7 @@ def make_router(registry):
             body = json.loads(raw or b"null")
         except ValueError:
             raise EngineError("the body is not valid JSON; send {\"script\": \"...\", \"objects\": [...]}",
-                              C.E_MALFORMED_JSON, 400) from None
+                              C.E_MALFORMED_JSON) from None
         return await run_in_threadpool(plan_dialogue, body, registry)
 
     return router

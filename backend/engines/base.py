@@ -2,44 +2,20 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass
 from typing import Callable, Optional
 
-from exomni_blender.contract import TAKE_REQUEST_DEFAULTS
-from exomni_blender.take import Take
+from exomni_blender.core.request import RequestError, TakeRequest  # noqa: F401  (engines import it from here)
+from exomni_blender.core.take import Take
 
 
 class Cancelled(Exception):
     """Raised inside an engine when its job was cancelled; nothing is stored."""
 
 
-class EngineError(Exception):
-    """A request the engine cannot serve; `code` is a contract error code, the message says what to do."""
-
-    def __init__(self, message: str, code: str = "bad_request", status: int = 400):
-        super().__init__(message)
-        self.code = code
-        self.status = status
-
-
-@dataclass
-class TakeRequest:
-    engine: str = TAKE_REQUEST_DEFAULTS["engine"]
-    mode: str = TAKE_REQUEST_DEFAULTS["mode"]
-    text: str = ""
-    fps: float = TAKE_REQUEST_DEFAULTS["fps"]
-    voice: Optional[str] = None
-    seed: int = 0
-    rate: float = 1.0
-    pitch: float = 1.0
-    mouth_only: bool = False
-    audio_path: Optional[str] = None  # a recording (lipsync, spoken prompt), already on local disk
-    options: dict = field(default_factory=dict)
-
-    @classmethod
-    def from_dict(cls, data: dict) -> "TakeRequest":
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in known})
+# A request an engine cannot serve is a request error like any other: one class, so the server, the CLI
+# and the add-on catch the validator's refusals and the engines' alike. `code` fixes the HTTP status.
+EngineError = RequestError
 
 
 class Progress:

@@ -30,9 +30,9 @@ import time
 
 import numpy as np
 
-from exomni_blender.arkit import ARKIT_52, MOUTH_CHANNELS
-from exomni_blender.contract import E_BAD_AUDIO, E_BAD_REQUEST, E_EMPTY_TEXT, E_ENGINE_UNAVAILABLE, E_UNKNOWN_MODE
-from exomni_blender.take import Take, resample_curves
+from exomni_blender.core.arkit import ARKIT_52, MOUTH_CHANNELS
+from exomni_blender.core.contract import E_BAD_AUDIO, E_BAD_REQUEST, E_EMPTY_TEXT, E_ENGINE_UNAVAILABLE, E_UNKNOWN_MODE
+from exomni_blender.core.take import Take, resample_curves
 
 from .base import Availability, Cancelled, Engine, EngineError, Progress, TakeRequest
 
@@ -150,12 +150,12 @@ class ExomniEngine(Engine):
                 return self._pipeline
             if self._load_error:
                 self._loading = False
-                raise EngineError(self._load_error, E_ENGINE_UNAVAILABLE, 503)
+                raise EngineError(self._load_error, E_ENGINE_UNAVAILABLE)
             self._loading = True
             try:
                 available = self._check_setup()
                 if not available.available:
-                    raise EngineError(available.reason, E_ENGINE_UNAVAILABLE, 503)
+                    raise EngineError(available.reason, E_ENGINE_UNAVAILABLE)
                 return self._load_now(report)
             finally:
                 self._loading = False
@@ -172,17 +172,17 @@ class ExomniEngine(Engine):
                                  progress=lambda f, m: report(0.9 * f, m))
         except CheckpointError as exc:
             self._load_error = f"{exc} (then restart the backend)"
-            raise EngineError(self._load_error, E_ENGINE_UNAVAILABLE, 503) from exc
+            raise EngineError(self._load_error, E_ENGINE_UNAVAILABLE) from exc
         except MemoryError as exc:
             self._load_error = "ran out of memory while loading the model; use a machine with more memory"
-            raise EngineError(self._load_error, E_ENGINE_UNAVAILABLE, 503) from exc
+            raise EngineError(self._load_error, E_ENGINE_UNAVAILABLE) from exc
         except Cancelled:  # the take that triggered the load was cancelled; a later one loads again
             raise
         except Exception as exc:  # e.g. CUDA out of memory, a driver error: keep serving the other engines
             log.exception("loading the Ex-Omni model failed")
             self._load_error = (f"loading the model failed ({type(exc).__name__}: {exc}); see the backend's log, "
                                 f"fix the cause, then restart the backend")
-            raise EngineError(self._load_error, E_ENGINE_UNAVAILABLE, 503) from exc
+            raise EngineError(self._load_error, E_ENGINE_UNAVAILABLE) from exc
         report(0.92, "loading the audio decoder")
         self._decoder, self._decoder_note = self._load_decoder(loaded.device)
         self._load_seconds = time.perf_counter() - t0
@@ -221,7 +221,7 @@ class ExomniEngine(Engine):
                               E_EMPTY_TEXT)
         available = self.availability()
         if not available.available:
-            raise EngineError(available.reason, E_ENGINE_UNAVAILABLE, 503)
+            raise EngineError(available.reason, E_ENGINE_UNAVAILABLE)
         text_sampling, unit_sampling, max_new_tokens = sampling_from_options(request.options)
         stream_audio = stream_audio_option(request.options)
         t_start = time.perf_counter()
@@ -253,7 +253,7 @@ class ExomniEngine(Engine):
                                                 on_unit=on_unit)
             except ValueError as exc:  # the text or the recording cannot be performed
                 code = E_BAD_AUDIO if isinstance(exc, SpeechInputError) else E_BAD_REQUEST
-                raise EngineError(str(exc), code, 422) from exc
+                raise EngineError(str(exc), code) from exc
         if performance.blendshapes.shape[0] == 0:
             what = "line" if request.mode == "say" else "reply"
             raise EngineError(f"the model produced no speech for this {what}"

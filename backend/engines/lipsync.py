@@ -11,8 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
-from exomni_blender import contract as C
-from exomni_blender.take import Take
+from exomni_blender.core import contract as C
+from exomni_blender.core.take import Take
 
 from ..audio_input import ANALYSIS_RATE, load_recording
 from .base import EngineError, Progress, TakeRequest
@@ -70,7 +70,7 @@ def lipsync_take(request: TakeRequest, progress: Progress) -> Take:
     if not request.audio_path:
         raise EngineError("lipsync needs a recording: upload it as the multipart field 'audio' (or "
                           "'audio_base64' in JSON), or pass --audio FILE on the command line",
-                          C.E_BAD_AUDIO, 422)
+                          C.E_BAD_AUDIO)
     name = str(request.options.get("audio_filename") or Path(request.audio_path).name)
     timings = {}
     t = time.perf_counter()

@@ -17,8 +17,8 @@ from typing import Callable, Optional, Sequence
 
 import numpy as np
 
-from exomni_blender import contract as C
-from exomni_blender.take import Phoneme
+from exomni_blender.core import contract as C
+from exomni_blender.core.take import Phoneme
 
 from .base import EngineError
 
@@ -259,7 +259,7 @@ def _word_pass(d, pcm: bytes, words: Sequence[str]):
     except RuntimeError as exc:
         raise EngineError(f"the aligner could not process this recording with its transcript ({exc}); "
                           "check the transcript, or leave it empty to recognise the phones instead",
-                          C.E_BAD_REQUEST, 422) from None
+                          C.E_BAD_REQUEST) from None
     if d.hyp() is None:  # no path through the whole transcript
         return []
     # (word, first frame, end frame exclusive)

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import importlib
 
-from exomni_blender import contract as C
+from exomni_blender.core import contract as C
+
+from exomni_blender.core.request import EngineSpec, TakeRequest, validate
 
 from .base import Availability, Engine, EngineError
 
@@ -32,19 +34,31 @@ class EngineRegistry:
         engine = self._engines.get(name)
         if engine is None:
             raise EngineError(f"unknown engine {name!r}; available engines: {', '.join(self._engines)}",
-                              C.E_UNKNOWN_ENGINE, 400)
+                              C.E_UNKNOWN_ENGINE)
         if mode is not None and mode not in engine.modes:
             raise EngineError(f"engine {name!r} has no mode {mode!r}; its modes: {', '.join(engine.modes)}",
-                              C.E_UNKNOWN_MODE, 400)
+                              C.E_UNKNOWN_MODE)
         return engine
 
     def check_available(self, name: str) -> None:
         a = self._engines[name].availability()
         if not a.available:
-            raise EngineError(f"engine {name!r} is not available: {a.reason}", C.E_ENGINE_UNAVAILABLE, 503)
+            raise EngineError(f"engine {name!r} is not available: {a.reason}", C.E_ENGINE_UNAVAILABLE)
 
     def describe(self) -> list[dict]:
         return [e.describe() for e in self._engines.values()]
+
+    def specs(self) -> dict:
+        """name -> EngineSpec: what each engine can make, for the request validator."""
+        specs = {}
+        for e in self._engines.values():
+            voices = e.voices() if hasattr(e, "voices") else None
+            specs[e.name] = EngineSpec(name=e.name, modes=tuple(e.modes), voices=voices)
+        return specs
+
+    def validate(self, fields, has_audio: bool = False) -> TakeRequest:
+        """The one take-request validator (exomni_blender.core.request) with these engines' modes and voices."""
+        return validate(fields, has_audio=has_audio, engines=self.specs())
 
 
 def default_registry(exomni_checkpoint: str | None = None, exomni_decoder: str | None = None,

@@ -16,8 +16,8 @@ from fastapi.responses import FileResponse, JSONResponse
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from exomni_blender import contract as C
-from exomni_blender.take import AUDIO_WAV, BLENDSHAPES_JSON, TAKE_JSON
+from exomni_blender.core import contract as C
+from exomni_blender.core.take import AUDIO_WAV, BLENDSHAPES_JSON, TAKE_JSON
 
 from .. import __version__
 from ..audio_input import load_recording
@@ -100,7 +100,7 @@ def create_app(store_dir, registry: EngineRegistry, token: str | None = None) ->
                 if isinstance(data, dict) and data.get("audio_base64"):
                     filename = data.get("audio_filename") or "clip.wav"
                     if not isinstance(filename, str):
-                        raise EngineError("audio_filename must be a string such as 'line.wav'", C.E_BAD_REQUEST, 422)
+                        raise EngineError("audio_filename must be a string such as 'line.wav'", C.E_BAD_REQUEST)
                     upload = decode_base64_audio(data["audio_base64"], Path(filename).suffix or ".wav")
             req = parse_take_request(data, registry, has_audio=upload is not None)
             registry.check_available(req.engine)
@@ -122,14 +122,14 @@ def create_app(store_dir, registry: EngineRegistry, token: str | None = None) ->
         job = jobs.get(job_id)
         if job is None:
             raise EngineError(f"no job {job_id!r}: it never existed or the server restarted "
-                              "(finished takes survive restarts: list them at /v1/takes)", C.E_NOT_FOUND, 404)
+                              "(finished takes survive restarts: list them at /v1/takes)", C.E_NOT_FOUND)
         return job.to_json()
 
     @app.delete(C.JOB)
     def job_cancel(job_id: str):
         job = jobs.cancel(job_id)
         if job is None:
-            raise EngineError(f"no job {job_id!r} to cancel", C.E_NOT_FOUND, 404)
+            raise EngineError(f"no job {job_id!r} to cancel", C.E_NOT_FOUND)
         return job.to_json()
 
     @app.get(C.TAKES)
@@ -139,7 +139,7 @@ def create_app(store_dir, registry: EngineRegistry, token: str | None = None) ->
     def _take_file(take_id: str, name: str):
         path = store.file(take_id, name)
         if path is None:
-            raise EngineError(f"no take {take_id!r} (or it has no {name})", C.E_NOT_FOUND, 404)
+            raise EngineError(f"no take {take_id!r} (or it has no {name})", C.E_NOT_FOUND)
         return path
 
     @app.get(C.TAKE)
@@ -162,11 +162,11 @@ async def _read_json(request: Request):
     body = await request.body()
     if not body.strip():
         raise EngineError('the request body is empty; send JSON such as {"text": "Hello there."}',
-                          C.E_MALFORMED_JSON, 400)
+                          C.E_MALFORMED_JSON)
     try:
         return json.loads(body)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise EngineError(f"the request body is not valid JSON ({exc}); send a JSON object", C.E_MALFORMED_JSON, 400) from None
+        raise EngineError(f"the request body is not valid JSON ({exc}); send a JSON object", C.E_MALFORMED_JSON) from None
 
 
 FORM_NUMBERS = {"fps": float, "seed": int, "rate": float, "pitch": float}
@@ -177,7 +177,7 @@ async def _read_multipart(request: Request):
     declared = int(request.headers.get("content-length") or 0)
     if declared > C.MAX_AUDIO_BYTES + 1_000_000:
         raise EngineError(f"upload is {declared // 2**20} MB, over the {C.MAX_AUDIO_BYTES // 2**20} MB limit; "
-                          "trim or compress the recording", C.E_TOO_LARGE, 413)
+                          "trim or compress the recording", C.E_TOO_LARGE)
     form = await request.form(max_files=1, max_fields=32)
     data: dict = {}
     if "request" in form:
@@ -187,7 +187,7 @@ async def _read_multipart(request: Request):
             data = None
         if not isinstance(data, dict):
             raise EngineError("the 'request' form field must hold a JSON object such as "
-                              '{"mode": "lipsync", "text": "..."}', C.E_MALFORMED_JSON, 400)
+                              '{"mode": "lipsync", "text": "..."}', C.E_MALFORMED_JSON)
     for key, value in form.multi_items():
         if key in ("request", "audio") or not isinstance(value, str):
             continue
@@ -195,7 +195,7 @@ async def _read_multipart(request: Request):
             data[key] = FORM_NUMBERS[key](value) if key in FORM_NUMBERS else (
                 value.lower() in ("1", "true", "yes") if key == "mouth_only" else value)
         except ValueError:
-            raise EngineError(f"form field {key!r} must be a number, got {value!r}", C.E_BAD_REQUEST, 422) from None
+            raise EngineError(f"form field {key!r} must be a number, got {value!r}", C.E_BAD_REQUEST) from None
     upload = form.get("audio")
     if upload is None or isinstance(upload, str):
         return data, None, None
@@ -208,7 +208,7 @@ async def _read_multipart(request: Request):
                 size += len(chunk)
                 if size > C.MAX_AUDIO_BYTES:
                     raise EngineError(f"the recording is over the {C.MAX_AUDIO_BYTES // 2**20} MB limit; "
-                                      "trim or compress it", C.E_TOO_LARGE, 413)
+                                      "trim or compress it", C.E_TOO_LARGE)
                 fh.write(chunk)
     except BaseException:  # over the cap, a full disk, a dropped client: no half upload stays behind
         Path(fh.name).unlink(missing_ok=True)

@@ -10,7 +10,7 @@ import time
 
 import requests
 
-from exomni_blender import contract as C
+from exomni_blender.core import contract as C
 
 
 def free_port(host: str = C.DEFAULT_HOST) -> int:

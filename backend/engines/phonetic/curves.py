@@ -12,7 +12,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from exomni_blender.arkit import ARKIT_52, MOUTH_CHANNELS
+from exomni_blender.core.arkit import ARKIT_52, MOUTH_CHANNELS
 from . import expression, visemes
 
 _FACE = np.array([i for i, n in enumerate(ARKIT_52) if n not in MOUTH_CHANNELS])

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
-import math
 import time
 
 import numpy as np
 
-from exomni_blender import contract as C
-from exomni_blender.take import Take
+from exomni_blender.core import contract as C
+from exomni_blender.core.take import Take
+
+from exomni_blender.core.request import PITCH_RANGE, RATE_RANGE, EngineSpec, validate
 
 from ..base import Availability, Cancelled, Engine, EngineError, Progress, TakeRequest
 from . import espeak
@@ -26,6 +27,10 @@ class PhoneticEngine(Engine):
         ok, reason = espeak.is_available()
         return Availability(ok, reason)
 
+    def voices(self):
+        """The voice names requests may use (None while eSpeak NG is unavailable: nothing to check)."""
+        return _voices()
+
     def describe(self) -> dict:
         info = super().describe()
         if info["available"]:
@@ -34,8 +39,7 @@ class PhoneticEngine(Engine):
         else:
             info["voices"], info["variants"] = [], []
         info["default_voice"] = espeak.DEFAULT_VOICE
-        info["options"] = {"rate": [round(espeak.MIN_RATE, 3), round(espeak.MAX_RATE, 3)],
-                           "pitch": [espeak.MIN_PITCH, espeak.MAX_PITCH]}
+        info["options"] = {"rate": list(RATE_RANGE), "pitch": list(PITCH_RANGE)}
         return info
 
     def make_take(self, request: TakeRequest, progress: Progress) -> Take:
@@ -50,13 +54,13 @@ class PhoneticEngine(Engine):
             speech = espeak.synthesize(text, voice=request.voice, rate=request.rate, pitch=request.pitch,
                                        seed=seed, cancelled=_poller(progress))
         except espeak.VoiceError as exc:
-            raise EngineError(str(exc), C.E_BAD_REQUEST, 400) from None
+            raise EngineError(str(exc), C.E_BAD_REQUEST) from None
         except espeak.EspeakError as exc:
-            raise EngineError(str(exc), C.E_ENGINE_UNAVAILABLE, 503) from None
+            raise EngineError(str(exc), C.E_ENGINE_UNAVAILABLE) from None
         synthesized = time.perf_counter()
         if not speech.phonemes:
             raise EngineError(f"eSpeak NG found nothing to say in {text[:60]!r}; give a line with words",
-                              C.E_BAD_REQUEST, 400)
+                              C.E_BAD_REQUEST)
         progress(0.5, "animating the face")
         timings = {"synthesize": synthesized - started}
         lead_in, tail = _padding(request)
@@ -78,45 +82,29 @@ class PhoneticEngine(Engine):
 
 
 def _check(request: TakeRequest) -> tuple[str, float, int]:
-    """The request's text, fps and seed, or EngineError saying what to change."""
-    if request.mode != "say":
-        raise EngineError(f"the phonetic engine has no mode {request.mode!r}; use 'say'", C.E_UNKNOWN_MODE, 400)
-    text = request.text if isinstance(request.text, str) else ""
-    if not text.strip():
-        raise EngineError("the line is empty; type the text the head should say", C.E_EMPTY_TEXT, 400)
-    if len(text) > C.MAX_TEXT_CHARS:
-        raise EngineError(f"the line has {len(text)} characters; the limit is {C.MAX_TEXT_CHARS}, "
-                          "split it into several takes", C.E_TEXT_TOO_LONG, 400)
-    try:
-        fps = float(request.fps)
-    except (TypeError, ValueError):
-        fps = float("nan")
-    if not (math.isfinite(fps) and C.MIN_FPS <= fps <= C.MAX_FPS):
-        raise EngineError(f"fps must be a number from {C.MIN_FPS:g} to {C.MAX_FPS:g}, got {request.fps!r}",
-                          C.E_BAD_REQUEST, 400)
-    seed = request.seed
-    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= C.MAX_SEED:
-        raise EngineError(f"seed must be a whole number from 0 to {C.MAX_SEED}, got {seed!r}", C.E_BAD_REQUEST, 400)
-    try:
-        espeak.check_rate_pitch(request.rate, request.pitch)
-    except espeak.VoiceError as exc:
-        raise EngineError(str(exc), C.E_BAD_REQUEST, 400) from None
-    return text.strip(), fps, seed
+    """The request's text, fps and seed, checked by the one validator, or EngineError saying what to change.
+
+    Requests from the server were checked at submit; this catches those made in-process (CLI, batch)."""
+    checked = validate(request.to_json(), has_audio=request.audio_path is not None,
+                       engines={PhoneticEngine.name: EngineSpec(PhoneticEngine.name, ("say",), voices=_voices())})
+    return checked.text, checked.fps, checked.seed
+
+
+def _voices():
+    """Every name eSpeak NG resolves (codes, names, identifiers; lowercased), or None when it is not loaded."""
+    ok, _ = espeak.is_available()
+    return espeak.accepted_voice_names() if ok else None
 
 
 # Silence around the line: without it the first frame already holds the first sound's shape
 # (a pop from the rest pose), and the lips have no time to anticipate it or to settle after it.
-DEFAULT_LEAD_IN, DEFAULT_TAIL, MAX_PADDING = 0.2, 0.15, 5.0
+DEFAULT_LEAD_IN, DEFAULT_TAIL = 0.2, 0.15
 
 
 def _padding(request: TakeRequest) -> tuple[float, float]:
     values = []
     for key, default in (("lead_in", DEFAULT_LEAD_IN), ("tail", DEFAULT_TAIL)):
-        value = request.options.get(key, default)
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= MAX_PADDING:
-            raise EngineError(f"options.{key} is seconds of silence from 0 to {MAX_PADDING:g}, got {value!r}",
-                              C.E_BAD_REQUEST, 422)
-        values.append(float(value))
+        values.append(float(request.options.get(key, default)))  # range checked by the request validator
     return values[0], values[1]
 
 

@@ -23,9 +23,10 @@ from typing import Callable, Optional
 
 import numpy as np
 
-from exomni_blender.take import Phoneme
+from exomni_blender.core.take import Phoneme
 
 from ..base import Cancelled
+from exomni_blender.core.errors import ExOmniError
 
 DEFAULT_VOICE = "en-us"
 DEFAULT_WPM = 175  # eSpeak's own default speaking rate; `rate` multiplies it
@@ -45,11 +46,11 @@ _SILENCE = 1e-3  # peak level under which a nameless event's audio counts as a p
 _BUFFER_MS = 200  # audio per callback; larger means fewer Python round trips
 
 
-class EspeakError(RuntimeError):
+class EspeakError(ExOmniError, RuntimeError):
     """eSpeak NG could not be loaded or failed while synthesizing; the message says what to do."""
 
 
-class VoiceError(ValueError):
+class VoiceError(ExOmniError, ValueError):
     """A voice, rate or pitch eSpeak NG cannot use; the message lists what to use instead."""
 
 
@@ -307,6 +308,11 @@ def available_variants() -> list[str]:
     return sorted(_voice_tables()[1].values(), key=str.lower)
 
 
+def accepted_voice_names() -> frozenset:
+    """Every base voice name `resolve_voice` accepts, lowercased (variants after "+" are checked there)."""
+    return frozenset(_voice_tables()[0])
+
+
 def resolve_voice(voice: Optional[str]) -> tuple[str, str]:
     """(normalised voice name, the name eSpeak loads) for "en-us", "en-gb+f3", "English (America)", ...
 
@@ -320,7 +326,7 @@ def resolve_voice(voice: Optional[str]) -> tuple[str, str]:
         some = [v for v in ("en-us", "en-gb", "en-gb-scotland", "de", "fr-fr", "es", "it", "ja") if v in table]
         raise VoiceError(f"unknown voice {voice!r}; use an eSpeak NG voice such as {', '.join(some)} "
                          f"(optionally with a variant, e.g. en-us+f3); "
-                         f"{len(primary)} voices are listed by GET /v1/engines")
+                         f"{len(primary)} voices in all (`exomni voices` lists them)")
     spoken = table[base_key]
     name = _state["code_of"].get(spoken, base_key) if base_key not in primary else base_key
     if variant:

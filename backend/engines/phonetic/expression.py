@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from exomni_blender.arkit import INDEX
+from exomni_blender.core.arkit import INDEX
 from . import ipa
 
 # Blinks: the interval between blinks, and the shape of one (seconds).

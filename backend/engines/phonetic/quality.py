@@ -90,7 +90,7 @@ def pause_rest(phonemes, weights: np.ndarray, fps: float, duration: float) -> li
     The middle is the pause less REST_MARGIN of its length at each end (at least the frame
     nearest its centre); includes the pause after the last phoneme.
     """
-    from exomni_blender.arkit import INDEX, MOUTH_CHANNELS
+    from exomni_blender.core.arkit import INDEX, MOUTH_CHANNELS
 
     mouth = weights[:, [INDEX[n] for n in MOUTH_CHANNELS]]
     times = np.arange(weights.shape[0]) / fps

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from exomni_blender.arkit import INDEX
+from exomni_blender.core.arkit import INDEX
 from . import ipa
 from .ipa import CLOSE, FUNNEL, JAW, LOWER, N_ART, PRESS, PUCKER, SPREAD, TONGUE, TUCK, UPPER
 

@@ -12,12 +12,13 @@ from pathlib import Path
 
 import torch
 from torch import nn
+from exomni_blender.core.errors import ExOmniError
 
 FLOW_FILES = ("flow.pt", "flow_weights.safetensors")
 HIFT_FILES = ("hift.pt", "hift_weights.safetensors")
 
 
-class CheckpointError(ValueError):
+class CheckpointError(ExOmniError, ValueError):
     """The weights do not fit the decoder; the message says which keys and what to do."""
 
 

@@ -24,6 +24,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
+from exomni_blender.core.errors import ExOmniError
 
 CONFIG = "config.json"
 INDEX = "model.safetensors.index.json"
@@ -46,7 +47,7 @@ DERIVED_WHEN_MISSING = [
 ]
 
 
-class CheckpointError(Exception):
+class CheckpointError(ExOmniError):
     """A checkpoint folder that cannot be used; the message says what is wrong and what to do."""
 
 

@@ -11,11 +11,12 @@ from math import gcd
 from pathlib import Path
 
 import numpy as np
+from exomni_blender.core.errors import ExOmniError
 
 SAMPLE_RATE = 16000
 
 
-class SpeechInputError(ValueError):
+class SpeechInputError(ExOmniError, ValueError):
     """A recording that cannot be used as a spoken prompt; the message says why."""
 
 

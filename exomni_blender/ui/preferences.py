@@ -9,13 +9,14 @@ from types import SimpleNamespace
 import bpy
 from bpy.props import StringProperty
 
-from . import contract as C
+from ..core import contract as C
+from . import ADDON_PACKAGE
 
 DEFAULTS = {"backend_url": C.DEFAULT_URL, "token": "", "backend_command": "exomni", "store": ""}
 
 
 class ExOmniPreferences(bpy.types.AddonPreferences):
-    bl_idname = __package__
+    bl_idname = ADDON_PACKAGE
 
     backend_url: StringProperty(
         name="Backend URL", default=DEFAULTS["backend_url"],
@@ -40,8 +41,8 @@ class ExOmniPreferences(bpy.types.AddonPreferences):
         col.prop(self, "backend_command")
         col.prop(self, "store")
         row = layout.row(align=True)
-        from . import backend_process
-        if backend_process.running():
+        from ..remote import launcher
+        if launcher.running():
             row.operator("exomni.stop_backend", icon="CANCEL")
         else:
             row.operator("exomni.start_backend", icon="PLAY")
@@ -51,7 +52,8 @@ class ExOmniPreferences(bpy.types.AddonPreferences):
 
 def draw_status(layout, context, width: int = 40) -> None:
     """The backend status line: online access, what the last start or check found."""
-    from . import client, jobs
+    from ..remote import client
+    from . import jobs
     if not bpy.app.online_access:
         draw_message(layout, client.online_access_message(), "ERROR", width)
         return
@@ -80,7 +82,7 @@ def get(context=None):
     """The add-on's preferences, or their defaults when the add-on was registered without Blender's
     add-on system (a script calling register() directly)."""
     context = context or bpy.context
-    addon = context.preferences.addons.get(__package__)
+    addon = context.preferences.addons.get(ADDON_PACKAGE)
     if addon is not None and addon.preferences is not None:
         return addon.preferences
     return SimpleNamespace(**DEFAULTS)

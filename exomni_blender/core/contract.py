@@ -25,30 +25,11 @@ QUEUED, RUNNING, DONE, FAILED, CANCELLED = "queued", "running", "done", "failed"
 JOB_STATES = (QUEUED, RUNNING, DONE, FAILED, CANCELLED)
 FINISHED_STATES = (DONE, FAILED, CANCELLED)
 
-# Modes an engine may offer.
+# Modes an engine may offer (the take request and its limits are defined in `request.py`).
 MODES = ("say", "chat", "lipsync")
 DEFAULT_ENGINE = "phonetic"
-
-# Request limits and defaults (checked by the server, mirrored in the panel's fields).
-MAX_TEXT_CHARS = 2000
-MIN_FPS, MAX_FPS, DEFAULT_FPS = 1.0, 240.0, 30.0
-MAX_SEED = 2**31 - 1
 MAX_AUDIO_BYTES = 50 * 1024 * 1024
 MAX_AUDIO_SECONDS = 600.0
-
-# Request fields of POST /v1/takes (JSON body), with their defaults.
-TAKE_REQUEST_DEFAULTS = {
-    "engine": DEFAULT_ENGINE,
-    "mode": "say",
-    "text": "",
-    "fps": DEFAULT_FPS,
-    "voice": None,
-    "seed": 0,
-    "rate": 1.0,  # speaking-rate multiplier
-    "pitch": 1.0,  # pitch multiplier
-    "mouth_only": False,  # no blinks, brows or gaze
-    "options": {},  # engine-specific extras
-}
 
 # Error codes in {"error": {"code", "message"}} bodies.
 E_BAD_REQUEST = "bad_request"
@@ -65,6 +46,13 @@ E_TOO_LARGE = "too_large"
 E_INTERNAL = "internal"
 E_BAD_SCRIPT = "bad_script"  # a dialogue script that cannot be read
 E_UNCAST = "uncast_characters"  # characters of a dialogue script with no head
+
+# One HTTP status per error code, wherever the error is raised.
+STATUS = {
+    E_BAD_REQUEST: 422, E_EMPTY_TEXT: 422, E_TEXT_TOO_LONG: 422, E_UNKNOWN_ENGINE: 422, E_UNKNOWN_MODE: 422,
+    E_ENGINE_UNAVAILABLE: 503, E_MALFORMED_JSON: 400, E_NOT_FOUND: 404, E_UNAUTHORIZED: 401, E_BAD_AUDIO: 422,
+    E_TOO_LARGE: 413, E_INTERNAL: 500, E_BAD_SCRIPT: 422, E_UNCAST: 422,
+}
 
 
 def job_path(job_id: str) -> str:

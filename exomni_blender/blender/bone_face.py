@@ -25,8 +25,9 @@ import math
 
 import numpy as np
 
-from .arkit import INDEX
-from .retarget import name_words
+from ..core.arkit import INDEX
+from ..core.retarget import name_words
+from ..core.errors import ExOmniError
 
 # Known jaw control bones, most specific first (compared loosely: case and separators ignored).
 JAW_BONE_NAMES = ("jaw_master", "jaw", "CC_Base_JawRoot", "lowerJaw", "FACIAL_C_Jaw", "Jaw_Bone", "Bip01 Jaw")
@@ -37,7 +38,7 @@ DEFAULT_MAX_OPEN_DEG = 22.0
 DEFAULT_MAX_SIDE_DEG = 6.0
 
 
-class BoneFaceError(ValueError):
+class BoneFaceError(ExOmniError, ValueError):
     """The armature cannot receive a bone-driven take; the message says what to do."""
 
 

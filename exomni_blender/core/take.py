@@ -22,6 +22,7 @@ import numpy as np
 
 from .arkit import A2F_POSES, ARKIT_52, INDEX
 from .files import atomic_write_all
+from .errors import ExOmniError
 
 TAKE_JSON = "take.json"
 BLENDSHAPES_JSON = "blendshapes.json"
@@ -29,7 +30,7 @@ AUDIO_WAV = "audio.wav"
 FORMAT_VERSION = 1
 
 
-class TakeFormatError(ValueError):
+class TakeFormatError(ExOmniError, ValueError):
     """A take folder or blendshape file that cannot be read; the message says why."""
 
 

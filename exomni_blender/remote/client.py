@@ -6,7 +6,6 @@ block, so the add-on makes them on a worker thread (see `jobs`), never on Blende
 """
 
 import json
-import sys
 import time
 import uuid
 from pathlib import Path
@@ -14,9 +13,11 @@ from urllib.parse import urlsplit
 
 import requests
 
-from . import contract as C
-from .files import atomic_write
-from .take import AUDIO_WAV, BLENDSHAPES_JSON, TAKE_JSON, Take
+from ..core import contract as C
+from ..core.request import DEFAULTS
+from ..core.files import atomic_write
+from ..core.take import AUDIO_WAV, BLENDSHAPES_JSON, TAKE_JSON, Take
+from ..core.errors import ExOmniError
 
 START_HINT = "Start the backend from the add-on preferences or run `exomni serve`."
 CONNECT_TIMEOUT = 3.0
@@ -29,7 +30,7 @@ AUDIO_CONTENT_TYPES = {".wav": "audio/wav", ".flac": "audio/flac", ".ogg": "audi
                        ".aif": "audio/aiff", ".aiff": "audio/aiff"}
 
 
-class BackendError(Exception):
+class BackendError(ExOmniError):
     """A backend call that did not work; str() is a message a person can act on."""
 
     code = "backend"
@@ -58,21 +59,26 @@ class ApiError(BackendError):
         self.status = status
 
 
+# Whether the network may be used, and why not. Outside Blender always yes; inside, the UI layer
+# installs Blender's "Allow Online Access" switch here when it registers (this layer never sees bpy).
+_gate = {"allowed": lambda: True, "why_not": lambda: "Online access is off."}
+
+
+def set_network_gate(allowed, why_not) -> None:
+    """Every call checks `allowed()` first and raises OnlineAccessDisabled(`why_not()`) when it is false."""
+    _gate["allowed"], _gate["why_not"] = allowed, why_not
+
+
+def reset_network_gate() -> None:
+    set_network_gate(lambda: True, lambda: "Online access is off.")
+
+
 def online_access_allowed() -> bool:
-    """Blender's "Allow Online Access" switch; True outside Blender (bpy not loaded)."""
-    bpy = sys.modules.get("bpy")  # never import bpy here: the backend's tests use this client too
-    if bpy is None:
-        return True
-    return bool(getattr(bpy.app, "online_access", True))
+    return bool(_gate["allowed"]())
 
 
 def online_access_message() -> str:
-    bpy = sys.modules.get("bpy")
-    if bpy is not None and getattr(bpy.app, "online_access_override", False):
-        return ("Blender was started offline (--offline-mode), so the add-on cannot reach the Ex-Omni backend, "
-                "even on this machine. Restart Blender without --offline-mode.")
-    return ("Online access is off in Blender, so the add-on cannot reach the Ex-Omni backend, even on this "
-            "machine. Turn on Preferences > System > Network > Allow Online Access.")
+    return _gate["why_not"]()
 
 
 def normalize_url(url: str) -> str:
@@ -146,11 +152,11 @@ class Client:
         name the server sees (its messages use it; its extension picks the decoder). `on_upload(sent,
         total)` follows the upload; `should_cancel()` turning true stops it (UploadCancelled).
         """
-        unknown = sorted(set(fields) - set(C.TAKE_REQUEST_DEFAULTS))
-        if unknown:
+        unknown = sorted(set(fields) - set(DEFAULTS))
+        if unknown:  # a programming error of the caller: never sent, so the server never sees a guess
             raise BackendError(f"Unknown take request field(s): {', '.join(unknown)}; "
-                               f"known: {', '.join(C.TAKE_REQUEST_DEFAULTS)}.")
-        body = {**{k: v for k, v in C.TAKE_REQUEST_DEFAULTS.items() if k in fields}, **fields}
+                               f"known: {', '.join(DEFAULTS)}.")
+        body = {**{k: v for k, v in DEFAULTS.items() if k in fields}, **fields}
         if audio is None:
             job = self._json("POST", C.TAKES, json=body)
         else:

@@ -26,11 +26,12 @@ import bpy
 import numpy as np
 
 from . import compat
-from .arkit import ARKIT_52, INDEX
+from ..core.arkit import ARKIT_52, INDEX
 from .keying import _identity_targets, key_take
 from .preview_render import mp4_output, workbench_look
-from .take import Take
+from ..core.take import Take
 from .timeline import add_audio_strip
+from ..core.errors import ExOmniError
 
 PROGRESS_TAG = "EXOMNI_PROGRESS"
 RESULT_TAG = "EXOMNI_RESULT"
@@ -42,7 +43,7 @@ LINEAR = {item.identifier: item.value
           for item in bpy.types.Keyframe.bl_rna.properties["interpolation"].enum_items}["LINEAR"]
 
 
-class DialogueSceneError(ValueError):
+class DialogueSceneError(ExOmniError, ValueError):
     """A plan or scene that cannot be built; the message says what to do."""
 
 
@@ -240,7 +241,7 @@ def _preset_for(head, warnings):
     if sum(1 for n in ARKIT_52 if n.lower() in names) >= 26:
         return None
     try:
-        from . import retarget
+        from ..core import retarget
     except ImportError:
         return None
     preset = retarget.detect_preset(head)

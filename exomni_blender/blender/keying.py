@@ -15,7 +15,8 @@ import bpy
 import numpy as np
 
 from . import compat
-from .arkit import ARKIT_52
+from ..core.arkit import ARKIT_52
+from ..core.errors import ExOmniError
 
 ACTION_PREFIX = "ExOmni: "
 TAKE_TRACK = "ExOmni takes"
@@ -25,7 +26,7 @@ _INTERPOLATION = {item.identifier: item.value
                   for item in bpy.types.Keyframe.bl_rna.properties["interpolation"].enum_items}
 
 
-class KeyingError(ValueError):
+class KeyingError(ExOmniError, ValueError):
     """A take that cannot be keyed onto the given object; the message says what to do."""
 
 
@@ -89,7 +90,7 @@ def key_take(obj, take, start_frame=1, preset=None) -> bpy.types.Action:
     key_names = [kb.name for kb in key.key_blocks if kb != key.reference_key]
     detection = None
     if preset is None:  # find the rig family from its key names; identity when none fits
-        from . import retarget
+        from ..core import retarget
 
         detection = retarget.detect(key_names)
         preset = detection.preset

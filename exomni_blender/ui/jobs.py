@@ -28,8 +28,7 @@ class Cancelled(Exception):
     """Raised by work that noticed its job was cancelled."""
 
 
-class UserError(Exception):
-    """Bad input from the person using the add-on; the message says what to do."""
+from ..core.errors import ExOmniError, UserError  # noqa: E402  (UserError is re-exported for the operators)
 
 
 class Job:
@@ -172,21 +171,8 @@ def error_message(exc) -> str:
 
 
 def _is_expected(exc) -> bool:
-    return isinstance(exc, expected_errors())
-
-
-def expected_errors() -> tuple:
-    """Error types whose message is already written for a person (shown as is, no traceback)."""
-    from .client import BackendError
-    from .take import TakeFormatError
-    kinds = [BackendError, TakeFormatError, UserError]
-    # Only modules already loaded can have raised their errors; never import bpy-side modules here.
-    for module, name in (("keying", "KeyingError"), ("timeline", "TimelineError"), ("retarget", "PresetError"),
-                         ("bone_face", "BoneFaceError"), ("dialogue_scene", "DialogueSceneError")):
-        kind = getattr(sys.modules.get(f"{__package__}.{module}"), name, None)
-        if isinstance(kind, type) and issubclass(kind, Exception):
-            kinds.append(kind)
-    return tuple(kinds)
+    """Errors written for a person are shown as they are, without a traceback."""
+    return isinstance(exc, ExOmniError)
 
 
 # -- queries for the panel and operators ---------------------------------------------------------

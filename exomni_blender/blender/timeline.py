@@ -16,15 +16,16 @@ import tempfile
 import bpy
 
 from . import compat
-from .files import atomic_write
-from .take import encode_wav
+from ..core.files import atomic_write
+from ..core.take import encode_wav
+from ..core.errors import ExOmniError
 
 AUDIO_FOLDER = "exomni_audio"
 STRIP_PREFIX = "ExOmni: "
 MAX_CHANNEL = 128
 
 
-class TimelineError(ValueError):
+class TimelineError(ExOmniError, ValueError):
     """Audio that cannot be placed on the timeline; the message says what to do."""
 
 

@@ -22,7 +22,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from .arkit import ARKIT_52
+from ..core.arkit import ARKIT_52
 
 # -- landmarks (metres) -------------------------------------------------------------------------
 AXIS_Y = 0.01                    # the vertical axis the skin rays start from

@@ -16,12 +16,17 @@ from pathlib import Path
 import bpy
 from bpy.props import BoolProperty, StringProperty
 
-from . import compat
-from . import contract as C
-from . import jobs, preferences, props
-from .client import ApiError, BackendError, Client, UploadCancelled, online_access_allowed, online_access_message
+from ..blender import compat
+from ..core import contract as C
+from ..core.errors import ExOmniError
+from ..core.request import EngineSpec, RequestError, validate
+from . import jobs
+from . import preferences
+from . import props
+from ..remote.client import ApiError, BackendError, Client, UploadCancelled, online_access_allowed, online_access_message
 from .jobs import UserError
-from .take import BLENDSHAPES_JSON, TAKE_JSON, Take
+from . import ADDON_PACKAGE
+from ..core.take import BLENDSHAPES_JSON, TAKE_JSON, Take
 
 TAKES_FOLDER = "ExOmniTakes"
 
@@ -46,16 +51,16 @@ def takes_root() -> Path:
     """Where downloaded take folders go: beside the saved .blend, else the extension's user folder."""
     if bpy.data.filepath:
         return Path(bpy.path.abspath("//")) / TAKES_FOLDER
-    if __package__.startswith("bl_ext."):
+    if ADDON_PACKAGE.startswith("bl_ext."):
         try:
-            return Path(bpy.utils.extension_path_user(__package__, path="takes", create=True))
+            return Path(bpy.utils.extension_path_user(ADDON_PACKAGE, path="takes", create=True))
         except (ValueError, RuntimeError, OSError):
             pass
     return Path(tempfile.gettempdir()) / "exomni_takes"
 
 
 def take_request(context) -> dict:
-    """The POST /v1/takes body for the panel's settings; a UserError says what to fix."""
+    """The POST /v1/takes body for the panel's settings, checked by the one request validator."""
     scene = context.scene
     settings = scene.exomni
     engine = settings.engine
@@ -68,19 +73,20 @@ def take_request(context) -> dict:
     offered = [m for m in ((info or {}).get("modes") or ["say"]) if m in props.PANEL_MODES]
     if not mode or (info is not None and mode not in offered):
         raise UserError(f"Pick a mode: engine '{engine}' offers {', '.join(offered) or 'none the panel drives'}.")
-    text = settings.text.strip()
-    if not text and not uses_recording(settings):
-        raise UserError("Type a prompt, or turn on Spoken prompt and pick its recording." if mode == "chat"
-                        else "Type a line for the head to say.")
-    if len(text) > C.MAX_TEXT_CHARS:
-        raise UserError(f"The line is {len(text)} characters; the limit is {C.MAX_TEXT_CHARS}. Split it into takes.")
-    fps = scene_fps(scene)
-    if not C.MIN_FPS <= fps <= C.MAX_FPS:
-        raise UserError(f"The scene's frame rate ({fps:g}) is outside {C.MIN_FPS:g}..{C.MAX_FPS:g} fps; "
-                        "change it in Output Properties > Format.")
-    return {"engine": engine, "mode": mode, "text": text, "fps": fps,
-            "voice": settings.voice.strip() or None, "seed": int(settings.seed), "rate": float(settings.rate),
-            "mouth_only": bool(settings.mouth_only)}
+    fields = {"engine": engine, "mode": mode, "text": settings.text, "fps": scene_fps(scene),
+              "voice": settings.voice.strip() or None, "seed": int(settings.seed), "rate": float(settings.rate),
+              "pitch": float(settings.pitch), "mouth_only": bool(settings.mouth_only)}
+    engines = {engine: EngineSpec.from_description(info)} if info is not None else None
+    try:
+        return validate(fields, has_audio=bool(uses_recording(settings)), engines=engines).to_json()
+    except RequestError as exc:
+        if exc.code == C.E_EMPTY_TEXT:
+            raise UserError("Type a prompt, or turn on Spoken prompt and pick its recording." if mode == "chat"
+                            else "Type a line for the head to say.") from None
+        if "fps" in str(exc):
+            raise UserError(f"The scene's frame rate ({fields['fps']:g} fps) cannot be used: {exc}. "
+                            "Change it in Output Properties > Format.") from None
+        raise UserError(f"{str(exc)[:1].upper()}{str(exc)[1:]}.") from None
 
 
 # -- recordings: what lip sync animates, what a spoken prompt says --------------------------------
@@ -355,7 +361,7 @@ def _apply_generated(result: dict, scene_name: str, object_name: str, start_fram
     try:
         item = apply_take(scene, head, result["take"], start_frame, folder=result["folder"],
                           take_id=result["take_id"], strip_name=strip_name)
-    except jobs.expected_errors() as exc:  # the take is made and downloaded: say where, so it is not lost
+    except ExOmniError as exc:  # the take is made and downloaded: say where, so it is not lost
         raise UserError(f"{str(exc).rstrip('.')}. The take itself is saved in {result['folder']}; "
                         "key it from there with 'Key Take From Disk'.") from None
     _undo_push("Ex-Omni take")
@@ -368,7 +374,7 @@ def apply_take(scene, head, take: Take, start_frame, folder: str = "", take_id: 
     Its audio gets a new strip at `start_frame`, unless `strip_name` names the sound strip it was
     made from (lip sync): that strip already plays it there, so it is reused, not duplicated.
     """
-    from .timeline import add_audio_strip
+    from ..blender.timeline import add_audio_strip
 
     take = take.resampled(scene_fps(scene))
     action = key_head(head, take, start_frame)
@@ -400,10 +406,10 @@ def apply_take(scene, head, take: Take, start_frame, folder: str = "", take_id: 
 def key_head(head, take: Take, start_frame):
     """Key a take on a shape-key head, or on the jaw bone of a bone-driven face rig."""
     if head.type == "ARMATURE":
-        from .bone_face import key_bone_face
+        from ..blender.bone_face import key_bone_face
 
         return key_bone_face(head, take, start_frame=start_frame)
-    from .keying import key_take
+    from ..blender.keying import key_take
 
     return key_take(head, take, start_frame=start_frame)
 
@@ -419,7 +425,7 @@ def _undo_push(message: str) -> None:
 def take_from_disk(path: str):
     """(Take, folder) from a take folder, one of its files, an Audio2Face JSON, a Live Link Face CSV or
     a Rhubarb Lip Sync JSON (+ a WAV beside it)."""
-    from .exchange import load_any
+    from ..core.exchange import load_any
 
     p = Path(bpy.path.abspath(path)) if path else Path()
     if not str(path).strip() or not p.exists():
@@ -478,7 +484,7 @@ class _ReportingOperator:
     def execute(self, context):
         try:
             return self.run(context) or {"FINISHED"}
-        except jobs.expected_errors() as exc:
+        except ExOmniError as exc:
             jobs.fail(self.kind, str(exc))
             self.report({"ERROR"}, str(exc))
             return {"CANCELLED"}
@@ -532,12 +538,12 @@ class EXOMNI_OT_start_backend(_ReportingOperator, bpy.types.Operator):
     kind = "backend"
 
     def run(self, context):
-        from . import backend_process
+        from ..remote import launcher
         check_online()
         _require_backend_idle()
         prefs = preferences.get(context)
         url, token = prefs.backend_url, prefs.token
-        argv = backend_process.serve_argv(prefs.backend_command, url, token, prefs.store)  # fails fast
+        argv = launcher.serve_argv(prefs.backend_command, url, token, prefs.store)  # fails fast
 
         def work(job):
             with Client(url, token, connect_timeout=1.0) as client:
@@ -548,8 +554,8 @@ class EXOMNI_OT_start_backend(_ReportingOperator, bpy.types.Operator):
                     if exc.code != "unreachable":
                         raise
                     job.report(0.1, "Starting the backend...")
-                    backend_process.start(argv)
-                    health = backend_process.wait_until_ready(url, token, should_stop=lambda: job.cancel_requested)
+                    launcher.start(argv)
+                    health = launcher.wait_until_ready(url, token, should_stop=lambda: job.cancel_requested)
                 return {"health": health, "engines": client.engines(), "url": client.base_url}
 
         jobs.start("backend", work, label="Starting the backend...", on_finish=_on_backend_checked)
@@ -563,8 +569,8 @@ class EXOMNI_OT_stop_backend(_ReportingOperator, bpy.types.Operator):
     kind = "backend"
 
     def run(self, context):
-        from . import backend_process
-        stopped = backend_process.stop()
+        from ..remote import launcher
+        stopped = launcher.stop()
         jobs.record("backend", "Backend stopped" if stopped else "No backend started from this session is running",
                     jobs.CANCELLED)
 
@@ -576,7 +582,7 @@ class EXOMNI_OT_add_demo_head(_ReportingOperator, bpy.types.Operator):
     bl_options = {"REGISTER", "UNDO"}
 
     def run(self, context):
-        from .head import create_head
+        from ..blender.head import create_head
         head = create_head("ExOmniHead")
         context.scene.exomni.target = head
         context.view_layer.objects.active = head
@@ -625,7 +631,7 @@ class EXOMNI_OT_rekey_take(_ReportingOperator, bpy.types.Operator):
     audio: BoolProperty(name="Audio strip", default=False, description="Add its audio strip again too")
 
     def run(self, context):
-        from .timeline import add_audio_strip
+        from ..blender.timeline import add_audio_strip
 
         item = _selected_take(context)
         head = target_object(context)

@@ -21,7 +21,6 @@ import difflib
 import math
 import os
 import re
-import sys
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from .arkit import ARKIT_52, INDEX
+from .errors import ExOmniError
 
 PRESET_SUFFIX = ".toml"
 USER_PRESET_FOLDER = "exomni_presets"  # under Blender's user config folder
@@ -44,7 +44,7 @@ CURVES = ("linear", "smoothstep", "gamma")
 COMBINES = ("sum", "max")
 
 
-class PresetError(ValueError):
+class PresetError(ExOmniError, ValueError):
     """A preset file or mapping that cannot be used; the message says what to fix."""
 
 
@@ -885,8 +885,8 @@ def load_preset(path) -> Preset:
 
 def builtin_preset_dirs() -> list:
     """Folders holding the shipped presets: inside the package when packaged, else the repository's presets/."""
-    here = Path(__file__).resolve().parent
-    return [d for d in (here / "presets", here.parent / "presets") if d.is_dir()]
+    package = Path(__file__).resolve().parents[1]  # exomni_blender/
+    return [d for d in (package / "presets", package.parent / "presets") if d.is_dir()]
 
 
 def _is_builtin_dir(folder: Path) -> bool:
@@ -896,40 +896,26 @@ def _is_builtin_dir(folder: Path) -> bool:
         return False
 
 
-def blender_user_preset_dir(create: bool = False):
-    """Blender's user config folder for presets, when running inside Blender (else None)."""
-    bpy = sys.modules.get("bpy")
-    if bpy is None:
-        return None
-    try:
-        path = bpy.utils.user_resource("CONFIG", path=USER_PRESET_FOLDER, create=create)
-    except Exception:  # background bpy without a user folder
-        return None
-    return Path(path) if path else None
-
-
 def user_preset_dirs() -> list:
-    """User preset folders: $EXOMNI_PRESETS, then Blender's user config folder(s).
+    """User preset folders: $EXOMNI_PRESETS, then Blender's user config folders on this machine.
 
-    Outside Blender, every installed Blender version's config folder is searched, so presets saved
-    from the add-on also serve `exomni retarget`.
+    Every installed Blender version's config folder is searched (and $BLENDER_USER_CONFIG, where Blender
+    was told to keep it), so presets saved from the add-on serve every version and `exomni retarget`.
     """
     dirs = [Path(p) for p in os.environ.get(PRESETS_ENV, "").split(os.pathsep) if p]
-    inside = blender_user_preset_dir()
-    if inside is not None:
-        dirs.append(inside)
-    else:
-        home = Path.home()
-        roots = [home / ".config" / "blender", home / "Library" / "Application Support" / "Blender"]
-        if os.environ.get("APPDATA"):
-            roots.append(Path(os.environ["APPDATA"]) / "Blender Foundation" / "Blender")
-        for root in roots:
-            if root.is_dir():
-                dirs.extend(sorted(root.glob(f"*/config/{USER_PRESET_FOLDER}")))
-    return dirs
+    if os.environ.get("BLENDER_USER_CONFIG"):
+        dirs.append(Path(os.environ["BLENDER_USER_CONFIG"]) / USER_PRESET_FOLDER)
+    home = Path.home()
+    roots = [home / ".config" / "blender", home / "Library" / "Application Support" / "Blender"]
+    if os.environ.get("APPDATA"):
+        roots.append(Path(os.environ["APPDATA"]) / "Blender Foundation" / "Blender")
+    for root in roots:
+        if root.is_dir():
+            dirs.extend(sorted(root.glob(f"*/config/{USER_PRESET_FOLDER}")))
+    return list(dict.fromkeys(dirs))
 
 
-_cache = {}
+_cache = {}  # preset file -> (mtime, Preset): the panel lists presets on every redraw
 
 
 def load_presets(extra_dirs=(), include_user: bool = True, errors=None) -> list:
@@ -983,11 +969,9 @@ def find_preset(name: str, presets=None, extra_dirs=()) -> Preset:
     raise PresetError(f"no preset named {name!r}; available: {available}")
 
 
-def save_user_preset(preset: Preset, folder=None) -> Path:
-    """Write a preset as TOML into the user preset folder (Blender's user config folder by default)."""
-    folder = Path(folder) if folder is not None else blender_user_preset_dir(create=True)
-    if folder is None:
-        raise PresetError("no user preset folder: pass a folder, or save from inside Blender")
+def save_user_preset(preset: Preset, folder) -> Path:
+    """Write a preset as TOML into a user preset folder (the add-on passes Blender's user config folder)."""
+    folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     text = preset.to_toml()
     Preset.from_dict(tomllib.loads(text), id=preset.id)  # never write what cannot be read back

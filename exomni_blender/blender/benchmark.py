@@ -23,7 +23,7 @@ TARGET_SPEEDUP = 20.0
 
 def synthetic_take(frames: int, fps: float = 30.0, seed: int = 0):
     """A take with smooth, distinct curves on every channel (values in [0, 1])."""
-    from .take import Take
+    from ..core.take import Take
 
     rng = np.random.default_rng(seed)
     t = np.arange(frames)[:, None] / fps
@@ -53,7 +53,7 @@ def _clear(key):
 def run(frames: int = 9000, insert_frames: int = 900, repeats: int = 3, out=sys.stdout) -> dict:
     import bpy
 
-    from .arkit import ARKIT_52
+    from ..core.arkit import ARKIT_52
     from .head import create_head
     from .keying import key_take
 
@@ -111,7 +111,7 @@ def run(frames: int = 9000, insert_frames: int = 900, repeats: int = 3, out=sys.
 
 def _curves(key):
     from . import compat
-    from .arkit import ARKIT_52
+    from ..core.arkit import ARKIT_52
 
     by_path = {fc.data_path: fc for fc in compat.all_fcurves(key.animation_data.action)}
     return [by_path[f'key_blocks["{name}"].value'] for name in ARKIT_52]

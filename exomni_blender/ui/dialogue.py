@@ -19,14 +19,16 @@ from pathlib import Path
 import bpy
 from bpy.props import EnumProperty, FloatProperty, IntProperty, PointerProperty, StringProperty
 
-from . import compat
-from . import contract as C
-from . import dialogue_layout as L
-from . import jobs, preferences
-from .client import BackendError, Client
+from ..blender import compat
+from ..core import contract as C
+from ..core.errors import ExOmniError
+from ..core import dialogue_layout as L
+from . import jobs
+from . import preferences
+from ..remote.client import BackendError, Client
 from .jobs import UserError
 from .panel import SidebarPanel
-from .take import Take
+from ..core.take import Take
 
 KIND = "dialogue"
 CACHE_FOLDER = "dialogue"  # under the add-on's take folder
@@ -91,7 +93,7 @@ def parse_cast(text: str) -> dict:
 
 
 def plan_body(context) -> dict:
-    from .dialogue_scene import inspect_scene
+    from ..blender.dialogue_scene import inspect_scene
     from .operators import check_online, scene_fps
 
     check_online()
@@ -201,7 +203,7 @@ def start_dialogue(context) -> "jobs.Job":
     def finish(job):
         if job.state != jobs.DONE:
             return
-        from .dialogue_scene import build_into_scene
+        from ..blender.dialogue_scene import build_into_scene
 
         target = bpy.data.scenes.get(scene_name)
         if target is None or _session_ids(target) != identity:
@@ -232,7 +234,7 @@ class EXOMNI_OT_dialogue_build(bpy.types.Operator):
     def execute(self, context):
         try:
             start_dialogue(context)
-        except jobs.expected_errors() as exc:
+        except ExOmniError as exc:
             jobs.fail(KIND, str(exc))
             self.report({"ERROR"}, str(exc))
             return {"CANCELLED"}

@@ -17,8 +17,9 @@ import numpy as np
 from bpy.props import (BoolProperty, CollectionProperty, EnumProperty, FloatProperty, IntProperty, PointerProperty,
                        StringProperty)
 
-from . import compat, retarget
-from .arkit import ARKIT_52
+from ..blender import compat
+from ..core import retarget
+from ..core.arkit import ARKIT_52
 from .panel import SidebarPanel, _text_width
 from .preferences import draw_message
 
@@ -172,7 +173,7 @@ def _preview_source(scene):
     key = (os.path.normpath(folder), stamp, round(fps, 6))
     take = _take_cache.get(key)
     if take is None:
-        from .take import Take, TakeFormatError
+        from ..core.take import Take, TakeFormatError
 
         try:
             take = Take.load(folder).resampled(fps)
@@ -245,6 +246,14 @@ def _settings(context):
 
 def _store_report(settings, lines) -> None:
     settings.report = "\n".join(lines)
+
+
+def _user_preset_folder():
+    """Blender's user config folder for presets (the core searches it for every Blender version)."""
+    path = bpy.utils.user_resource("CONFIG", path=retarget.USER_PRESET_FOLDER, create=True)
+    if not path:
+        raise _Refused("Blender has no user config folder here: pick a folder to save the preset in.")
+    return path
 
 
 class _Refused(Exception):
@@ -428,7 +437,7 @@ class EXOMNI_OT_retarget_save(_RetargetOperator, bpy.types.Operator):
     def run(self, context, settings):
         try:
             preset = preset_from_editor(settings)
-            folder = bpy.path.abspath(self.directory) if self.directory else None
+            folder = bpy.path.abspath(self.directory) if self.directory else _user_preset_folder()
             path = retarget.save_user_preset(preset, folder)
         except (retarget.PresetError, OSError) as exc:
             raise _Refused(f"Could not save the preset: {exc}") from None
@@ -452,7 +461,7 @@ class EXOMNI_OT_retarget_apply(_RetargetOperator, bpy.types.Operator):
         if take is None:
             raise _Refused("No take to key: select one in the takes list or choose a take folder")
         try:
-            from .keying import key_take
+            from ..blender.keying import key_take
         except ImportError:
             raise _Refused("Keying is not available in this version of the add-on") from None
         try:

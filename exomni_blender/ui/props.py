@@ -9,8 +9,9 @@ import bpy
 from bpy.props import (BoolProperty, CollectionProperty, EnumProperty, FloatProperty, IntProperty,
                        PointerProperty, StringProperty)
 
-from . import compat
-from . import contract as C
+from ..blender import compat
+from ..core import contract as C
+from ..core import request as R
 
 # The engines the backend last reported (GET /v1/engines). Until a refresh, the embedded default
 # with the modes it has in this release.
@@ -84,7 +85,7 @@ def is_head(obj) -> bool:
     if obj is None:
         return False
     if obj.type == "ARMATURE":
-        from .bone_face import find_jaw_bone
+        from ..blender.bone_face import find_jaw_bone
 
         return find_jaw_bone(obj) is not None
     return obj.type == "MESH" and obj.data is not None and obj.data.shape_keys is not None
@@ -117,7 +118,7 @@ class ExOmniSceneSettings(bpy.types.PropertyGroup):
         description="The backend engine that makes the take (refresh to list the backend's engines)")
     mode: bpy.props.EnumProperty(name="Mode", items=_mode_enum_items, default=C.MODES.index("say"), description="What the engine does with the line")
     text: StringProperty(name="Line", description="What the head says (in chat mode the prompt, in lip sync "
-                         "the recording's transcript, which helps the alignment)", maxlen=C.MAX_TEXT_CHARS)
+                         "the recording's transcript, which helps the alignment)", maxlen=R.TRANSCRIPT_LIMIT)
     voice_prompt: BoolProperty(name="Spoken prompt", default=False,
                                description="Chat: the prompt is a recording (the line, if any, goes with it)")
     audio_source: EnumProperty(name="Recording", items=AUDIO_SOURCES, default="STRIP",
@@ -126,9 +127,12 @@ class ExOmniSceneSettings(bpy.types.PropertyGroup):
                                description="The recording on disk (WAV, FLAC, OGG, MP3, M4A or AAC)")
     sound: PointerProperty(name="Sound", type=bpy.types.Sound, description="A sound in this .blend file")
     voice: StringProperty(name="Voice", description="Engine voice name (empty: the engine's default)")
-    seed: IntProperty(name="Seed", min=0, max=C.MAX_SEED, default=0,
+    seed: IntProperty(name="Seed", min=R.SEED_RANGE[0], max=R.SEED_RANGE[1], default=0,
                       description="Blinks, brows and gaze vary with the seed; the same seed gives the same take")
-    rate: FloatProperty(name="Rate", min=0.5, max=2.0, default=1.0, description="Speaking rate")
+    rate: FloatProperty(name="Rate", min=R.RATE_RANGE[0], max=R.RATE_RANGE[1], default=1.0,
+                        description="Speaking rate (1 = the voice's normal pace)")
+    pitch: FloatProperty(name="Pitch", min=R.PITCH_RANGE[0], max=R.PITCH_RANGE[1], default=1.0,
+                         description="Pitch of the voice (1 = its normal pitch)")
     mouth_only: BoolProperty(name="Mouth only", default=False, description="No blinks, brows or gaze")
     use_playhead: BoolProperty(name="At playhead", default=True,
                                description="Start the take at the current frame (off: at the start frame below)")

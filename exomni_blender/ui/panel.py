@@ -4,7 +4,8 @@ import os
 
 import bpy
 
-from . import jobs, props
+from . import jobs
+from . import props
 from .preferences import draw_message, draw_status
 
 
@@ -42,7 +43,7 @@ class EXOMNI_UL_takes(bpy.types.UIList):
 def _draw_recording(layout, context, width: int):
     """The recording's source and what it resolves to. Returns the frame a lip-sync take from the
     active sound strip is keyed at (None when the take starts at the panel's start frame)."""
-    from .compat import sound_start_frame
+    from ..blender.compat import sound_start_frame
     from .operators import active_sound_strip, scene_fps
 
     scene = context.scene
@@ -85,7 +86,7 @@ class EXOMNI_PT_main(SidebarPanel, bpy.types.Panel):
         width = _text_width(context)
 
         if not bpy.app.online_access:
-            from .client import online_access_message
+            from ..remote.client import online_access_message
             draw_message(layout, online_access_message(), "ERROR", width)
 
         col = layout.column()

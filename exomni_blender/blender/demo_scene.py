@@ -19,7 +19,7 @@ from mathutils import Vector
 from .head import create_head
 from .keying import key_take
 from .preview_render import mp4_output, workbench_look
-from .take import Take
+from ..core.take import Take
 from .timeline import add_audio_strip
 
 START_FRAME = 1

@@ -1,0 +1,51 @@
+"""The add-on's user interface: the only layer that registers Blender classes."""
+
+# The add-on's own package ("exomni_blender", or "bl_ext.<repo>.exomni_blender" as an extension):
+# preferences are stored under it.
+ADDON_PACKAGE = __package__.rpartition(".")[0]
+
+_MODULES = ("props", "preferences", "operators", "panel", "retarget", "dialogue")
+
+
+def _modules():
+    import importlib
+    return [importlib.import_module(f"{__name__}.{name}") for name in _MODULES]
+
+
+def _online_access() -> bool:
+    import bpy
+    return bool(getattr(bpy.app, "online_access", True))
+
+
+def _offline_message() -> str:
+    import bpy
+    if getattr(bpy.app, "online_access_override", False):
+        return ("Blender was started offline (--offline-mode), so the add-on cannot reach the Ex-Omni backend, "
+                "even on this machine. Restart Blender without --offline-mode.")
+    return ("Online access is off in Blender, so the add-on cannot reach the Ex-Omni backend, even on this "
+            "machine. Turn on Preferences > System > Network > Allow Online Access.")
+
+
+def register():
+    from ..remote import client
+    client.set_network_gate(_online_access, _offline_message)  # the backend client honours Blender's switch
+    registered = []
+    try:
+        for module in _modules():
+            module.register()
+            registered.append(module)
+    except Exception:
+        for module in reversed(registered):  # leave Blender as it was
+            module.unregister()
+        raise
+
+
+def unregister():
+    from ..remote import launcher
+    from . import jobs
+    jobs.shutdown()
+    launcher.stop()
+    for module in reversed(_modules()):
+        module.unregister()
+    from ..remote import client
+    client.reset_network_gate()
