@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 from dataclasses import asdict, dataclass
 
-from exomni_blender.core.dialogue_layout import scale_intensity
+from exomni_blender.core.face import scale_intensity
 
 # Each cue word (matched as a word prefix, so "whisper" also matches "whispering", "whispered")
 # with the factors it multiplies: volume, pitch, rate, intensity; and whether it whispers.

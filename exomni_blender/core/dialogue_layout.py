@@ -1,6 +1,6 @@
 """Where the lines of a dialogue go on the timeline, and what they are called there.
 
-Pure Python + numpy (no bpy), so the backend's `exomni batch` and the add-on's Dialogue panel
+Pure Python (no bpy), so the backend's `exomni batch` and the add-on's Dialogue panel
 share one definition. Layout is in whole frames, so rounding never makes two lines touch: lines
 follow each other with a gap, a line with a given start time sits at that time, and a dual-dialogue
 line starts together with the line before it. Those two are the only overlaps.
@@ -9,9 +9,6 @@ line starts together with the line before it. Those two are the only overlaps.
 from __future__ import annotations
 
 import math
-import numpy as np
-
-from .arkit import ARKIT_52
 
 MAX_NAME_BYTES = 63  # Blender's limit for marker, strip, action and object names
 
@@ -84,19 +81,6 @@ def overlaps(lines, starts) -> list[tuple[int, int, bool]]:
 def frame_range(lines, starts, frame_start: int, fps: float, tail: float = 0.5) -> tuple[int, int]:
     last = max(s + int(_get(l, "frames")) - 1 for l, s in zip(lines, starts))
     return frame_start, last + int(round(tail * fps))
-
-
-# Blinking is not louder when shouting: intensity leaves the eyelids alone.
-_UNSCALED = np.array([name.startswith("eyeBlink") for name in ARKIT_52])
-
-
-def scale_intensity(weights: np.ndarray, intensity: float) -> np.ndarray:
-    """ARKit-52 weights [frames, 52] scaled around rest (all zeros) by a delivery's intensity."""
-    w = np.asarray(weights, np.float32)
-    if abs(intensity - 1.0) < 1e-6:
-        return w
-    scale = np.where(_UNSCALED, 1.0, float(intensity)).astype(np.float32)
-    return np.clip(w * scale, 0.0, 1.0).astype(np.float32)
 
 
 def _get(line, name: str):

@@ -23,6 +23,7 @@ from ..blender import compat
 from ..core import contract as C
 from ..core.errors import ExOmniError
 from ..core import dialogue_layout as L
+from ..core.face import scale_intensity
 from . import jobs
 from . import preferences
 from ..remote.client import BackendError, Client
@@ -156,7 +157,7 @@ def make_takes(job, url: str, token: str, body: dict, root: str) -> dict:
                 shutil.rmtree(partial)
             take = client.fetch_take(take_id, partial)
             # The delivery's intensity (a shout moves more) is applied here, once, before caching.
-            take.weights = L.scale_intensity(take.weights, float(line.get("intensity", 1.0)))
+            take.weights = scale_intensity(take.weights, float(line.get("intensity", 1.0)))
             take.save(partial)
             if folder.exists():
                 shutil.rmtree(folder)

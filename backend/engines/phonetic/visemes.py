@@ -20,6 +20,7 @@ from __future__ import annotations
 import numpy as np
 
 from exomni_blender.core.arkit import INDEX
+from exomni_blender.core.face import LIPS_TOUCH, lip_gap, lips_closed  # noqa: F401 (re-exported)
 from . import ipa
 from .ipa import CLOSE, FUNNEL, JAW, LOWER, N_ART, PRESS, PUCKER, SPREAD, TONGUE, TUCK, UPPER
 
@@ -46,7 +47,8 @@ PREPARE = np.array([0.11, 0.09, 0.09, 0.16, 0.16, 0.12, 0.09, 0.10, 0.10, 0.09])
 PAUSE_SHORT, PAUSE_FULL = 0.06, 0.20  # gaps below SHORT do not relax the mouth; from FULL on it rests
 PAUSE_SHARE = 0.3  # relaxing and preparing each take at most this share of a pause
 
-LIPS_CLOSED_GAP = 0.05  # lip_gap at or below this: the lips touch
+# Whether the lips touch is the shared face helpers' definition, so the exchange formats agree with it.
+LIPS_CLOSED_GAP = LIPS_TOUCH
 
 
 class Timeline:
@@ -211,23 +213,3 @@ def to_arkit(art: np.ndarray, asymmetry: float = 0.0) -> np.ndarray:
 def mouth_curves(phonemes, duration: float, fps: float, asymmetry: float = 0.0) -> np.ndarray:
     """ARKit-52 weights [frames, 52] with only the mouth channels set."""
     return to_arkit(articulators(phonemes, duration, fps), asymmetry).astype(np.float32)
-
-
-def lip_gap(weights: np.ndarray) -> np.ndarray:
-    """How far apart the lips are per frame, from ARKit weights [frames, 52] (0 = lips touching).
-
-    The jaw parts the lips unless mouthClose holds them together; lowering the lower lip, raising
-    the upper lip and funnelling open them further; a lower lip rolled in under the upper teeth
-    (f, v) closes the gap again.
-    """
-    w = np.asarray(weights)
-    jaw_part = np.clip(w[:, INDEX["jawOpen"]] - w[:, INDEX["mouthClose"]], 0.0, None)
-    lower = 0.5 * (w[:, INDEX["mouthLowerDownLeft"]] + w[:, INDEX["mouthLowerDownRight"]])
-    upper = 0.5 * (w[:, INDEX["mouthUpperUpLeft"]] + w[:, INDEX["mouthUpperUpRight"]])
-    tucked = np.clip(w[:, INDEX["mouthRollLower"]] / 0.5, 0.0, 1.0)
-    return (jaw_part + 0.5 * lower + 0.5 * upper + 0.3 * w[:, INDEX["mouthFunnel"]]) * (1.0 - 0.8 * tucked)
-
-
-def lips_closed(weights: np.ndarray) -> np.ndarray:
-    """Per frame: the lips touch (lip_gap at most LIPS_CLOSED_GAP)."""
-    return lip_gap(weights) <= LIPS_CLOSED_GAP
