@@ -4,7 +4,7 @@ eSpeak NG (the phonetic engine's synthesizer) speaks lines nobody tuned the alig
 screenplay sample's dialogue and sentences of our own at several speaking rates. Its phoneme and
 word events are the ground truth. eSpeak writes IPA and pocketsphinx ARPAbet, so boundaries are
 compared on phones paired by an edit-distance alignment of the two sequences (both mapped to
-ARPAbet), and words by an edit alignment of their text; see phonetic_align.match_phones.
+ARPAbet), and words by an edit alignment of their text; see phonetic.align.match_phones.
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 
 from backend.audio_input import resample
-from backend.engines import phonetic_align as pa
-from backend.engines.lipsync import letter_to_sound
+from backend.engines.phonetic import align as pa
+from backend.engines.phonetic.lipsync import letter_to_sound
 from exomni_blender.core.take import Phoneme
 
 PHONE_LIMIT = 0.050  # mean phone-boundary error, seconds

@@ -14,7 +14,7 @@ import soundfile as sf
 
 from backend.audio_input import ffmpeg_exe, load_recording, resample
 from backend.engines.base import Cancelled, EngineError, Progress, TakeRequest
-from backend.engines.lipsync import emphasis_from_loudness, lipsync_take
+from backend.engines.phonetic.lipsync import emphasis_from_loudness, lipsync_take
 from exomni_blender.core import contract as C
 from exomni_blender.core.arkit import ARKIT_52, MOUTH_CHANNELS
 from exomni_blender.core.take import Phoneme, Take
@@ -75,7 +75,7 @@ def test_take_audio_is_the_recording_itself(recordings, takes):
 
 
 def test_phonemes_follow_the_recording(recordings, takes):
-    from backend.engines.phonetic_align import phone_boundary_error
+    from backend.engines.phonetic.align import phone_boundary_error
 
     truth, _ = recordings
     take = takes["wav"]

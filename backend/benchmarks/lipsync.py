@@ -63,8 +63,8 @@ def run(args) -> int:
     import soundfile as sf
 
     from backend.engines.base import Progress, TakeRequest
-    from backend.engines.lipsync import lipsync_take
-    from backend.engines.phonetic_align import Word, phone_boundary_error, word_boundary_error
+    from backend.engines.phonetic.lipsync import lipsync_take
+    from backend.engines.phonetic.align import Word, phone_boundary_error, word_boundary_error
 
     text, speech = speech_of_length(args.seconds, dialogue_lines(args.script))
     reference_words = [Word(w.text, w.start, w.end) for w in speech.words]

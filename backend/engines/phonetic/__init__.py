@@ -6,4 +6,6 @@ Public pieces other code uses:
   curves.curves_from_phonemes(phonemes, duration, fps, seed, mouth_only, emphasis) -> [frames, 52]
   visemes.lip_gap(weights), visemes.lips_closed(weights)
   engine.PhoneticEngine
+  lipsync.lipsync_take(request, progress) -> Take: a recording (and its transcript) in
+  align.align(samples16k, text, letter_to_sound, progress) -> PhoneAlignment (pocketsphinx)
 """

@@ -44,7 +44,7 @@ class PhoneticEngine(Engine):
 
     def make_take(self, request: TakeRequest, progress: Progress) -> Take:
         if request.mode == "lipsync":  # a recording in: align it instead of synthesizing
-            from ..lipsync import lipsync_take
+            from .lipsync import lipsync_take
 
             return lipsync_take(request, progress)
         started = time.perf_counter()

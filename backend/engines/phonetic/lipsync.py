@@ -14,9 +14,9 @@ import numpy as np
 from exomni_blender.core import contract as C
 from exomni_blender.core.take import Take
 
-from ..audio_input import ANALYSIS_RATE, load_recording
-from .base import EngineError, Progress, TakeRequest
-from .phonetic_align import align
+from ...audio_input import ANALYSIS_RATE, load_recording
+from ..base import EngineError, Progress, TakeRequest
+from .align import align
 
 # The acoustic model is American English, so unknown words are spelled out with that voice.
 LETTER_TO_SOUND_VOICE = "en-us"
@@ -24,7 +24,7 @@ LETTER_TO_SOUND_VOICE = "en-us"
 
 def letter_to_sound(word: str) -> str:
     """IPA for a word the pronunciation dictionary lacks (numbers, names, coinages), from eSpeak NG."""
-    from .phonetic import espeak
+    from . import espeak
 
     try:
         return espeak.phonemize(word, LETTER_TO_SOUND_VOICE)
@@ -39,7 +39,7 @@ def emphasis_from_loudness(samples: np.ndarray, rate: int, phones) -> list[float
     length. The median vowel gets 0, the top tenth 1; consonants 0. It is continuous, so the same
     line in another file format gives nearly the same values.
     """
-    from .phonetic import ipa
+    from . import ipa
 
     scores, index = [], []
     for i, p in enumerate(phones):
@@ -65,7 +65,7 @@ def emphasis_from_loudness(samples: np.ndarray, rate: int, phones) -> list[float
 
 
 def lipsync_take(request: TakeRequest, progress: Progress) -> Take:
-    from .phonetic.curves import curves_from_phonemes
+    from .curves import curves_from_phonemes
 
     if not request.audio_path:
         raise EngineError("lipsync needs a recording: upload it as the multipart field 'audio' (or "

@@ -20,7 +20,7 @@ import numpy as np
 from exomni_blender.core import contract as C
 from exomni_blender.core.take import Phoneme
 
-from .base import EngineError
+from ..base import EngineError
 
 FRAME_RATE = 100  # pocketsphinx frames per second (10 ms)
 SAMPLE_RATE = 16000
