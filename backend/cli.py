@@ -7,6 +7,8 @@ import importlib
 import pkgutil
 import sys
 
+from exomni_blender.core.errors import ExOmniError
+
 from . import __version__, commands
 
 
@@ -33,6 +35,10 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except ExOmniError as exc:  # written for a person: shown as it is
+        from .commands._common import fail
+
+        return fail(str(exc), 1)
     except OSError as exc:  # a path that cannot be read or written: say which, not a traceback
         from .commands._common import fail
 

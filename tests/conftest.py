@@ -107,6 +107,19 @@ def addon(backend_url, tmp_path):
         addon_utils.disable("exomni_blender", default_set=True)
 
 
+def pytest_collection_modifyitems(config, items):
+    """Every test of a module that touches Blender (bpy in-process, or Blender work in a child
+    process) is marked `blender`, so `-m blender` runs them on another Blender version."""
+    touches = {}
+    for item in items:
+        path = Path(str(item.fspath))
+        if path not in touches:
+            text = path.read_text(encoding="utf-8", errors="replace")
+            touches[path] = "bpy" in text or "exomni_blender.blender" in text or "exomni demo" in text
+        if touches[path]:
+            item.add_marker(pytest.mark.blender)
+
+
 def pytest_sessionfinish(session, exitstatus):
     # "No tests collected" (5) is not a failure of the product, e.g. when a filter selects nothing.
     if exitstatus == 5:

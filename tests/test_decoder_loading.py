@@ -21,14 +21,16 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def fixtures_dir() -> Path:
-    return Path(os.environ.get("EXOMNI_FIXTURES", REPO.parent / "shared" / "fixtures" / "exomni"))
+    from conftest import shared_dir
+
+    return shared_dir() / "fixtures" / "exomni"
 
 
 @pytest.fixture(scope="module")
 def fixture_folder() -> Path:
     folder = fixtures_dir() / "audio_decoder"
     if not (folder / "outputs.safetensors").is_file():
-        pytest.skip(f"audio_decoder parity fixture not found at {folder} (set EXOMNI_FIXTURES)")
+        pytest.skip(f"audio_decoder parity fixture not found at {folder} (set EXOMNI_SHARED)")
     return folder
 
 

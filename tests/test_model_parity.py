@@ -14,15 +14,16 @@ torch.set_num_threads(1)
 
 from backend.parity import find_fixtures, run_parity  # noqa: E402
 
-FIXTURES = Path(os.environ.get("EXOMNI_FIXTURES",
-                               Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "exomni"))
+from conftest import shared_dir  # noqa: E402
+
+FIXTURES = shared_dir() / "fixtures" / "exomni"
 MODEL_KINDS = ("blendshape_generator", "speech_generator", "speech_encoder_projector", "end_to_end")
 
 
 @pytest.fixture(scope="module")
 def fixtures() -> Path:
     if not (FIXTURES / "blendshape_generator").is_dir():
-        pytest.skip(f"parity fixtures not found at {FIXTURES} (set EXOMNI_FIXTURES to the exomni fixture folder)")
+        pytest.skip(f"parity fixtures not found at {FIXTURES} (set EXOMNI_SHARED to the folder holding fixtures/exomni)")
     return FIXTURES
 
 

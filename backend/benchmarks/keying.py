@@ -7,6 +7,8 @@ in a child process of this same Python.
 import subprocess
 import sys
 
+from .. import blender_process
+
 
 def add_arguments(parser):
     parser.add_argument("--frames", type=int, default=9000, help="frames in the take (default 9000)")
@@ -16,10 +18,13 @@ def add_arguments(parser):
 
 
 def run(args) -> int:
-    cmd = [sys.executable, "-m", "exomni_blender.blender.benchmark", "--frames", str(args.frames),
-           "--insert-frames", str(args.insert_frames), "--repeats", str(args.repeats)]
     try:
+        cmd = blender_process.command("benchmark", "--frames", args.frames, "--insert-frames", args.insert_frames,
+                                      "--repeats", args.repeats)
         return subprocess.run(cmd, check=False).returncode
+    except blender_process.BlenderMissing as exc:
+        print(f"exomni bench keying: {exc}", file=sys.stderr)
+        return 1
     except OSError as exc:
         print(f"could not start {sys.executable}: {exc}", file=sys.stderr)
         return 1

@@ -16,6 +16,8 @@ import time
 from pathlib import Path
 
 from exomni_blender.core import contract as C
+
+from .. import blender_process
 from exomni_blender.core.request import FPS_RANGE
 
 from ._common import ProgressBar, add_engine_options, fail, make_registry
@@ -254,7 +256,7 @@ def make_takes(planned, engine, folder: Path, fps: float):
 
 
 def _blender(args: list[str], log_path: Path | None = None, progress: ProgressBar | None = None):
-    cmd = [sys.executable, "-m", "exomni_blender.blender.dialogue_scene", *args]
+    cmd = blender_process.command("dialogue_scene", *args)
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1)
     lines, tagged = [], {}
     for raw in proc.stdout:

@@ -12,6 +12,8 @@ from pathlib import Path
 
 from exomni_blender.core import contract as C
 
+from .. import blender_process
+
 from ._common import ProgressBar, fail
 
 DEMO_LINE = ("Hello! I'm your new talking head. Type a line, press Generate, "
@@ -33,8 +35,10 @@ def run(args) -> int:
 
     from exomni_blender.core.take import Take
 
-    from ..plots import plot_curves
     from ..server.launcher import LocalServer
+
+    blender_process.command("demo_scene")  # no Blender module: say so before any work is done
+    from ..plots import plot_curves
 
     out = Path(args.out).resolve()
     out.mkdir(parents=True, exist_ok=True)
@@ -68,7 +72,10 @@ def run(args) -> int:
     print(f"take: {take.frames} frames at {take.fps:g} fps, {take.duration:.2f} s of audio, "
           f"{len(take.phonemes)} phonemes -> {take_dir}", flush=True)
 
-    cmd = [sys.executable, "-m", "exomni_blender.blender.demo_scene", "--take", str(take_dir), "--blend", str(out / "demo.blend")]
+    try:
+        cmd = blender_process.command("demo_scene", "--take", take_dir, "--blend", out / "demo.blend")
+    except blender_process.BlenderMissing as exc:
+        return fail(str(exc))
     if not args.no_render:
         cmd += ["--video", str(out / "demo.mp4")]
         print(f"blender: building the scene and rendering {take.frames} frames of preview...", flush=True)
