@@ -1,33 +1,53 @@
 """The take store: finished takes on disk, one folder per take id, written atomically.
 
 A take is written into a hidden staging folder and renamed into place, so a reader never sees
-half a take and a restart finds every finished one.
+half a take and a restart finds every finished one. Only plain folders with a valid id count as
+takes: symlinks (a take's `audio.wav` pointing at /etc/passwd) and odd names are never served, and
+a damaged take is reported on its own without breaking the list. Retention prunes the oldest takes
+by count or bytes, never one that is being read.
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import re
 import shutil
+import threading
 import time
 import uuid
+from contextlib import contextmanager
 from pathlib import Path
 
+from exomni_blender.core import contract as C
+from exomni_blender.core.request import RequestError
 from exomni_blender.core.take import AUDIO_WAV, BLENDSHAPES_JSON, TAKE_JSON, Take
 
 _ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+TAKE_FILES = (TAKE_JSON, BLENDSHAPES_JSON, AUDIO_WAV)
+
+
+def store_full(root, exc: OSError | None = None) -> RequestError:
+    return RequestError(f"the take store is full: free space in {root} or set retention "
+                        "(exomni serve --keep-takes N or --keep-bytes SIZE)", C.E_STORE_FULL)
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    return isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)
 
 
 class TakeStore:
     def __init__(self, root):
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
+        self._readers: dict[str, int] = {}  # take id -> downloads in progress (never pruned meanwhile)
+        self._lock = threading.Lock()
         self._sweep_staging()
 
     def _sweep_staging(self) -> None:
         # Staging folders left by a crash hold no finished take.
-        for p in self.root.glob(".staging-*"):
+        for p in [*self.root.glob(".staging-*"), *self.root.glob(".deleted-*")]:
             shutil.rmtree(p, ignore_errors=True)
         # A replaced take set aside by put(): gone once its successor is in place, else it comes back.
         for p in self.root.glob(".old-*"):
@@ -59,31 +79,40 @@ class TakeStore:
                 if old is not None:
                     os.replace(old, target)
                 raise
-        except BaseException:
+        except BaseException as exc:
             shutil.rmtree(staging, ignore_errors=True)
+            if is_disk_full(exc):
+                raise store_full(self.root) from None
             raise
         if old is not None:
             shutil.rmtree(old, ignore_errors=True)
         return take_id
 
     def path(self, take_id: str) -> Path | None:
-        """The take's folder, or None when there is no such take (ids are validated: no path tricks)."""
-        if not _ID.match(take_id or ""):
+        """The take's folder, or None when there is no such take (ids are validated, symlinks refused)."""
+        if not isinstance(take_id, str) or not _ID.match(take_id):
             return None
         p = self.root / take_id
-        return p if (p / TAKE_JSON).is_file() else None
+        return p if not p.is_symlink() and p.is_dir() and _plain_file(p / TAKE_JSON) else None
 
     def file(self, take_id: str, name: str) -> Path | None:
-        if name not in (TAKE_JSON, BLENDSHAPES_JSON, AUDIO_WAV):
+        if name not in TAKE_FILES:
             return None
         folder = self.path(take_id)
-        return folder / name if folder and (folder / name).is_file() else None
+        return folder / name if folder and _plain_file(folder / name) else None
 
     def info(self, take_id: str) -> dict | None:
         f = self.file(take_id, TAKE_JSON)
         if f is None:
             return None
-        data = json.loads(f.read_text(encoding="utf-8"))
+        try:
+            data = json.loads(f.read_text(encoding="utf-8"))
+            if not isinstance(data, dict):
+                raise ValueError("not a JSON object")
+        except (OSError, ValueError) as exc:
+            raise RequestError(f"take {take_id} is damaged ({TAKE_JSON}: {str(exc)[:120]}); "
+                               f"delete it (DELETE {C.take_path(take_id)}) and make it again",
+                               C.E_TAKE_DAMAGED) from None
         data["take_id"] = take_id
         return data
 
@@ -92,4 +121,72 @@ class TakeStore:
         return Take.load(folder) if folder else None
 
     def list(self) -> list[str]:
-        return sorted(p.name for p in self.root.iterdir() if not p.name.startswith(".") and (p / TAKE_JSON).is_file())
+        """Take ids, oldest first by name (ids start with their time); anything odd is skipped."""
+        out = []
+        try:
+            entries = list(os.scandir(self.root))
+        except OSError:
+            return []
+        for entry in entries:
+            name = entry.name
+            if name.startswith(".") or not _ID.match(name) or entry.is_symlink():
+                continue
+            if entry.is_dir(follow_symlinks=False) and _plain_file(Path(entry.path) / TAKE_JSON):
+                out.append(name)
+        return sorted(out)
+
+    def delete(self, take_id: str) -> bool:
+        """Remove a take; False when there is none. Renamed aside first, so a reader never sees half."""
+        folder = self.path(take_id)
+        if folder is None:
+            return False
+        doomed = self.root / f".deleted-{take_id}-{uuid.uuid4().hex[:6]}"
+        os.replace(folder, doomed)
+        shutil.rmtree(doomed, ignore_errors=True)
+        return True
+
+    def size(self, take_id: str) -> int:
+        folder = self.path(take_id)
+        if folder is None:
+            return 0
+        return sum(f.stat().st_size for f in folder.iterdir() if _plain_file(f))
+
+    @contextmanager
+    def reading(self, take_id: str):
+        """While a take is being sent, retention leaves it alone."""
+        with self._lock:
+            self._readers[take_id] = self._readers.get(take_id, 0) + 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                left = self._readers[take_id] - 1
+                if left:
+                    self._readers[take_id] = left
+                else:
+                    del self._readers[take_id]
+
+    def prune(self, keep_takes: int = 0, keep_bytes: int = 0, protect=()) -> list[str]:
+        """Delete the oldest takes beyond `keep_takes` takes or `keep_bytes` bytes (0: no limit)."""
+        if not keep_takes and not keep_bytes:
+            return []
+        ids = self.list()
+        sizes = {i: self.size(i) for i in ids} if keep_bytes else {}
+        total = sum(sizes.values())
+        removed = []
+        with self._lock:
+            busy = set(self._readers) | set(protect)
+        for take_id in ids:  # oldest first
+            over_count = keep_takes and len(ids) - len(removed) > keep_takes
+            over_bytes = keep_bytes and total > keep_bytes
+            if not (over_count or over_bytes):
+                break
+            if take_id in busy or not self.delete(take_id):
+                continue
+            removed.append(take_id)
+            total -= sizes.get(take_id, 0)
+        return removed
+
+
+def _plain_file(path: Path) -> bool:
+    return not path.is_symlink() and path.is_file()

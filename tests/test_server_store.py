@@ -4,6 +4,8 @@ import numpy as np
 import pytest
 
 from backend.store import TakeStore
+from exomni_blender.core import contract as C
+from exomni_blender.core.request import RequestError
 from exomni_blender.core.take import Take
 
 
@@ -33,10 +35,10 @@ def test_a_failed_put_leaves_no_staging_and_keeps_the_old_take(tmp_path):
     store = TakeStore(tmp_path)
     store.put(_take("kept"), "line-1")
     broken = BrokenTake(fps=30.0, weights=np.zeros((2, 52), np.float32))
-    with pytest.raises(OSError):
-        store.put(broken, "line-1")
-    with pytest.raises(OSError):
-        store.put(broken)
+    for take_id in ("line-1", None):  # a full disk is its own error, naming the store and what to do
+        with pytest.raises(RequestError) as err:
+            store.put(broken, take_id)
+        assert err.value.code == C.E_STORE_FULL and str(tmp_path) in str(err.value) and "retention" in str(err.value)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["line-1"]
     assert store.load("line-1").text == "kept"
 
@@ -57,3 +59,37 @@ def test_a_restart_sweeps_staging_and_restores_a_take_caught_mid_replace(tmp_pat
     store = TakeStore(tmp_path)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a", "b"]
     assert store.load("a").text == "one" and store.load("b").text == "two"
+
+
+def test_symlinks_odd_names_and_damaged_takes(tmp_path):
+    store = TakeStore(tmp_path / "store")
+    good = store.put(_take("good"))
+    secret = tmp_path / "secret.txt"
+    secret.write_text("not for the web")
+    store.put(_take("linked"), "linked")
+    (store.root / "linked" / "audio.wav").unlink(missing_ok=True)
+    (store.root / "linked" / "audio.wav").symlink_to(secret)  # a take whose audio points outside
+    (store.root / "alias").symlink_to(store.root / good)  # a folder link to a real take
+    odd = bytes(store.root) + b"/bad\xff-name"
+    import os
+    os.mkdir(odd)
+    os.makedirs(os.path.join(odd, b"x"))
+    store.put(_take("broken"), "broken")
+    (store.root / "broken" / "take.json").write_text("{not json")
+    assert store.list() == sorted([good, "linked", "broken"])
+    assert store.file("linked", "audio.wav") is None and store.path("alias") is None
+    with pytest.raises(RequestError) as err:
+        store.info("broken")
+    assert err.value.code == C.E_TAKE_DAMAGED and "DELETE" in str(err.value)
+    assert store.info(good)["text"] == "good"
+
+
+def test_delete_and_retention_keep_the_newest_and_spare_readers(tmp_path):
+    store = TakeStore(tmp_path)
+    ids = [store.put(_take(f"t{i}"), f"2026-{i:02d}") for i in range(6)]
+    assert store.delete(ids[0]) and not store.delete(ids[0]) and store.list() == ids[1:]
+    with store.reading(ids[1]):
+        assert store.prune(keep_takes=2) == ids[2:5]  # the oldest, except the one being read
+    assert store.list() == [ids[1], ids[5]]
+    assert store.prune(keep_bytes=store.size(ids[5])) == [ids[1]] and store.list() == [ids[5]]
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]

@@ -9,13 +9,18 @@ DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8765
 DEFAULT_URL = f"http://{DEFAULT_HOST}:{DEFAULT_PORT}"
 TOKEN_HEADER = "Authorization"  # "Bearer <token>" when the server was started with a token
+# Sent by the add-on, the CLI and documented curl calls on every request. A web page cannot add a
+# custom header to a cross-origin request without a CORS preflight, which the server refuses, so a
+# POST carrying it (or a JSON content type) cannot come from a page the animator happens to visit.
+CLIENT_HEADER = "X-ExOmni-Client"
+MAX_JSON_BYTES = 1 * 1024 * 1024  # a JSON request body; recordings over this go multipart
 
 # Endpoints (format with the ids).
 HEALTH = API_PREFIX + "/health"
 ENGINES = API_PREFIX + "/engines"
 TAKES = API_PREFIX + "/takes"  # POST: start a take job
 JOB = API_PREFIX + "/jobs/{job_id}"  # GET: status, DELETE: cancel
-TAKE = API_PREFIX + "/takes/{take_id}"  # GET: take.json
+TAKE = API_PREFIX + "/takes/{take_id}"  # GET: take.json, DELETE: remove the take
 TAKE_BLENDSHAPES = API_PREFIX + "/takes/{take_id}/blendshapes.json"
 TAKE_AUDIO = API_PREFIX + "/takes/{take_id}/audio.wav"
 DIALOGUE_PLAN = API_PREFIX + "/dialogue/plan"  # POST: a script in, its lines' take requests out
@@ -46,12 +51,20 @@ E_TOO_LARGE = "too_large"
 E_INTERNAL = "internal"
 E_BAD_SCRIPT = "bad_script"  # a dialogue script that cannot be read
 E_UNCAST = "uncast_characters"  # characters of a dialogue script with no head
+E_FORBIDDEN = "forbidden"  # a foreign Host or Origin, or a refused CORS preflight
+E_UNSUPPORTED_MEDIA = "unsupported_media_type"  # a POST a web page could forge (text/plain, a plain form)
+E_BUSY = "busy"  # the queue is full: retry after the Retry-After header's seconds
+E_STORE_FULL = "store_full"  # the disk under the take store is full
+E_JOB_EXPIRED = "job_expired"  # an accepted job whose record aged out of the bounded history
+E_TAKE_DAMAGED = "take_damaged"  # a take folder whose files cannot be read
 
 # One HTTP status per error code, wherever the error is raised.
 STATUS = {
     E_BAD_REQUEST: 422, E_EMPTY_TEXT: 422, E_TEXT_TOO_LONG: 422, E_UNKNOWN_ENGINE: 422, E_UNKNOWN_MODE: 422,
     E_ENGINE_UNAVAILABLE: 503, E_MALFORMED_JSON: 400, E_NOT_FOUND: 404, E_UNAUTHORIZED: 401, E_BAD_AUDIO: 422,
     E_TOO_LARGE: 413, E_INTERNAL: 500, E_BAD_SCRIPT: 422, E_UNCAST: 422,
+    E_FORBIDDEN: 403, E_UNSUPPORTED_MEDIA: 415, E_BUSY: 429, E_STORE_FULL: 507, E_JOB_EXPIRED: 410,
+    E_TAKE_DAMAGED: 409,
 }
 
 

@@ -1,0 +1,173 @@
+"""The gate every request passes before any endpoint: what makes a server on 127.0.0.1 browser-safe.
+
+Every web page the animator opens can send requests to 127.0.0.1, so this ASGI middleware refuses:
+- a `Host` that is neither a loopback name nor one the server was started for (DNS rebinding);
+- any cross-origin request, and every CORS preflight, unless its origin was allowed with a flag;
+- a POST that a page could send without a preflight (text/plain, a plain HTML form, a multipart
+  FormData without the client header): it needs `Content-Type: application/json` or `X-ExOmni-Client`;
+- a missing or wrong token (when the server has one; `/v1/health` stays open and says only "ok");
+- a body over its cap, counted while it streams in, whatever Content-Length says.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+
+from exomni_blender.core import contract as C
+from exomni_blender.core.errors import ExOmniError
+
+from ..settings import is_loopback
+
+MULTIPART_SLACK = 1_000_000  # form fields and part headers around the recording
+STATE_CHANGING = (b"POST", b"PUT", b"PATCH", b"DELETE")
+
+
+class BodyTooLarge(ExOmniError):
+    code, status = C.E_TOO_LARGE, 413
+
+
+def error_body(code: str, message: str) -> bytes:
+    return json.dumps({"error": {"code": code, "message": message}}).encode("utf-8")
+
+
+async def send_error(send, code: str, message: str, headers=()) -> None:
+    body = error_body(code, message)
+    await send({"type": "http.response.start", "status": C.STATUS[code],
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+                            *headers]})
+    await send({"type": "http.response.body", "body": body})
+
+
+def body_cap(content_type: str) -> int:
+    return C.MAX_AUDIO_BYTES + MULTIPART_SLACK if content_type.startswith("multipart/") else C.MAX_JSON_BYTES
+
+
+def host_name(host: str) -> str:
+    """The name in a Host header, without its port: "127.0.0.1:8765" -> "127.0.0.1", "[::1]:80" -> "::1"."""
+    host = host.strip().lower()
+    if host.startswith("["):
+        return host[1:host.find("]")] if "]" in host else host
+    return host.split(":")[0] if host.count(":") == 1 else host
+
+
+def token_matches(header: bytes | None, token: bytes) -> bool:
+    """`Bearer <token>`, the scheme in any case; the token compared as bytes (any UTF-8 works)."""
+    if not header:
+        return False
+    scheme, _, sent = header.strip().partition(b" ")
+    return scheme.lower() == b"bearer" and hmac.compare_digest(sent.strip(), token)
+
+
+class Guard:
+    def __init__(self, app, *, token: str | None, bound_host: str, allow_hosts=(), allow_origins=()):
+        self.app = app
+        self.token = token.encode("utf-8") if token else None
+        self.bound_host = bound_host.strip("[]").lower()
+        self.allow_hosts = {h.lower() for h in allow_hosts}
+        self.allow_origins = {o.rstrip("/").lower() for o in allow_origins}
+
+    # -- the checks -------------------------------------------------------------------------------
+    def host_allowed(self, host: str) -> bool:
+        name = host_name(host)
+        if is_loopback(name) or name in self.allow_hosts:
+            return True
+        if self.bound_host and self.bound_host not in ("0.0.0.0", "::") and name == self.bound_host:
+            return True
+        # Bound to every address with a token: the token, not the name, keeps strangers out.
+        return self.token is not None and self.bound_host in ("0.0.0.0", "::")
+
+    def origin_allowed(self, origin: str, host: str) -> bool:
+        origin = origin.rstrip("/").lower()
+        if origin in self.allow_origins or "*" in self.allow_origins:
+            return True
+        # The server's own pages (/docs) are same-origin: scheme-less comparison of host[:port].
+        return origin.split("://", 1)[-1] == host.lower()
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        headers = {}
+        for key, value in scope.get("headers", ()):
+            headers.setdefault(key.lower(), value)
+        host = headers.get(b"host", b"").decode("latin-1")
+        if not self.host_allowed(host):
+            return await send_error(send, C.E_FORBIDDEN, (
+                f"requests for host {host[:100]!r} are refused: this server answers only to 127.0.0.1 or "
+                "localhost (a web page may not reach it under another name); start it with --allow-host NAME "
+                "to add one"))
+        origin = headers.get(b"origin", b"").decode("latin-1")
+        cors = []
+        if origin:
+            if not self.origin_allowed(origin, host):
+                return await send_error(send, C.E_FORBIDDEN, (
+                    f"requests from the web page at {origin[:100]} are refused; to let a web tool use this "
+                    "server, start it with --allow-origin ORIGIN"))
+            cors = [(b"access-control-allow-origin", origin.encode("latin-1")), (b"vary", b"Origin")]
+        method = scope["method"].encode() if isinstance(scope["method"], str) else scope["method"]
+        if method == b"OPTIONS":
+            if not cors:
+                return await send_error(send, C.E_FORBIDDEN, "CORS preflight refused: no web origin is allowed "
+                                                             "(start the server with --allow-origin ORIGIN)")
+            allowed_headers = f"authorization, content-type, {C.CLIENT_HEADER.lower()}".encode()
+            await send({"type": "http.response.start", "status": 204, "headers": [
+                *cors, (b"access-control-allow-methods", b"GET, POST, DELETE"),
+                (b"access-control-allow-headers", allowed_headers), (b"access-control-max-age", b"600")]})
+            return await send({"type": "http.response.body", "body": b""})
+
+        content_type = headers.get(b"content-type", b"").decode("latin-1").lower()
+        if method == b"POST" and C.CLIENT_HEADER.lower().encode() not in headers \
+                and content_type.split(";")[0].strip() != "application/json":
+            return await send_error(send, C.E_UNSUPPORTED_MEDIA, (
+                "send JSON with 'Content-Type: application/json', or a multipart upload with the header "
+                f"'{C.CLIENT_HEADER}: <your tool>' (what the add-on and `exomni` send); other posts could "
+                "come from any web page and are refused"))
+
+        if self.token is not None and scope["path"] != C.HEALTH and not token_matches(headers.get(b"authorization"),
+                                                                                      self.token):
+            return await send_error(send, C.E_UNAUTHORIZED, (
+                "missing or wrong token: set the token the server was started with in the add-on preferences "
+                "(sent as 'Authorization: Bearer <token>')"))
+
+        if method in STATE_CHANGING:
+            cap = body_cap(content_type)
+            declared = headers.get(b"content-length")
+            if declared is not None:
+                try:
+                    size = int(declared)
+                except ValueError:
+                    size = cap + 1
+                if size > cap:
+                    return await send_error(send, C.E_TOO_LARGE, too_large_message(cap))
+            receive = _capped(receive, cap)
+
+        if cors:
+            async def send_with_cors(message):
+                if message["type"] == "http.response.start":
+                    message = {**message, "headers": [*message.get("headers", ()), *cors]}
+                await send(message)
+            return await self.app(scope, receive, send_with_cors)
+        return await self.app(scope, receive, send)
+
+
+def too_large_message(cap: int) -> str:
+    if cap <= C.MAX_JSON_BYTES:
+        return (f"the request body is over {cap // 1024} KB; a JSON request is small (a recording goes as the "
+                "multipart file field 'audio')")
+    return f"the upload is over the {C.MAX_AUDIO_BYTES // 2**20} MB limit; trim or compress the recording"
+
+
+def _capped(receive, cap: int):
+    """The request body, refused (BodyTooLarge) as soon as more than `cap` bytes have arrived."""
+    seen = 0
+
+    async def capped():
+        nonlocal seen
+        message = await receive()
+        if message["type"] == "http.request":
+            seen += len(message.get("body", b""))
+            if seen > cap:
+                raise BodyTooLarge(too_large_message(cap))
+        return message
+
+    return capped
