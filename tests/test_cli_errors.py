@@ -78,3 +78,36 @@ def test_serve_port_out_of_range(tmp_path, port):
     r = subprocess.run([sys.executable, "-m", "backend.cli", "serve", "--port", port, "--no-preload",
                         "--store", str(tmp_path / "store")], capture_output=True, text=True, timeout=60)
     assert r.returncode == 2 and "--port must be from 1 to 65535" in r.stderr, r.stderr
+
+
+@pytest.mark.parametrize("value", ["0", "4", "nan"])
+def test_one_range_per_option_in_the_error_and_the_help(capsys, tmp_path, value):
+    from exomni_blender.core.request import RATE_RANGE
+
+    stated = f"from {RATE_RANGE[0]:g} to {RATE_RANGE[1]:g}"
+    status, _, err = run(capsys, "take", "--text", "Hi", "--rate", value, "--out", tmp_path / "t")
+    assert status != 0 and stated in err
+    with pytest.raises(SystemExit):
+        main(["take", "--help"])
+    assert f"{RATE_RANGE[0]:g} to {RATE_RANGE[1]:g}" in capsys.readouterr().out
+
+
+def test_a_recording_without_a_mode_is_lip_synced(capsys, tmp_path):
+    run(capsys, "take", "--text", "Bob bought a pink balloon.", "--out", tmp_path / "said")
+    status, _, err = run(capsys, "take", "--audio", tmp_path / "said" / "audio.wav",
+                         "--text", "Bob bought a pink balloon.", "--out", tmp_path / "synced")
+    assert status == 0, err
+    take = Take.load(tmp_path / "synced")
+    assert take.mode == "lipsync" and take.phonemes
+
+
+def test_errors_speak_of_the_command_line_not_of_http(capsys, tmp_path):
+    status, _, err = run(capsys, "take", "--mode", "lipsync", "--text", "hi", "--out", tmp_path / "t")
+    assert status != 0 and "recording" in err and "multipart" not in err and "GET /v1" not in err
+    status, _, err = run(capsys, "take", "--text", "Hi", "--voice", "zz-nowhere", "--out", tmp_path / "t")
+    assert status != 0 and "exomni voices" in err and "GET /v1" not in err
+
+
+def test_voices_lists_what_voice_accepts(capsys):
+    status, out, _ = run(capsys, "voices")
+    assert status == 0 and "en-us" in out and "en-gb" in out

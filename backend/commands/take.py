@@ -32,7 +32,6 @@ def register(sub):
 
 def run(args) -> int:
     from ..engines.base import EngineError, Progress
-    from ..server.requests import parse_take_request
 
     registry = make_registry(args)
     if args.mode is None:  # a recording with no mode is one to animate
@@ -44,7 +43,7 @@ def run(args) -> int:
             return fail(f"no such audio file: {args.audio}")
         if Path(args.out).exists() and not Path(args.out).is_dir():
             return fail(f"--out {args.out} is a file; give the folder to write the take into")
-        request = parse_take_request(data, registry, has_audio=bool(args.audio))
+        request = registry.validate(data, has_audio=bool(args.audio))
         request.audio_path = args.audio
         registry.check_available(request.engine)
         Path(args.out).mkdir(parents=True, exist_ok=True)  # a bad --out fails now, before the take is made

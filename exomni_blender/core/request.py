@@ -143,8 +143,8 @@ def validate(data: Mapping, *, has_audio: bool = False,
     seed = merged["seed"]
     if isinstance(seed, bool) or not isinstance(seed, int) or not SEED_RANGE[0] <= seed <= SEED_RANGE[1]:
         _fail(f"seed must be a whole number from {SEED_RANGE[0]} to {SEED_RANGE[1]}")
-    rate = _number(merged["rate"], "rate", RATE_RANGE, "a speaking-rate multiplier (1 = normal)")
-    pitch = _number(merged["pitch"], "pitch", PITCH_RANGE, "a pitch multiplier (1 = normal)")
+    rate = _number(merged["rate"], "rate", RATE_RANGE, "a speaking-rate multiplier, 1 = normal")
+    pitch = _number(merged["pitch"], "pitch", PITCH_RANGE, "a pitch multiplier, 1 = normal")
     voice = merged["voice"]
     if voice is not None:
         if not isinstance(voice, str) or len(voice) > VOICE_MAX_CHARS or not voice.strip():
@@ -175,11 +175,11 @@ def validate_options(options) -> dict:
         kind, low, high, what = spec
         if kind is bool:
             if not isinstance(value, bool):
-                _fail(f"option {name} ({what}) must be true or false")
+                _fail(f"option {name} must be true or false ({what})")
             out[name] = value
         elif kind is int:
             if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-                _fail(f"option {name} ({what}) must be a whole number from {low} to {high}")
+                _fail(f"option {name} must be a whole number from {low} to {high} ({what})")
             out[name] = value
         else:
             out[name] = _number(value, f"option {name}", (low, high), what)
@@ -189,13 +189,14 @@ def validate_options(options) -> dict:
 def _number(value, name: str, bounds: tuple, what: str = "") -> float:
     low, high = bounds
     about = f" ({what})" if what else ""
+    expected = f"{name} must be a number from {low:g} to {high:g}{about}"
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        _fail(f"{name}{about} must be a number from {low:g} to {high:g}")
+        _fail(expected)
     if isinstance(value, int) and abs(value) > 10**9:  # a 5,000-digit integer: refuse before converting
-        _fail(f"{name}{about} must be a number from {low:g} to {high:g}")
+        _fail(expected)
     value = float(value)
     if not (math.isfinite(value) and low <= value <= high):
-        _fail(f"{name}{about} must be a number from {low:g} to {high:g}, not {value:g}")
+        _fail(f"{expected}, not {value:g}")
     return value
 
 
