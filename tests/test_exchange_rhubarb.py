@@ -142,7 +142,7 @@ def test_a_take_without_phonemes_can_still_be_exported_from_its_curves():
 
 @pytest.mark.parametrize("data, words", [
     ("{not json", "not valid JSON"),
-    ("[1, 2]", "JSON object"),
+    ("[1, 2]", "not a Rhubarb Lip Sync JSON"),
     ('{"metadata": {}}', "no \\\"mouthCues\\\""),
     ('{"mouthCues": [{"start": 0, "end": 1}]}', "cue 0 must be an object with start, end and value"),
     ('{"mouthCues": [{"start": 0, "end": 1, "value": "Q"}]}', "value 'Q'.*A to H and X"),

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from exomni_blender.core.arkit import ARKIT_52, INDEX
-from exomni_blender.core.take import Phoneme, Take, TakeFormatError, decode_wav, encode_wav, read_a2f, resample_curves
+from exomni_blender.core.exchange import read_a2f
+from exomni_blender.core.take import Phoneme, Take, TakeFormatError, decode_wav, encode_wav, resample_curves
 
 
 def make_take(frames=40, fps=30.0, seed=0):

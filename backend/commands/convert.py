@@ -1,9 +1,11 @@
 """`exomni convert INPUT --to a2f|livelink|rhubarb --out PATH`: a take in another tool's format.
 
-INPUT is a take folder, an Audio2Face JSON, a Live Link Face CSV or a Rhubarb Lip Sync JSON (a WAV
-beside a file is its audio). The take's audio is written beside the output under the same name
-(`line.csv` + `line.wav`) unless --no-audio; `--to a2f` with a folder for --out writes a whole take
-folder (blendshapes.json, audio.wav, take.json).
+INPUT is a take folder, an Audio2Face JSON, a Live Link Face CSV or a Rhubarb Lip Sync JSON. Its
+audio is the WAV that goes with it (named in the file, by Audio2Face's `<name>.wav_bsweight.json`
+naming, or beside it under the same name; see exomni_blender.core.exchange.files); when none is
+found the converter says so. The take's audio is written beside the output under the same name
+(`line.csv` + `line.wav`) unless --no-audio, and no WAV at all when there is no sound; `--to a2f`
+with a folder for --out writes a whole take folder (blendshapes.json, take.json, audio.wav).
 """
 
 import sys
@@ -34,7 +36,8 @@ def register(sub):
 
 
 def run(args) -> int:
-    from exomni_blender.core.exchange import load_any, write_livelink_csv, write_rhubarb_json
+    from exomni_blender.core.exchange import (load_any, missing_audio_message, write_a2f, write_livelink_csv,
+                                              write_rhubarb_json)
     from exomni_blender.core.files import atomic_write_all
     from exomni_blender.core.take import TakeFormatError, encode_wav
 
@@ -49,17 +52,12 @@ def run(args) -> int:
             take = take.resampled(args.fps)
         out = _output_path(Path(args.out), args.to, source)
         out.parent.mkdir(parents=True, exist_ok=True)
+        # A take without sound gets no WAV at all, never an empty one.
         wav = out.with_suffix(".wav") if take.has_audio and not args.no_audio and out.suffix else None
         if args.to == "a2f" and not out.suffix:
             written = [take.save(out)]
         elif args.to == "a2f":
-            import json
-
-            files = {out: json.dumps(take.to_a2f(), separators=(",", ":")).encode()}
-            if wav:
-                files[wav] = encode_wav(take.audio, take.sample_rate)
-            atomic_write_all(files)
-            written = list(files)
+            written = write_a2f(take, out, audio=wav is not None)
         else:
             if args.to == "livelink":
                 write_livelink_csv(take, out)
@@ -74,6 +72,10 @@ def run(args) -> int:
     except ValueError as exc:  # a setting that does not fit this take (say, --mouth-from phonemes without any)
         return fail(str(exc))
     _notes(take, kind, args)
+    if kind != "take" and not args.no_audio:
+        missing = missing_audio_message(source, take.meta.get("audio") or {})
+        if missing:
+            print(missing, file=sys.stderr)
     print(f"wrote {', '.join(str(p) for p in written)} ({take.frames} frames at {take.fps:g} fps, "
           f"{take.duration:.2f} s, from {kind})")
     return 0

@@ -1,9 +1,10 @@
 """The take: one spoken line's facial animation and audio, the object that flows end to end.
 
 A take folder holds three files:
-  audio.wav          mono 16-bit PCM
+  audio.wav          mono 16-bit PCM (absent when the take has no sound)
   blendshapes.json   NVIDIA Audio2Face blendshape JSON (exportFps, trackPath, numPoses,
-                     numFrames, facsNames, weightMat), ARKit-52 in canonical order
+                     numFrames, facsNames, weightMat), ARKit-52 in canonical order; see
+                     exchange/a2f.py, its one reader and writer
   take.json          everything else: text, engine, fps, frames, sample_rate, duration,
                      phonemes [{symbol, start, end}], units, timings
 
@@ -20,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .arkit import A2F_POSES, ARKIT_52, INDEX
+from .arkit import ARKIT_52, INDEX
 from .files import atomic_write_all
 from .errors import ExOmniError
 
@@ -105,18 +106,27 @@ class Take:
     # -- files ---------------------------------------------------------------------------
     def save(self, folder) -> Path:
         """Write the take folder (audio.wav, blendshapes.json, take.json), replacing an older take there."""
+        from .exchange.a2f import take_a2f_bytes  # the exchange formats build on the take: imported late
+
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
-        # All three files are staged before any is renamed: an old take folder is never left half new.
-        atomic_write_all({
-            folder / AUDIO_WAV: encode_wav(self.audio, self.sample_rate),
-            folder / BLENDSHAPES_JSON: json.dumps(self.to_a2f(), separators=(",", ":")).encode(),
+        files = {
+            folder / BLENDSHAPES_JSON: take_a2f_bytes(self, AUDIO_WAV if self.has_audio else ""),
             folder / TAKE_JSON: json.dumps(self.to_json(), indent=2).encode(),
-        })
+        }
+        if self.has_audio:  # a take without sound has no audio.wav, never an empty one
+            files[folder / AUDIO_WAV] = encode_wav(self.audio, self.sample_rate)
+        # All files are staged before any is renamed: an old take folder is never left half new.
+        atomic_write_all(files)
+        if not self.has_audio and (folder / AUDIO_WAV).exists():
+            (folder / AUDIO_WAV).unlink()  # the older take's sound is not this take's
         return folder
 
     @classmethod
     def load(cls, folder) -> "Take":
+        from .exchange.a2f import read_a2f
+        from .exchange.files import read_json
+
         folder = Path(folder)
         if not folder.is_dir():
             raise TakeFormatError(f"{folder} is not a take folder (expected a folder with {TAKE_JSON})")
@@ -124,7 +134,9 @@ class Take:
         bs_path = folder / BLENDSHAPES_JSON
         if not bs_path.exists():
             raise TakeFormatError(f"{folder} has no {BLENDSHAPES_JSON}; is it a take folder?")
-        info = _read_json(meta_path) if meta_path.exists() else {}
+        info = read_json(meta_path) if meta_path.exists() else {}
+        if not isinstance(info, dict):
+            raise TakeFormatError(f"{meta_path}: expected a JSON object")
         fps, weights = read_a2f(bs_path)
         audio, sr = (np.zeros(0, np.float32), int(info.get("sample_rate", 22050)))
         if (folder / AUDIO_WAV).exists():
@@ -167,67 +179,6 @@ class Take:
             "timings": {k: round(float(v), 5) for k, v in self.timings.items()},
             "meta": self.meta,
         }
-
-    def to_a2f(self, track_path: str = "/World/audio2face/ExOmniTake") -> dict:
-        return {
-            "exportFps": self.fps,
-            "trackPath": track_path,
-            "numPoses": len(ARKIT_52),
-            "numFrames": self.frames,
-            "facsNames": list(ARKIT_52),
-            "weightMat": np.round(self.weights.astype(np.float64), 5).tolist(),
-        }
-
-
-# -- Audio2Face JSON ------------------------------------------------------------------------
-
-def read_a2f(path) -> tuple[float, np.ndarray]:
-    """(fps, weights [frames, 52]) from an Audio2Face blendshape JSON written by any tool.
-
-    Names are mapped by name, never by position: ARKit names in any order or case, a subset
-    of them, or A2F's own pose names. Channels absent from the file stay at 0.
-    """
-    data = _read_json(path)
-    missing = [k for k in ("facsNames", "weightMat") if k not in data]
-    if missing:
-        raise TakeFormatError(f"{path}: not an Audio2Face blendshape JSON (missing {', '.join(missing)})")
-    names = data["facsNames"]
-    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
-        raise TakeFormatError(f"{path}: facsNames must be a list of channel names")
-    try:
-        mat = np.asarray(data["weightMat"], dtype=np.float32)
-    except (TypeError, ValueError):
-        raise TakeFormatError(f"{path}: weightMat must hold one row of {len(names)} numbers per frame") from None
-    if mat.size == 0:
-        mat = mat.reshape(0, len(names))
-    if mat.ndim != 2 or mat.shape[1] != len(names):
-        raise TakeFormatError(f"{path}: weightMat is {mat.shape}, expected [numFrames, {len(names)}] to match facsNames")
-    try:
-        fps = float(data.get("exportFps", 30.0))
-    except (TypeError, ValueError):
-        fps = float("nan")
-    if not np.isfinite(fps) or fps <= 0:
-        raise TakeFormatError(f"{path}: exportFps must be a positive frame rate, got {data.get('exportFps')!r}")
-    return fps, map_named_weights(names, mat, source=str(path))
-
-
-def map_named_weights(names, mat: np.ndarray, source: str = "input") -> np.ndarray:
-    """Columns named by `names` into canonical ARKit-52 columns (unknown names are an error)."""
-    out = np.zeros((mat.shape[0], len(ARKIT_52)), np.float32)
-    lowered = {n.lower(): i for n, i in INDEX.items()}
-    unknown = []
-    for col, name in enumerate(names):
-        if name.lower() in lowered:
-            out[:, lowered[name.lower()]] = mat[:, col]
-        elif name in A2F_POSES:
-            for target, gain in A2F_POSES[name]:
-                out[:, INDEX[target]] = np.maximum(out[:, INDEX[target]], gain * mat[:, col])
-        else:
-            unknown.append(name)
-    if unknown and len(unknown) == len(names):
-        raise TakeFormatError(f"{source}: none of its {len(names)} channel names are ARKit-52 or Audio2Face poses "
-                              f"(first: {unknown[:3]}); retarget it to ARKit names first")
-    return out
 
 
 # -- curves -----------------------------------------------------------------------------------
@@ -300,16 +251,3 @@ def decode_wav(data: bytes) -> tuple[np.ndarray, int]:
     if channels > 1:
         x = x.reshape(-1, channels).mean(axis=1)
     return x.astype(np.float32), int(rate)
-
-
-# -- helpers ----------------------------------------------------------------------------------
-
-def _read_json(path) -> dict:
-    try:
-        with open(path, "r", encoding="utf-8") as fh:
-            data = json.load(fh)
-    except json.JSONDecodeError as exc:
-        raise TakeFormatError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
-    if not isinstance(data, dict):
-        raise TakeFormatError(f"{path}: expected a JSON object")
-    return data

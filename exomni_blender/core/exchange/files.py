@@ -1,0 +1,99 @@
+"""What every exchange format shares: its error, reading its JSON, and the audio that goes with it.
+
+Other tools write the curves and the sound as two files. Which WAV belongs to a file is found, in
+order, from the path the file names (Audio2Face's `trackPath`, Rhubarb's `soundFile`; often
+absolute and from another machine, so its file name is tried beside the file too), from
+Audio2Face's export naming (`bu.wav_bsweight.json` was made from `bu.wav`, `speech_bsweight.json`
+from `speech.wav`), from the same name with `.wav`, from a take folder's `audio.wav`, and last
+from the only WAV in the folder. Never from a guess among several.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+
+from ..take import AUDIO_WAV, TakeFormatError, decode_wav
+
+A2F_EXPORT_SUFFIX = "_bsweight.json"  # Audio2Face names an export `<file name>_bsweight.json`
+
+
+class ExchangeFormatError(TakeFormatError):
+    """An Audio2Face JSON, Live Link Face CSV or Rhubarb JSON that cannot be read; the message says
+    what is wrong and what to do."""
+
+
+def read_json(path: Path):
+    """The JSON document in a file (an object or a list), or an ExchangeFormatError that says why not."""
+    try:
+        with open(path, "r", encoding="utf-8") as fh:
+            data = json.load(fh)
+    except UnicodeDecodeError:
+        raise ExchangeFormatError(f"{path}: not a text JSON file") from None
+    except json.JSONDecodeError as exc:
+        raise ExchangeFormatError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno}); export it again") from None
+    if not isinstance(data, (dict, list)):
+        raise ExchangeFormatError(f"{path}: expected a JSON object or list at the top")
+    return data
+
+
+def find_audio(path, named: str = "") -> tuple[Path | None, str]:
+    """(the WAV that goes with `path`, how it was found), or (None, "") when none does (see above)."""
+    path = Path(path)
+    if named:
+        candidate = Path(named)
+        name = re.split(r"[\\/]", named)[-1]
+        tried = (candidate if candidate.is_absolute() else path.parent / candidate, path.parent / name)
+        for p in tried:
+            if p.suffix.lower() == ".wav" and p.is_file():
+                return p, "named in the file"
+    if path.name.lower().endswith(A2F_EXPORT_SUFFIX):
+        source = path.name[:-len(A2F_EXPORT_SUFFIX)]
+        for p in (path.parent / source, path.parent / (source + ".wav")):
+            if p.suffix.lower() == ".wav" and p.is_file():
+                return p, "Audio2Face export name"
+    for p, how in ((path.with_suffix(".wav"), "same name"), (path.parent / AUDIO_WAV, "take folder")):
+        if p.is_file() and p != path:
+            return p, how
+    wavs = sorted(p for p in path.parent.glob("*.wav") if p.is_file())
+    if len(wavs) == 1:
+        return wavs[0], "only WAV in the folder"
+    return None, ""
+
+
+def load_wav(path) -> tuple[np.ndarray, int]:
+    try:
+        return decode_wav(Path(path).read_bytes())
+    except TakeFormatError as exc:
+        raise ExchangeFormatError(f"{path}: {exc}") from None
+
+
+def paired_audio(path, named: str = "") -> tuple[np.ndarray, int, dict]:
+    """(samples, sample rate, what to record in take.meta["audio"]) for the file at `path`; no
+    samples when no WAV goes with it, and the record says so (the converter tells the user)."""
+    wav, how = find_audio(path, named)
+    if wav is None:
+        wavs = sorted(p.name for p in Path(path).parent.glob("*.wav"))
+        return np.zeros(0, np.float32), 22050, {"file": "", "named": named, "candidates": wavs}
+    samples, rate = load_wav(wav)
+    return samples, rate, {"file": wav.name, "found_by": how}
+
+
+def missing_audio_message(path, record: dict) -> str:
+    """What to tell the user when no audio went with an exchange file (empty when some did)."""
+    if record.get("file"):
+        return ""
+    path = Path(path)
+    named = record.get("named") or ""
+    hint = f" (it names {named!r}, not found)" if named else ""
+    others = record.get("candidates") or []
+    beside = f"; the WAVs beside it ({', '.join(others[:4])}) do not match its name" if others else ""
+    expected = (path.name[:-len(A2F_EXPORT_SUFFIX)] if path.name.lower().endswith(A2F_EXPORT_SUFFIX)
+                else path.stem + ".wav")
+    if not expected.lower().endswith(".wav"):
+        expected += ".wav"
+    return (f"no audio found for {path.name}{hint}{beside}: the take has curves only. Put {expected} beside it "
+            f"to bring its sound along")
