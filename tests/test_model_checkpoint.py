@@ -6,6 +6,7 @@ import json
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
@@ -173,3 +174,166 @@ def test_cuda_requested_without_cuda(tiny):
         pytest.skip("this machine has CUDA")
     with pytest.raises(CheckpointError, match="CUDA"):
         load_exomni(tiny, device="cuda")
+
+
+# -- the released checkpoint as published ---------------------------------------------------------------
+def _say(loaded, line="Hello there, how are you?", seed=1):
+    from backend.models.exomni.pipeline import ExomniPipeline
+
+    return ExomniPipeline(loaded).say(line, generator=torch.Generator().manual_seed(seed))
+
+
+def test_published_layout_qwen3_and_bare_prefixes_makes_the_same_take(tiny, loaded, tmp_path):
+    published = make_tiny_checkpoint(tmp_path / "published", seed=0, layout="published")
+    config = json.loads((published / "config.json").read_text())
+    names = json.loads((published / "model.safetensors.index.json").read_text())["weight_map"]
+    assert config["model_type"] == "qwen3"
+    assert any(n.startswith("speech_generator.") for n in names) and any(n.startswith("blendshape_generator.")
+                                                                          for n in names)
+    assert not any(n.startswith(("model.speech_", "model.blendshape_")) for n in names)
+    other = load_exomni(published, device="cpu")
+    assert other.report.ok and other.report.loaded == loaded.report.loaded
+    a, b = _say(loaded), _say(other)
+    assert a.units == b.units and np.array_equal(a.blendshapes, b.blendshapes)
+
+
+def test_model_model_prefix_is_accepted_too(tiny, tmp_path):
+    folder = _copy(tiny, tmp_path / "double")
+
+    def deeper(tensors):
+        for k in [k for k in tensors if k.startswith("model.speech_projector.")]:
+            tensors["model." + k] = tensors.pop(k)
+
+    _rewrite_shard(folder, deeper)
+    assert load_exomni(folder, device="cpu").report.ok
+
+
+def test_without_stored_speech_encoder_the_referenced_whisper_is_loaded(loaded, tmp_path):
+    from safetensors.torch import load_file
+
+    folder = make_tiny_checkpoint(tmp_path / "pretrained", seed=0, layout="pretrained-whisper")
+    names = json.loads((folder / "model.safetensors.index.json").read_text())["weight_map"]
+    assert not any("speech_encoder" in n for n in names)
+    other = load_exomni(folder, device="cpu")
+    assert other.report.ok and other.speech_encoder_source == f"pretrained Whisper in {folder / 'speech_encoder'}"
+    whisper = load_file(str(folder / "speech_encoder" / "model.safetensors"))
+    state = other.model.state_dict()
+    for name in ("encoder.conv1.weight", "encoder.layers.0.fc2.bias", "encoder.layer_norm.weight"):
+        assert torch.equal(state[f"model.speech_encoder.model.{name}"], whisper[f"model.{name}"])
+        assert torch.equal(state[f"model.speech_encoder.model.{name}"],
+                           loaded.model.state_dict()[f"model.speech_encoder.model.{name}"])
+    a, b = _say(loaded), _say(other)
+    assert a.units == b.units and np.array_equal(a.blendshapes, b.blendshapes)
+    (folder / "speech_encoder" / "model.safetensors").unlink()  # only the configs were downloaded
+    with pytest.raises(CheckpointError) as err:
+        load_exomni(folder, device="cpu")
+    assert "stores no speech_encoder" in str(err.value) and "no weights" in str(err.value)
+    assert str(folder / "speech_encoder") in str(err.value)
+
+
+@pytest.mark.parametrize("edit, accepted", [
+    ({"model_type": "qwen3"}, True),
+    ({"model_type": "qwen3", "architectures": None}, True),  # known by its speech/blendshape fields
+    ({"model_type": "qwen2"}, True),  # any type AutoConfig reads, as the official loader
+    ({"model_type": "not_a_model_type"}, False),
+])
+def test_model_types_the_official_loader_accepts(tiny, tmp_path, edit, accepted):
+    folder = _copy(tiny, tmp_path / "typed")
+    config = json.loads((folder / "config.json").read_text())
+    config.update(edit)
+    (folder / "config.json").write_text(json.dumps({k: v for k, v in config.items() if v is not None}))
+    if accepted:
+        assert inspect_checkpoint(folder).config["model_type"] == edit["model_type"]
+    else:
+        with pytest.raises(CheckpointError, match="not an Ex-Omni checkpoint.*not_a_model_type.*AutoConfig"):
+            inspect_checkpoint(folder)
+
+
+def test_a_qwen3_llm_without_speech_fields_is_refused(tmp_path):
+    (tmp_path / "qwen").mkdir()
+    (tmp_path / "qwen" / "config.json").write_text(json.dumps({"model_type": "qwen3",
+                                                               "architectures": ["Qwen3ForCausalLM"]}))
+    with pytest.raises(CheckpointError, match="not an Ex-Omni checkpoint.*Qwen3ForCausalLM"):
+        inspect_checkpoint(tmp_path / "qwen")
+
+
+def test_sampling_and_stop_tokens_come_from_generation_config(tiny, tmp_path):
+    from backend.engines.exomni import sampling_from_options
+
+    folder = _copy(tiny, tmp_path / "gen")
+    generation = json.loads((folder / "generation_config.json").read_text())
+    generation.update(top_k=20, top_p=0.95, repetition_penalty=1.05, temperature=0.6, eos_token_id=[7, 9])
+    (folder / "generation_config.json").write_text(json.dumps(generation))
+    other = load_exomni(folder, device="cpu")
+    assert {7, 9} <= set(other.eos_ids)
+    text, _, _ = sampling_from_options({}, other.generation)
+    assert (text.top_k, text.top_p, text.repetition_penalty) == (20, 0.95, 1.05)
+    assert text.temperature == 0.2  # the demo's, not generation_config's
+    text, _, _ = sampling_from_options({"top_k": 3, "repetition_penalty": 1.0}, other.generation)
+    assert (text.top_k, text.top_p, text.repetition_penalty) == (3, 0.95, 1.0)  # the request wins
+
+
+def test_prompt_is_cut_to_tokenizer_model_max_length(tiny, tmp_path):
+    from backend.models.exomni import prompting
+    from backend.models.exomni.pipeline import ExomniPipeline
+
+    folder = _copy(tiny, tmp_path / "short")
+    config = json.loads((folder / "config.json").read_text())
+    config["tokenizer_model_max_length"] = 24
+    (folder / "config.json").write_text(json.dumps(config))
+    pipeline = ExomniPipeline(load_exomni(folder, device="cpu"))
+    messages = prompting.chat_messages("Tell me about the quick brown fox.")
+    full = len(prompting.prompt_ids(pipeline.tokenizer, messages))
+    assert full > 24
+    embeds = pipeline._embed(messages)
+    assert embeds.shape[1] == 24 and pipeline._dropped == full - 24
+    untouched = ExomniPipeline(load_exomni(tiny, device="cpu"))
+    assert torch.equal(untouched._embed(messages)[:, :24], embeds)  # the first positions are kept
+    performance = pipeline.chat("Tell me about the quick brown fox.", max_new_tokens=4,
+                                generator=torch.Generator().manual_seed(0))
+    assert performance.prompt_dropped == full - 24
+
+
+def test_released_sizes_on_meta_every_weight_name_and_shape(tmp_path):
+    """At the released sizes (built without memory), every tensor has the name and shape the official
+    code gives it: the LLM, the Whisper encoder and the speech generator's decoder against transformers'
+    own classes, the speech and face parts against the reference's state-dict names (the fixtures)."""
+    import re
+
+    from transformers import Qwen3ForCausalLM, Qwen3Model, WhisperModel
+
+    from backend.models.exomni import released
+    from backend.models.exomni.loading import IGNORED_ON_PURPOSE, _reason
+    from backend.models.exomni.modeling import ExomniForCausalLM
+    from conftest import shared_dir
+
+    config = released.released_config()
+    with torch.device("meta"):
+        ours = {n: tuple(t.shape) for n, t in ExomniForCausalLM(config).state_dict().items()}
+        expected = {n: tuple(t.shape) for n, t in Qwen3ForCausalLM(config.text).state_dict().items()}
+        encoder = WhisperModel(config.speech_encoder.whisper).encoder.state_dict()
+        expected.update({f"model.speech_encoder.model.encoder.{n}": tuple(t.shape) for n, t in encoder.items()})
+        decoder = Qwen3Model(config.speech_generator.decoder).state_dict()
+        expected.update({f"model.speech_generator.llm.model.model.{n}": tuple(t.shape) for n, t in decoder.items()})
+    for name, shape in expected.items():
+        assert ours.get(name) == shape, (name, ours.get(name), shape)
+    d, h, v = 512, 4096, 16384
+    sizes = {
+        "model.speech_projector.linear1.weight": (2048, 1280 * 5), "model.speech_projector.linear2.weight": (h, 2048),
+        "model.speech_generator.input_proj.0.weight": (4 * 1024, h), "model.speech_generator.llm_decoder.weight": (v + 3, 1024),
+        "model.speech_generator.speech_embedding.weight": (v + 3, 1024),
+        "model.speech_generator.tqgf.layers.0.0.to_q.weight": (16 * 256, 1024),
+        "model.blendshape_generator.speech_gen_projection.weight": (d, 1024),
+        "model.blendshape_generator.speech_token_embedding.weight": (v, 512),
+        "model.blendshape_generator.out_head.4.weight": (52, d // 2),
+        "model.blendshape_generator.rope.inv_freq": (d // 2,),
+    }
+    for name, shape in sizes.items():
+        assert ours[name] == shape, (name, ours[name], shape)
+    params = shared_dir() / "fixtures" / "exomni" / "end_to_end" / "params.json"
+    if not params.is_file():
+        pytest.skip(f"the reference's names (fixtures) are not at {params}; the shapes above were checked")
+    pattern = lambda n: re.sub(r"\.\d+\.", ".N.", re.sub(r"\.\d+\.", ".N.", n))  # noqa: E731
+    reference = {pattern(p["name"]) for p in json.loads(params.read_text())
+                 if not _reason(IGNORED_ON_PURPOSE, p["name"])}
+    assert {pattern(n) for n in ours} == reference

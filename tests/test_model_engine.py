@@ -53,7 +53,18 @@ def test_say_take_frames_follow_units(engine):
     assert take.fps == 30.0 and take.weights.shape == (take.frames, 52)
     assert take.weights.min() >= 0.0 and take.weights.max() <= 1.0 and take.weights.std() > 0
     assert [f for f, _ in messages] == sorted(f for f, _ in messages) and messages[-1][0] == 1.0
-    assert "load" in take.timings or engine.loaded
+
+
+def test_the_first_take_loads_the_model_and_later_ones_reuse_it(tiny):
+    engine = ExomniEngine(checkpoint=str(tiny), device="cpu")
+    assert not engine.loaded and engine.describe()["state"] == "not loaded"
+    first, messages = _take(engine)
+    assert engine.loaded and engine.describe()["state"] == "ready"
+    assert 0 < first.timings["load"] <= first.timings["total"]
+    assert any("loading" in m for _, m in messages)
+    second, _ = _take(engine)
+    assert "load" not in second.timings
+    assert second.units == first.units and np.array_equal(second.weights, first.weights)
 
 
 def test_say_resampled_to_the_requested_rate(engine):

@@ -87,3 +87,20 @@ def test_lift_is_a_strided_split():
     for n in range(3):
         for j in range(4):
             assert torch.equal(lifted[0, 4 * n + j], flat[0, n, j::4])
+
+
+def test_repetition_penalty_as_transformers_applies_it():
+    from backend.models.exomni.sampling import TextSampling
+
+    logits = torch.tensor([2.0, -1.0, 1.9, 0.5])
+    plain = TextSampling(greedy=True)
+    penalised = TextSampling(greedy=True, repetition_penalty=1.5)
+    assert plain.choose(logits, previous=[0]) == 0
+    assert penalised.choose(logits, previous=[0]) == 2  # 2.0 / 1.5 falls below 1.9
+    scores = penalised.penalise(logits, [0, 1, 1])
+    assert torch.allclose(scores, torch.tensor([2.0 / 1.5, -1.5, 1.9, 0.5]))
+    assert torch.equal(penalised.penalise(logits, []), logits)
+    from transformers import RepetitionPenaltyLogitsProcessor
+
+    reference = RepetitionPenaltyLogitsProcessor(1.5)(torch.tensor([[0, 1, 1]]), logits[None].clone())[0]
+    assert torch.allclose(scores, reference)

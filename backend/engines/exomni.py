@@ -229,6 +229,8 @@ class ExomniEngine(Engine):
         progress(0.0, "loading the Ex-Omni model" if not was_loaded else "starting")
         pipeline = self.load(lambda f, m: progress(0.3 * f, m))
         load_seconds = 0.0 if was_loaded else self._load_seconds
+        text_sampling, unit_sampling, max_new_tokens = sampling_from_options(request.options,
+                                                                             pipeline.loaded.generation)
 
         import torch
 
@@ -306,6 +308,9 @@ class ExomniEngine(Engine):
                                   ("pitch", request.pitch != 1.0)) if v]
         if ignored:
             meta["ignored"] = f"the exomni engine speaks with the model's own voice; ignored: {', '.join(ignored)}"
+        if performance.prompt_dropped:
+            meta["prompt_truncated"] = (f"the prompt was cut by {performance.prompt_dropped} positions to the "
+                                        f"model's tokenizer_model_max_length ({pipeline.max_prompt_positions})")
         if note:
             meta["note"] = note
         progress(1.0, "done")
@@ -418,8 +423,11 @@ def stream_audio_option(options: dict) -> bool:
     return value
 
 
-def sampling_from_options(options: dict):
-    """(TextSampling, UnitSampling, max_new_tokens) from a request's options; EngineError on bad values."""
+def sampling_from_options(options: dict, generation: dict | None = None):
+    """(TextSampling, UnitSampling, max_new_tokens) from a request's options; EngineError on bad values.
+
+    What the options leave out is the released demo's: temperature 0.2, and top-k, top-p and the
+    repetition penalty of the checkpoint's generation_config.json (`generation`)."""
     from ..models.exomni.sampling import TextSampling, UnitSampling
 
     options = options or {}
@@ -442,12 +450,14 @@ def sampling_from_options(options: dict):
     if not isinstance(greedy, bool):
         raise EngineError(f"option greedy must be true or false, got {greedy!r}", E_BAD_REQUEST)
     temperature = number("temperature", float, 0.2, 0.0, 10.0)
-    top_p = number("top_p", float, 1.0, 0.0, 1.0)
-    if top_p <= 0.0:
+    top_p = number("top_p", float, None, 0.0, 1.0)
+    if top_p is not None and top_p <= 0.0:
         raise EngineError("option top_p must be above 0 (1 turns it off)", E_BAD_REQUEST)
-    top_k = number("top_k", int, 50, 0, 1_000_000)
+    top_k = number("top_k", int, None, 0, 1_000_000)
+    penalty = number("repetition_penalty", float, None, 0.01, 10.0)
     max_new_tokens = number("max_new_tokens", int, 128, 1, MAX_NEW_TOKENS_LIMIT)
-    text = TextSampling(greedy=greedy, temperature=temperature, top_k=top_k, top_p=top_p)
+    text = TextSampling.from_generation_config(generation, greedy=greedy, temperature=temperature, top_k=top_k,
+                                               top_p=top_p, repetition_penalty=penalty)
     return text, UnitSampling(greedy=greedy), max_new_tokens
 
 
@@ -455,8 +465,9 @@ def _describe(text, units, max_new_tokens, mode) -> dict:
     out = {"units": "greedy" if units.greedy else
            f"repetition-aware (top_p {units.top_p}, top_k {units.top_k}, window {units.window})"}
     if mode == "chat":
-        out["text"] = "greedy" if text.greedy else \
-            f"temperature {text.temperature}, top_k {text.top_k}, top_p {text.top_p}"
+        out["text"] = ("greedy" if text.greedy else
+                       f"temperature {text.temperature}, top_k {text.top_k}, top_p {text.top_p}") + \
+            (f", repetition_penalty {text.repetition_penalty}" if text.repetition_penalty != 1.0 else "")
         out["max_new_tokens"] = max_new_tokens
     return out
 

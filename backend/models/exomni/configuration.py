@@ -1,7 +1,9 @@
 """Configurations of the Ex-Omni parts, read from the released model config.
 
-The released `config.json` (model_type `llava_her_qwen3`) is one flat dict: the Qwen3 LLM's fields plus
-the speech and blendshape fields. Two parts take their architecture from sub-configs that the main
+The released `config.json` is one flat dict: the Qwen3 LLM's fields plus the speech and blendshape
+fields. The published checkpoint is tagged model_type `qwen3` (the reference code registers its own
+`llava_her_qwen3` too, and reads the config through transformers' AutoConfig, so either works); what
+makes it Ex-Omni is its `architectures` entry or its speech and blendshape fields. Two parts take their architecture from sub-configs that the main
 config names by reference: the Whisper encoder (`pretrain_speech_encoder_weights`) and the speech
 generator's inner Qwen3 decoder (`pretrain_speech_generator_weights`). Field names below are the
 released ones; defaults are the constants the reference hard-codes when a field is absent
@@ -14,12 +16,44 @@ import inspect
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
-MODEL_TYPE = "llava_her_qwen3"
+MODEL_TYPE = "llava_her_qwen3"  # the type the reference code registers; the published config says qwen3
+ARCHITECTURE = "LlavaHerQwen3ForCausalLM"
+# Fields only an Ex-Omni config has; any two of them identify one that lacks the architectures entry.
+EXOMNI_FIELDS = ("unit_vocab_size", "bs_decoder_dimension", "speech_generator_type", "speech_vocab_size",
+                 "pretrain_speech_encoder_weights", "pretrain_speech_generator_weights")
 IGNORE_INDEX = -100
 SPEECH_PLACEHOLDER_ID = -300  # what the <speech> token id becomes in the LLM input
 UNIT_RATE_HZ = 12.5
 BLENDSHAPE_FPS = 30
 NUM_BLENDSHAPES = 52
+
+
+def known_model_types() -> set[str]:
+    """model_type values transformers' AutoConfig reads, plus the one the reference registers."""
+    try:
+        from transformers.models.auto.configuration_auto import CONFIG_MAPPING_NAMES
+    except ImportError:  # no transformers: the loader needs it anyway, so only the release's own tags
+        return {MODEL_TYPE, "qwen3"}
+    return set(CONFIG_MAPPING_NAMES) | {MODEL_TYPE}
+
+
+def exomni_identity(cfg: Mapping[str, Any]) -> tuple[str | None, str]:
+    """(how the config is recognised as Ex-Omni, or None; why not / what it is) as the reference's loader
+    would take it: the model_type must be one AutoConfig reads, and the architectures entry or the
+    speech/blendshape fields must say Ex-Omni."""
+    model_type = cfg.get("model_type")
+    if model_type is not None and model_type not in known_model_types():
+        return None, (f"its model_type {model_type!r} is not one transformers' AutoConfig reads, so the "
+                      f"official loader would refuse it too")
+    architectures = [str(a) for a in (cfg.get("architectures") or [])]
+    if ARCHITECTURE in architectures:
+        return f"architectures {ARCHITECTURE}", ""
+    present = [k for k in EXOMNI_FIELDS if k in cfg]
+    if len(present) >= 2:
+        return f"its speech/blendshape fields ({', '.join(present[:3])})", ""
+    what = f"architectures {architectures}" if architectures else "no architectures entry"
+    return None, (f"it has {what} and none of the speech/blendshape fields "
+                  f"({', '.join(EXOMNI_FIELDS[:3])}, ...)")
 
 
 def _or_default(cfg: Mapping, key: str, default):
@@ -160,9 +194,9 @@ class ExomniConfig:
     @classmethod
     def from_dicts(cls, model_config: Mapping[str, Any], whisper_fields: Mapping[str, Any],
                    speech_generator_fields: Mapping[str, Any]) -> "ExomniConfig":
-        model_type = model_config.get("model_type")
-        if model_type not in (MODEL_TYPE, None):
-            raise ValueError(f"config.json has model_type {model_type!r}; an Ex-Omni checkpoint has {MODEL_TYPE!r}")
+        identity, why_not = exomni_identity(model_config)
+        if identity is None:
+            raise ValueError(f"config.json is not an Ex-Omni config: {why_not}")
         missing = [k for k in ("hidden_size", "vocab_size", "unit_vocab_size", "bs_decoder_dimension")
                    if k not in model_config]
         if missing:

@@ -1,10 +1,16 @@
 """Loading the released Ex-Omni checkpoint folder.
 
-The folder (Tencent/Ex-Omni) holds `config.json` (model_type `llava_her_qwen3`), the weights as
-sharded `*.safetensors` listed by `model.safetensors.index.json`, and Qwen's tokenizer files. Two
-parts take their architecture from configs that `config.json` names by reference:
+The folder (Tencent/Ex-Omni) holds `config.json` (published with model_type `qwen3`; the reference
+code also registers `llava_her_qwen3`, and either is accepted, see configuration.exomni_identity), the
+weights as sharded `*.safetensors` listed by `model.safetensors.index.json`, and Qwen's tokenizer files.
+Two parts take their architecture from configs that `config.json` names by reference:
 `pretrain_speech_encoder_weights` (a Whisper model) and `pretrain_speech_generator_weights` (a Qwen3
-model). Only their config files are read; all weights come from the Ex-Omni folder.
+model). Normally only their config files are read and all weights come from the Ex-Omni folder; when
+the checkpoint stores no `speech_encoder.*` tensors, the reference keeps the pretrained Whisper encoder
+it built from that folder, and so does this loader (the Whisper weights must then be downloaded too).
+
+The speech parts may be stored under `model.`, `model.model.` or no prefix at all, as the reference's
+loader accepts (`speech_encoder.`, `speech_projector.`, `speech_generator.`, `blendshape_generator.`).
 
 Every stored tensor is either loaded, or ignored on purpose with the reason (the Whisper decoder the
 reference builds but never runs; the speech generator's inner text head). Every expected tensor is
@@ -32,14 +38,16 @@ GENERATION_CONFIG = "generation_config.json"
 ENCODER_ENV = "EXOMNI_SPEECH_ENCODER"
 GENERATOR_ENV = "EXOMNI_SPEECH_GENERATOR"
 
-# Stored names may carry one more `model.` before a speech part (the reference loader accepts both).
-_NAME_ALIASES = [(re.compile(r"^model\.model\.(speech_encoder|speech_projector|speech_generator|blendshape_generator)\."),
-                  r"model.\1.")]
+SPEECH_PARTS = ("speech_encoder", "speech_projector", "speech_generator", "blendshape_generator")
+# Stored names may carry one more `model.`, or none, before a speech part (the reference loader accepts all three).
+_NAME_ALIASES = [(re.compile(rf"^(?:model\.model\.|)({'|'.join(SPEECH_PARTS)})\."), r"model.\1.")]
 IGNORED_ON_PURPOSE = [
     (re.compile(r"^model\.speech_encoder\.model\.decoder\."),
      "the Whisper decoder: the reference builds a full WhisperModel but only its encoder runs"),
     (re.compile(r"^model\.speech_generator\.llm\.model\.lm_head\.weight$"),
      "the speech generator's inner text head (tied to its embeddings; units come from llm_decoder)"),
+    (re.compile(r"^model\.speech_encoder\.proj_out\.weight$"),
+     "the pretrained Whisper model's text head (its decoder is not used either)"),
 ]
 DERIVED_WHEN_MISSING = [
     (re.compile(r"(^|\.)rope\.inv_freq$"),
@@ -82,9 +90,12 @@ def inspect_checkpoint(folder) -> CheckpointInfo:
         config = json.loads(config_path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         raise CheckpointError(f"{config_path} cannot be read as JSON ({exc}); download it again") from exc
-    if config.get("model_type") != "llava_her_qwen3":
-        raise CheckpointError(f"{config_path} has model_type {config.get('model_type')!r}, not 'llava_her_qwen3': "
-                              f"this is not an Ex-Omni checkpoint")
+    from .configuration import exomni_identity
+
+    identity, why_not = exomni_identity(config)
+    if identity is None:
+        raise CheckpointError(f"{config_path}: this is not an Ex-Omni checkpoint ({why_not}); pass the folder "
+                              f"you downloaded Tencent/Ex-Omni into")
     shards = _shard_files(folder)
     if not (folder / "tokenizer.json").is_file() and not ((folder / "vocab.json").is_file()
                                                           and (folder / "merges.txt").is_file()):
@@ -169,6 +180,76 @@ def _hub_cache_folder(repo_id: str) -> Path | None:
     return path if (path / CONFIG).is_file() else None
 
 
+def read_safetensors_header(path: Path) -> dict:
+    """{name: (dtype, shape)} from a safetensors file's header, without reading any tensor."""
+    try:
+        with open(path, "rb") as f:
+            size = int.from_bytes(f.read(8), "little")
+            if not 2 <= size <= 100 * 2**20:
+                raise ValueError(f"header length {size} is not plausible")
+            header = json.loads(f.read(size))
+    except (OSError, ValueError) as exc:
+        raise CheckpointError(f"the weights in {path} cannot be read ({exc}); download them again") from exc
+    return {k: (v["dtype"], tuple(v["shape"])) for k, v in header.items() if k != "__metadata__"}
+
+
+def stored_tensors(info: CheckpointInfo) -> dict:
+    """{stored name: (dtype, shape)} over every shard, from the headers only."""
+    out = {}
+    for shard in info.shards:
+        out.update(read_safetensors_header(shard))
+    return out
+
+
+def stores_speech_encoder(names: Iterable[str]) -> bool:
+    """Whether the checkpoint carries the Whisper encoder's weights itself (else the pretrained ones are used)."""
+    return any(canonical_name(n).startswith("model.speech_encoder.model.encoder.") for n in names)
+
+
+WHISPER_WEIGHT_FILES = ("model.safetensors.index.json", "model.safetensors", "pytorch_model.bin")
+
+
+def whisper_weight_files(folder: Path) -> list[Path]:
+    """The weight files of a Hugging Face Whisper folder (sharded safetensors, one file, or a .bin)."""
+    index = folder / WHISPER_WEIGHT_FILES[0]
+    if index.is_file():
+        names = sorted(set(read_json(index).get("weight_map", {}).values()))
+        return [folder / n for n in names if (folder / n).is_file()] if names else []
+    for name in WHISPER_WEIGHT_FILES[1:]:
+        if (folder / name).is_file():
+            return [folder / name]
+    return []
+
+
+def whisper_shards(folder: Path) -> Iterator[tuple[Path, dict]]:
+    """The pretrained Whisper weights under the names the Ex-Omni model gives them (`model.speech_encoder.*`).
+
+    Hugging Face stores WhisperForConditionalGeneration as `model.encoder.*` / `model.decoder.*` /
+    `proj_out.*`, and WhisperModel as `encoder.*` / `decoder.*`."""
+    import torch
+
+    for path in whisper_weight_files(folder):
+        if path.suffix == ".bin":
+            tensors = torch.load(str(path), map_location="cpu", weights_only=True)
+        else:
+            from safetensors.torch import load_file
+
+            tensors = load_file(str(path))
+        renamed = {}
+        for name, tensor in tensors.items():
+            local = name[len("model."):] if name.startswith("model.") else name
+            renamed[f"model.speech_encoder.{'model.' if not local.startswith('proj_out.') else ''}{local}"] = tensor
+        yield path, renamed
+
+
+def missing_whisper_weights_message(reference: str | None, folder: Path) -> str:
+    how = (f"`huggingface-cli download {reference} model.safetensors --local-dir {folder}`"
+           if reference and _looks_like_hub_id(reference) else f"copy the Whisper model's weights into {folder}")
+    return (f"the checkpoint stores no speech_encoder.* weights, so (as the official loader does) the pretrained "
+            f"Whisper encoder named by pretrain_speech_encoder_weights ({reference!r}) is used, but {folder} has "
+            f"only its configs and no weights ({', '.join(WHISPER_WEIGHT_FILES[1:])}): download them, e.g. {how}")
+
+
 def read_json(path: Path) -> dict:
     try:
         return json.loads(Path(path).read_text(encoding="utf-8"))
@@ -250,9 +331,11 @@ def load_weights(module, shards: Iterable[tuple[object, dict]], prefix: str = ""
             if tuple(tensor.shape) != shape:
                 report.mismatched.append(f"{stored}: stored {list(tensor.shape)} vs model {list(shape)}")
                 continue
-            if tensor.is_floating_point():
-                tensor = tensor.to(dtype=dtype or target_dtype)
-            batch[local] = tensor.to(device) if device is not None else tensor
+            # A fresh, aligned copy: tensors that are views into a file's buffer can pick other CPU
+            # kernels, so one layout of the same weights would give slightly different takes than another.
+            batch[local] = tensor.to(device=device if device is not None else tensor.device,
+                                     dtype=(dtype or target_dtype) if tensor.is_floating_point() else tensor.dtype,
+                                     copy=True)
         if batch:
             module.load_state_dict(batch, strict=False, assign=assign)
             seen.update(batch)
@@ -307,6 +390,8 @@ class LoadedExomni:
     info: CheckpointInfo
     speech_encoder_folder: Path
     load_seconds: float = 0.0
+    generation: dict = field(default_factory=dict)  # generation_config.json (sampling defaults, stop tokens)
+    speech_encoder_source: str = "checkpoint"  # or "pretrained Whisper in <folder>"
 
 
 def pick_device(device=None):
@@ -333,7 +418,7 @@ def resolve_sub_models(info: CheckpointInfo, speech_encoder=None, speech_generat
     encoder_dir = resolve_reference(info.config.get("pretrain_speech_encoder_weights"), info.folder,
                                     speech_encoder, ENCODER_ENV, "speech encoder (Whisper)",
                                     "pretrain_speech_encoder_weights", "speech_encoder",
-                                    (CONFIG, "preprocessor_config.json"))
+                                    (CONFIG, "preprocessor_config.json", "model.safetensors"))
     generator_dir = resolve_reference(info.config.get("pretrain_speech_generator_weights"), info.folder,
                                       speech_generator, GENERATOR_ENV, "speech generator's Qwen3 decoder",
                                       "pretrain_speech_generator_weights", "speech_generator")
@@ -370,14 +455,24 @@ def load_exomni(folder, device=None, dtype=None, speech_encoder=None, speech_gen
     say(0.02, "reading the configs")
     config, encoder_dir = build_config(info, speech_encoder, speech_generator)
     tokenizer = load_tokenizer(info.folder)
+    pretrained_whisper = not stores_speech_encoder(stored_tensors(info))
+    whisper_files = whisper_weight_files(encoder_dir) if pretrained_whisper else []
+    if pretrained_whisper and not whisper_files:
+        raise CheckpointError(missing_whisper_weights_message(info.config.get("pretrain_speech_encoder_weights"),
+                                                              encoder_dir))
     with torch.device("meta"):
         model = ExomniForCausalLM(config)
     report = WeightReport()
+    total = len(info.shards) + len(whisper_files)
 
     def shards():
-        for i, (path, tensors) in enumerate(iter_safetensors(info.shards)):
-            say(0.05 + 0.9 * i / len(info.shards), f"loading weights {i + 1}/{len(info.shards)} ({path.name})")
-            yield path, tensors
+        sources = [iter_safetensors(info.shards)] + ([whisper_shards(encoder_dir)] if pretrained_whisper else [])
+        i = 0
+        for source in sources:
+            for path, tensors in source:
+                say(0.05 + 0.9 * i / total, f"loading weights {i + 1}/{total} ({path.name})")
+                i += 1
+                yield path, tensors
 
     try:
         load_weights(model, shards(), device=device, dtype=dtype, assign=True, report=report)
@@ -393,7 +488,8 @@ def load_exomni(folder, device=None, dtype=None, speech_encoder=None, speech_gen
     eos_ids = stop_ids(tokenizer, generation.get("eos_token_id"), info.config.get("eos_token_id"))
     say(1.0, "model loaded")
     return LoadedExomni(model, tokenizer, config, device, dtype, eos_ids, report, info, encoder_dir,
-                        time.perf_counter() - t0)
+                        time.perf_counter() - t0, generation,
+                        f"pretrained Whisper in {encoder_dir}" if pretrained_whisper else "checkpoint")
 
 
 def load_tokenizer(folder: Path):

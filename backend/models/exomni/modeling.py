@@ -134,7 +134,7 @@ class ExomniForCausalLM(nn.Module):
             states.append(state)
             if keep:
                 logits_kept.append(logits)
-            token = sampling.choose(logits, generator)
+            token = sampling.choose(logits, generator, tokens)
             tokens.append(token)
             if token in eos:
                 out.stop_reason = "eos"

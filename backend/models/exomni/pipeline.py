@@ -22,6 +22,7 @@ class Performance:
     unit_stop: str = ""  # "eos" or "max_len"
     text_stop: str = ""  # chat: "eos" or "max_new_tokens"
     timings: dict = field(default_factory=dict)
+    prompt_dropped: int = 0  # prompt positions cut by tokenizer_model_max_length
 
 
 class ExomniPipeline:
@@ -30,8 +31,12 @@ class ExomniPipeline:
         self.model = loaded.model
         self.tokenizer = loaded.tokenizer
         self._speech_features = None
+        self.max_prompt_positions = int(loaded.config.raw.get("tokenizer_model_max_length") or 0)
+        self._dropped = 0
 
     def _embed(self, messages, speech_paths=()):
+        """The prompt's embeddings with speech spliced in, cut to tokenizer_model_max_length positions when
+        the config sets it (the reference keeps the first positions, after splicing, as LLaVA does)."""
         import torch
 
         ids = prompting.prompt_ids(self.tokenizer, messages)
@@ -39,7 +44,10 @@ class ExomniPipeline:
         for path in speech_paths:
             mel, length = self.speech_features(path)
             features += self.model.encode_speech(mel, length)
-        return self.model.embed_prompt(torch.tensor([ids]), features)
+        embeds = self.model.embed_prompt(torch.tensor([ids]), features)
+        limit = self.max_prompt_positions
+        self._dropped = max(0, embeds.shape[1] - limit) if limit else 0
+        return embeds[:, :limit] if self._dropped else embeds
 
     def speech_features(self, path):
         if self._speech_features is None:
@@ -59,7 +67,8 @@ class ExomniPipeline:
         reply = prompting.reply_ids(self.tokenizer, line)
         out = self.model.say(embeds, reply, unit_sampling, generator, on_step, on_unit)
         return Performance(line, out.units, _numpy(out.blendshapes), out.text_ids,
-                           unit_stop=out.unit_decoding.stop_reason, timings=out.timings)
+                           unit_stop=out.unit_decoding.stop_reason, timings=out.timings,
+                           prompt_dropped=self._dropped)
 
     def chat(self, prompt: str, text_sampling: TextSampling | None = None, unit_sampling: UnitSampling | None = None,
              max_new_tokens: int = 128, generator=None, speech_path=None,
@@ -74,7 +83,8 @@ class ExomniPipeline:
         reply = self.tokenizer.decode(out.text_ids, skip_special_tokens=True).strip()
         return Performance(reply, out.units, _numpy(out.blendshapes), out.text_ids, prompt=prompt,
                            unit_stop=out.unit_decoding.stop_reason if out.unit_decoding else "",
-                           text_stop=out.reply.stop_reason if out.reply else "", timings=out.timings)
+                           text_stop=out.reply.stop_reason if out.reply else "", timings=out.timings,
+                           prompt_dropped=self._dropped)
 
 
 def _numpy(t) -> np.ndarray:

@@ -4,8 +4,8 @@ No one here can download Tencent/Ex-Omni, so the real-size figures (memory, spee
 random model with the released dimensions, built directly on the device (nothing written to disk).
 
 Where each size comes from:
-- LLM: a Qwen3 causal LM (the checkpoint is tagged `qwen3`, its config has model_type
-  `llava_her_qwen3`, and the chat template is Qwen's ChatML). The public code and model card do not
+- LLM: a Qwen3 causal LM (the published config.json has model_type `qwen3` with the architectures
+  entry `LlavaHerQwen3ForCausalLM`, and the chat template is Qwen's ChatML). The public code and model card do not
   state which Qwen3 size; Qwen3-8B is assumed (`--llm` picks another). The Qwen3 dimensions are those
   of the Qwen/Qwen3-* config.json files.
 - Speech encoder: Whisper large-v3's encoder. The reference demo feeds 128 mel bins x 3000 frames
@@ -76,7 +76,7 @@ def released_config_dicts(llm: str = RELEASED_LLM) -> tuple[dict, dict, dict]:
                             decoder_start_token_id=50258).to_dict()
     generator = Qwen3Config(**QWEN3_COMMON, **QWEN3_SIZES[SPEECH_GENERATOR_LLM]).to_dict()
     text = Qwen3Config(**QWEN3_COMMON, **QWEN3_SIZES[llm]).to_dict()
-    text.update(model_type="llava_her_qwen3", architectures=["LlavaHerQwen3ForCausalLM"], torch_dtype="bfloat16",
+    text.update(model_type="qwen3", architectures=["LlavaHerQwen3ForCausalLM"], torch_dtype="bfloat16",
                 pretrain_speech_encoder_weights="openai/whisper-large-v3",
                 pretrain_speech_generator_weights="Qwen/Qwen3-0.6B",
                 speech_encoder_hidden_size=whisper["d_model"],

@@ -17,12 +17,17 @@ def _draw(probs: torch.Tensor, generator: torch.Generator | None) -> int:
 
 @dataclass
 class TextSampling:
-    """The LLM's sampler, in the order transformers applies it: temperature, top-k, top-p."""
+    """The LLM's sampler, in the order transformers applies it: repetition penalty, temperature, top-k, top-p.
+
+    The released demo passes only temperature (0.2); top-k, top-p, the repetition penalty and the stop
+    tokens come from the checkpoint's generation_config.json (see `from_generation_config`).
+    """
 
     greedy: bool = False
     temperature: float = 0.2  # the released demo's default
-    top_k: int = 50  # transformers' default, which the demo leaves in place
+    top_k: int = 50  # transformers' default, when generation_config.json sets none
     top_p: float = 1.0
+    repetition_penalty: float = 1.0  # >1 discourages tokens already generated (1 = off)
 
     def __post_init__(self):
         if self.temperature <= 0:
@@ -32,9 +37,34 @@ class TextSampling:
                 raise ValueError(f"top_p must be in (0, 1], got {self.top_p}")
             if self.top_k < 0:
                 raise ValueError(f"top_k must be 0 (off) or positive, got {self.top_k}")
+        if self.repetition_penalty <= 0:
+            raise ValueError(f"repetition_penalty must be above 0, got {self.repetition_penalty}")
 
-    def choose(self, logits: torch.Tensor, generator: torch.Generator | None = None) -> int:
-        """logits: [vocab] for the next position."""
+    @classmethod
+    def from_generation_config(cls, generation: dict | None, **overrides) -> "TextSampling":
+        """The demo's sampler: temperature 0.2, the rest from generation_config.json, then `overrides`."""
+        generation = generation or {}
+        fields = {}
+        for key, kind in (("top_k", int), ("top_p", float), ("repetition_penalty", float)):
+            if generation.get(key) is not None:
+                fields[key] = kind(generation[key])
+        fields.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**fields)
+
+    def penalise(self, logits: torch.Tensor, previous) -> torch.Tensor:
+        """transformers' repetition penalty over the tokens generated so far (the reply only: the
+        reference generates from embeddings, so its input ids hold only new tokens)."""
+        if self.repetition_penalty == 1.0 or not previous:
+            return logits
+        ids = torch.tensor(sorted(set(int(i) for i in previous)), device=logits.device)
+        picked = logits[ids]
+        logits = logits.clone()
+        logits[ids] = torch.where(picked < 0, picked * self.repetition_penalty, picked / self.repetition_penalty)
+        return logits
+
+    def choose(self, logits: torch.Tensor, generator: torch.Generator | None = None, previous=()) -> int:
+        """logits: [vocab] for the next position; previous: the reply's tokens so far."""
+        logits = self.penalise(logits, previous)
         if self.greedy:
             return int(torch.argmax(logits).item())
         scores = logits.detach().float().cpu() / self.temperature

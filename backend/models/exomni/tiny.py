@@ -1,6 +1,8 @@
 """A small random Ex-Omni checkpoint in the released layout, for tests and for anyone without the weights.
 
-The folder looks like Tencent/Ex-Omni: `config.json` (model_type llava_her_qwen3) whose
+The folder looks like Tencent/Ex-Omni in this project's own layout: `config.json` (model_type
+`llava_her_qwen3`, the type the reference code registers; the published config says `qwen3`, which
+loads the same) whose
 `pretrain_speech_encoder_weights` / `pretrain_speech_generator_weights` name sub-folders holding a
 Whisper and a Qwen3 config, weights in several safetensors shards with their index (including the
 Whisper decoder and the inner text head that the released files carry and the loader ignores), and a
@@ -151,8 +153,23 @@ def steer_units(model, channel: int = 0):
     gen.llm_decoder.weight.data[[0, eos + 1, eos + 2], channel] = -30.0 / reach
 
 
-def make_tiny_checkpoint(folder, seed: int = 0) -> Path:
-    """Write the tiny checkpoint into `folder` (created if needed) and return its path."""
+LAYOUTS = {
+    "project": "model_type llava_her_qwen3, every speech part under model.",
+    "published": "model_type qwen3, the speech parts under bare prefixes (speech_encoder., ...)",
+    "pretrained-whisper": "as published, but no speech_encoder.* stored: the Whisper weights sit in the "
+                          "referenced speech_encoder folder, as a Hugging Face Whisper model",
+}
+SPEECH_PREFIXES = ("model.speech_encoder.", "model.speech_projector.", "model.speech_generator.",
+                   "model.blendshape_generator.")
+
+
+def make_tiny_checkpoint(folder, seed: int = 0, layout: str = "project") -> Path:
+    """Write the tiny checkpoint into `folder` (created if needed) and return its path.
+
+    `layout` (see LAYOUTS) changes only how the same weights are named and where they are stored, so
+    every layout of one seed makes the same takes."""
+    if layout not in LAYOUTS:
+        raise ValueError(f"unknown layout {layout!r}; use one of {', '.join(LAYOUTS)}")
     import torch
     from safetensors.torch import save_file
     from transformers import WhisperFeatureExtractor
@@ -180,6 +197,15 @@ def make_tiny_checkpoint(folder, seed: int = 0) -> Path:
                   for k, v in whisper_decoder.state_dict().items()})
     state["model.speech_generator.llm.model.lm_head.weight"] = \
         state["model.speech_generator.llm.model.model.embed_tokens.weight"].clone()
+    whisper_state = {}
+    if layout != "project":
+        text["model_type"] = "qwen3"
+        state = {(k[len("model."):] if k.startswith(SPEECH_PREFIXES) else k): v for k, v in state.items()}
+    if layout == "pretrained-whisper":
+        # Hugging Face's WhisperForConditionalGeneration names: model.encoder.*, model.decoder.*, proj_out.
+        whisper_state = {f"model.{k[len('speech_encoder.model.'):]}": state.pop(k)
+                         for k in [k for k in state if k.startswith("speech_encoder.model.")]}
+        whisper_state["proj_out.weight"] = whisper_state["model.decoder.embed_tokens.weight"].clone()
 
     names = list(state)
     per_shard = math.ceil(len(names) / SHARDS)
@@ -198,6 +224,8 @@ def make_tiny_checkpoint(folder, seed: int = 0) -> Path:
     })
     (folder / "speech_encoder").mkdir(exist_ok=True)
     _write_json(folder / "speech_encoder" / "config.json", whisper)
+    if whisper_state:
+        save_file(whisper_state, str(folder / "speech_encoder" / "model.safetensors"), metadata={"format": "pt"})
     WhisperFeatureExtractor(feature_size=MEL_BINS, chunk_length=2 * WHISPER_POSITIONS // 100).save_pretrained(
         str(folder / "speech_encoder"))
     (folder / "speech_generator").mkdir(exist_ok=True)
