@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 
+from exomni_blender.core import face
 from exomni_blender.core.arkit import ARKIT_52, INDEX, MOUTH_CHANNELS
 from exomni_blender.core.take import Phoneme
 from backend.engines.phonetic import expression, ipa, quality, visemes
@@ -223,7 +224,7 @@ def test_blinks_are_natural():
     ends = [g0 for g0, g1 in expression.pauses(ph, dur) if g1 - g0 >= expression.SENTENCE_PAUSE]
     onsets, doubles, at_end, chance = [], 0, 0, 0.0
     for seed in range(30):
-        times = expression.blink_times(dur, ends, np.random.default_rng(seed))
+        times = face.blink_onsets(dur, np.random.default_rng(seed), ends)
         gaps = np.diff(times)
         doubles += int(np.sum(gaps < 0.4))
         singles = gaps[gaps >= 0.4]
@@ -231,7 +232,7 @@ def test_blinks_are_natural():
         at_end += sum(any(0 <= b - e <= 0.15 for e in ends) for b in times)
         chance += len(times) * len(ends) * 0.15 / dur
     onsets = np.array(onsets)
-    assert np.all(onsets >= expression.BLINK_REFRACTORY - 1e-9) and np.all(onsets <= 6.0 + 0.4)
+    assert np.all(onsets >= face.BLINK_REFRACTORY - 1e-9) and np.all(onsets <= 6.0 + 0.4)
     assert 2.0 <= np.median(onsets) <= 4.5
     assert 0 < doubles < 0.3 * len(onsets)
     assert at_end > 3 * chance  # blinks gather at sentence ends
@@ -240,14 +241,14 @@ def test_blinks_are_natural():
 def test_a_blink_closes_both_eyes_for_about_150_ms():
     fps = 120
     times = np.arange(0, 2, 1 / fps)
-    lid = expression.blink_curve(times, [0.5], fps, np.random.default_rng(0))
+    lid = face.blink_curve(times, [0.5], fps, np.random.default_rng(0))
     closed = times[lid > 0.5]
     assert lid.max() > 0.9 and 0.06 <= closed[-1] - closed[0] <= 0.16
     assert (times[lid > 0.05][-1] - times[lid > 0.05][0]) < 0.25
     # at 24 fps the closed lid still lands on a frame
     f24 = np.arange(0, 2, 1 / 24)
     for onset in np.linspace(0.5, 0.54, 5):
-        assert expression.blink_curve(f24, [onset], 24, np.random.default_rng(0)).max() > 0.9
+        assert face.blink_curve(f24, [onset], 24, np.random.default_rng(0)).max() > 0.9
 
 
 def test_brows_rise_on_stressed_syllables():
@@ -279,3 +280,22 @@ def test_gaze_drifts_and_jumps_a_little():
     assert np.count_nonzero(steps) > 0.9 * steps.size  # and drift in between
     # both eyes look the same way
     assert np.allclose(w[:, INDEX["eyeLookOutLeft"]], w[:, INDEX["eyeLookInRight"]])
+
+
+def test_stress_makes_the_eyes_blink_more_often():
+    ph, dur = _sentences(40)
+    ends = [g0 for g0, g1 in expression.pauses(ph, dur) if g1 - g0 >= expression.SENTENCE_PAUSE]
+    calm = sum(len(face.blink_onsets(dur, np.random.default_rng(s), ends, arousal=0.0)) for s in range(20))
+    tense = sum(len(face.blink_onsets(dur, np.random.default_rng(s), ends, arousal=1.0)) for s in range(20))
+    assert tense > 1.3 * calm
+
+
+def test_the_upper_lid_follows_the_eyes_down():
+    ph, dur = _sentences(20)
+    w = curves_from_phonemes(ph, dur, 30, seed=3)
+    down = w[:, INDEX["eyeLookDownLeft"]]
+    lid = w[:, INDEX["eyeBlinkLeft"]]
+    looking_down = down > 0.03
+    assert looking_down.any()
+    assert np.all(lid[looking_down] >= 0.3 * down[looking_down] - 1e-6)
+

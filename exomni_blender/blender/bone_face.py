@@ -11,7 +11,7 @@ MetaHuman's `FACIAL_C_Jaw`), so:
   character's left (+X in the armature) or right;
 - the rotation is written in the pose bone's own rotation mode (quaternion or Euler), keyed in one
   new Action per take with `keyframe_points.add` + `foreach_set` (through the compat module, so
-  Blender 4.2 to 5.x); an Action already on the armature is kept in an NLA track, never lost.
+  Blender 4.2 to 5.x); an Action already on the armature is kept in the NLA (blender/nla.py), never lost.
 
 The directions come from the bone's rest matrix, not from assumptions about the rig's roll, so a
 jaw that points forward or down opens the right way. Lips, lids and brows on Rigify are many small
@@ -26,7 +26,7 @@ import math
 import numpy as np
 
 from ..core.arkit import INDEX
-from ..core.retarget import name_words
+from ..core.retarget.names import name_words
 from ..core.errors import ExOmniError
 
 # Known jaw control bones, most specific first (compared loosely: case and separators ignored).
@@ -135,21 +135,6 @@ def jaw_channels(armature_obj, bone_name: str, weights: np.ndarray, max_open_deg
     return out
 
 
-def _keep_in_nla(obj) -> None:
-    """Move the object's current Action into an NLA track so a new take does not replace it."""
-    from . import compat
-
-    ad = obj.animation_data
-    if ad is None or ad.action is None:
-        return
-    old = ad.action
-    if not any(strip.action == old for track in ad.nla_tracks for strip in track.strips):
-        track = ad.nla_tracks.new()
-        track.name = old.name
-        compat.new_nla_strip(track, old.name, float(old.frame_range[0]), old, obj)
-    ad.action = None
-
-
 def key_bone_face(armature_obj, take, start_frame: int = 1, jaw_bone: str | None = None,
                   max_open_deg: float = DEFAULT_MAX_OPEN_DEG, max_side_deg: float = DEFAULT_MAX_SIDE_DEG,
                   fps: float | None = None):
@@ -158,7 +143,8 @@ def key_bone_face(armature_obj, take, start_frame: int = 1, jaw_bone: str | None
     `take` is a Take or a [frames, 52] array; frame i lands on start_frame + i. With `fps` (the
     scene's rate) a Take at another rate is resampled first.
     """
-    from . import compat
+    from . import compat, nla
+    from .fcurves import write_fcurves
 
     if armature_obj is None or armature_obj.type != "ARMATURE":
         raise BoneFaceError("select an armature: bone-driven faces are keyed on the rig, not on the mesh")
@@ -178,17 +164,11 @@ def key_bone_face(armature_obj, take, start_frame: int = 1, jaw_bone: str | None
                             "key the take again")
 
     action = compat.new_action(f"ExOmni jaw: {armature_obj.name}")
+    action[nla.TAKE_MARK] = str(getattr(take, "text", "") or "")  # a take: shares the takes' NLA tracks
     frames = start_frame + np.arange(weights.shape[0], dtype=np.float64)
     try:
-        for (data_path, index), values in channels.items():
-            fc = compat.new_fcurve(action, armature_obj, data_path, index, group=bone)
-            fc.keyframe_points.add(len(values))
-            co = np.empty(2 * len(values), dtype=np.float32)
-            co[0::2], co[1::2] = frames, values
-            fc.keyframe_points.foreach_set("co", co)
-            fc.update()
-        _keep_in_nla(armature_obj)
-        compat.assign_action(armature_obj, action)
+        write_fcurves(action, armature_obj, channels, frames, group=bone)
+        nla.activate(armature_obj, action)
     except (RuntimeError, TypeError, AttributeError) as exc:
         if action.users == 0:
             import bpy

@@ -25,22 +25,21 @@ import sys
 import bpy
 import numpy as np
 
-from . import compat
+from . import compat, nla
+from .fcurves import sparse_channels, write_fcurves
+from ..core import face
 from ..core.arkit import ARKIT_52, INDEX
-from .keying import _identity_targets, key_take
+from ..core.dialogue_layout import INSPECT_TAG, PROGRESS_TAG, RESULT_TAG
+from .keying import _identity_targets, key_take, shape_key_path
 from .preview_render import mp4_output, workbench_look
 from ..core.take import Take
 from .timeline import add_audio_strip
 from ..core.errors import ExOmniError
 
-PROGRESS_TAG = "EXOMNI_PROGRESS"
-RESULT_TAG = "EXOMNI_RESULT"
-INSPECT_TAG = "EXOMNI_INSPECT"
 DIALOGUE_TRACK = "ExOmni dialogue"
 IDLE_TRACK = "ExOmni idle"
 PLAN_FORMAT = "exomni-dialogue-plan"
-LINEAR = {item.identifier: item.value
-          for item in bpy.types.Keyframe.bl_rna.properties["interpolation"].enum_items}["LINEAR"]
+IDLE_TOLERANCE = 0.01  # the idle layer is keyed sparsely, within this of the blink curve
 
 
 class DialogueSceneError(ExOmniError, ValueError):
@@ -256,68 +255,35 @@ def _shape_key_anim(head):
 
 
 def _prepare_nla(head) -> None:
-    """Keep what the head already has under the new layers: its active Action goes into an NLA
-    track of its own, and a dialogue from an earlier run stays, muted."""
+    """Keep what the head already has under the new layers: its active Action goes into the NLA,
+    and a dialogue from an earlier run stays, muted."""
     key, ad = _shape_key_anim(head)
     if ad.use_tweak_mode:
         raise DialogueSceneError(f"the shape keys of {head.name!r} are in NLA tweak mode; leave it and save the scene")
-    for track in ad.nla_tracks:
-        if track.name.startswith((DIALOGUE_TRACK, IDLE_TRACK)):
-            track.mute = True
-    if ad.action is not None:
-        action = ad.action
-        track = ad.nla_tracks.new()
-        track.name = action.name
-        compat.new_nla_strip(track, action.name, float(action.frame_range[0]), action, key)
-        ad.action = None
-
-
-def _track_for(ad, start: int, end: int):
-    for track in ad.nla_tracks:
-        if track.name.startswith(DIALOGUE_TRACK) and not track.mute and all(
-                end < s.frame_start or start > s.frame_end for s in track.strips):
-            return track
-    count = sum(1 for t in ad.nla_tracks if t.name.startswith(DIALOGUE_TRACK) and not t.mute)
-    track = ad.nla_tracks.new()
-    track.name = DIALOGUE_TRACK if count == 0 else f"{DIALOGUE_TRACK} {count + 1}"
-    return track
+    nla.mute_tracks(key, (DIALOGUE_TRACK, IDLE_TRACK))
+    nla.push_down_active(key)
 
 
 def _to_nla(head, action, line):
     """Move the freshly keyed take from the active slot into its own named NLA strip."""
     key, ad = _shape_key_anim(head)
-    start = float(line["start_frame"])
-    end = float(action.frame_range[1])
     action.name = line["strip"]
     action["exomni_line"] = int(line["index"])
     action["exomni_character"] = line["character"]
-    track = _track_for(ad, int(start), int(math.ceil(end)))
-    strip = compat.new_nla_strip(track, line["strip"], start, action, key)
-    strip.name = line["strip"]
-    strip.extrapolation = "NOTHING"
-    strip.blend_type = "REPLACE"
     ad.action = None
-    return strip, track
+    return nla.place(key, action, float(line["start_frame"]), DIALOGUE_TRACK, name=line["strip"])
 
 
 def idle_curves(frame_start: int, frame_end: int, fps: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """(frames [k], weights [k, 52]) at the knots of an idle layer: mouth at rest, both eyes
-    blinking every 2.5 to 5.5 seconds (seeded). Linear between knots, so it keys sparsely."""
+    """(frames [k], weights [k, 52]) of an idle layer: mouth at rest, both eyes blinking with the
+    engines' blink generator (`core.face`, seeded), sampled per frame."""
     rng = np.random.default_rng(seed)
-    close, hold, open_ = 0.08, 0.04, 0.14  # seconds: a blink shuts faster than it opens
-    knots, values = [float(frame_start)], [0.0]
-    t = frame_start + rng.uniform(0.6, 2.5) * fps
-    while t + (close + hold + open_) * fps < frame_end:
-        for dt, v in ((0.0, 0.0), (close, 1.0), (close + hold, 1.0), (close + hold + open_, 0.0)):
-            knots.append(t + dt * fps)
-            values.append(v)
-        t += rng.uniform(2.5, 5.5) * fps
-    knots.append(float(frame_end))
-    values.append(0.0)
-    frames = np.asarray(knots, np.float64)
+    frames = np.arange(int(frame_start), int(frame_end) + 1, dtype=np.float64)
+    times = (frames - frame_start) / float(fps)
+    blink = face.blink_curve(times, face.blink_onsets(float(times[-1]), rng), fps, rng)
     weights = np.zeros((frames.size, len(ARKIT_52)), np.float32)
     for name in ("eyeBlinkLeft", "eyeBlinkRight"):
-        weights[:, INDEX[name]] = values
+        weights[:, INDEX[name]] = blink
     return frames, weights
 
 
@@ -328,22 +294,13 @@ def _key_idle(head, plan, frame_start: int, frame_end: int, preset) -> None:
     frames, weights = idle_curves(frame_start, frame_end, float(plan["fps"]), seed)
     key_names = [kb.name for kb in key.key_blocks if kb != key.reference_key]
     targets, _ = (preset.targets if preset is not None else _identity_targets)(key_names, weights)
+    # Rest for every mapped channel (so the idle layer replaces what lies below), sparse keys.
+    channels = sparse_channels({shape_key_path(n): c for n, c in targets.items()}, frames, IDLE_TOLERANCE,
+                               skip_still=False)
     action = compat.new_action(f"ExOmni idle: {head.name}")
-    co = np.empty(2 * frames.size, np.float32)
-    co[0::2] = frames
-    for name, curve in targets.items():
-        path = f'key_blocks["{bpy.utils.escape_identifier(name)}"].value'
-        fcurve = compat.new_fcurve(action, key, path, group="ExOmni idle")
-        co[1::2] = np.asarray(curve, np.float32)
-        fcurve.keyframe_points.add(frames.size)
-        fcurve.keyframe_points.foreach_set("co", co)
-        fcurve.keyframe_points.foreach_set("interpolation", [LINEAR] * frames.size)
-        fcurve.update()
-    track = ad.nla_tracks.new()
-    track.name = IDLE_TRACK
-    strip = compat.new_nla_strip(track, "Idle (rest, blinks)", float(frame_start), action, key)
-    strip.extrapolation = "HOLD"
-    strip.blend_type = "REPLACE"
+    write_fcurves(action, key, channels, frames, group="ExOmni idle")
+    nla.place(key, action, float(frame_start), IDLE_TRACK, name="Idle (rest, blinks)", own_track=True,
+              extrapolation="HOLD")
 
 
 # -- camera, light, output -----------------------------------------------------------------------

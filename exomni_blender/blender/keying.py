@@ -14,16 +14,15 @@ import re
 import bpy
 import numpy as np
 
-from . import compat
+from . import compat, nla
+from .fcurves import write_fcurves
 from ..core.arkit import ARKIT_52
 from ..core.errors import ExOmniError
 
 ACTION_PREFIX = "ExOmni: "
-TAKE_TRACK = "ExOmni takes"
+TAKE_TRACK = nla.TAKE_TRACK
 CHANNEL_GROUP = "ExOmni"
 _SEPARATORS = re.compile(r"[\s_.\-:|/]+")
-_INTERPOLATION = {item.identifier: item.value
-                  for item in bpy.types.Keyframe.bl_rna.properties["interpolation"].enum_items}
 
 
 class KeyingError(ExOmniError, ValueError):
@@ -115,11 +114,7 @@ def key_take(obj, take, start_frame=1, preset=None) -> bpy.types.Action:
     action = compat.new_action(_action_name(take))
     try:
         _write_curves(action, key, targets, frames)
-        _push_down_active(key)
-        ad = compat.assign_action(key, action)
-        if len(ad.nla_tracks):
-            # Outside its own frames the new take lets earlier takes in the NLA play.
-            ad.action_extrapolation = "NOTHING"
+        nla.activate(key, action)
     except (RuntimeError, TypeError, AttributeError) as exc:
         if action.users == 0:
             bpy.data.actions.remove(action)
@@ -179,10 +174,6 @@ def _checked_targets(targets, key, frames, preset):
 
 
 def _write_curves(action, key, targets, frames):
-    n = frames.shape[0]
-    co = np.empty(2 * n, dtype=np.float32)
-    co[0::2] = frames
-    linear = np.full(n, _INTERPOLATION["LINEAR"], dtype=np.int32)
     for name, curve in targets.items():
         block = key.key_blocks[name]
         # Shape key values are clamped to the slider range; widen it when a preset goes beyond.
@@ -191,46 +182,12 @@ def _write_curves(action, key, targets, frames):
             block.slider_min = max(-10.0, low)
         if high > block.slider_max:
             block.slider_max = min(10.0, high)
-        path = f'key_blocks["{bpy.utils.escape_identifier(name)}"].value'
-        fcurve = compat.new_fcurve(action, key, path, group=CHANNEL_GROUP)
-        points = fcurve.keyframe_points
-        points.add(n)
-        co[1::2] = curve
-        points.foreach_set("co", co)
-        points.foreach_set("interpolation", linear)
-        fcurve.update()  # sorts the keys and computes their handles
+    write_fcurves(action, key, {shape_key_path(name): curve for name, curve in targets.items()}, frames,
+                  group=CHANNEL_GROUP)
 
 
-def _push_down_active(key):
-    """Move the shape keys' active Action into the NLA, unless a strip there already plays it."""
-    ad = key.animation_data
-    if ad is None or ad.action is None:
-        return
-    previous = ad.action
-    in_nla = any(strip.action == previous for track in ad.nla_tracks for strip in track.strips)
-    if not in_nla:
-        start, end = (float(v) for v in previous.frame_range)
-        is_take = "exomni_text" in previous.keys()
-        strip = _place_in_nla(ad, key, previous, start, end, is_take)
-        if is_take:
-            strip.extrapolation = "NOTHING"  # a take plays over its own frames only
-    ad.action = None
-
-
-def _place_in_nla(ad, key, action, start, end, is_take):
-    # Takes share tracks where they don't overlap (a dialogue stays on a few tracks); the
-    # animator's own Action gets a track of its own.
-    if is_take:
-        for track in ad.nla_tracks:
-            if track.name.startswith(TAKE_TRACK) and not track.lock and _fits(track, start, end):
-                return compat.new_nla_strip(track, action.name, start, action, key)
-    track = ad.nla_tracks.new()
-    track.name = TAKE_TRACK if is_take else action.name
-    return compat.new_nla_strip(track, action.name, start, action, key)
-
-
-def _fits(track, start, end):
-    return all(end < s.frame_start or start > s.frame_end for s in track.strips)
+def shape_key_path(name: str) -> str:
+    return f'key_blocks["{bpy.utils.escape_identifier(name)}"].value'
 
 
 def _scene_of(obj):

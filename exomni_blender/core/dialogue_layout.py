@@ -12,6 +12,13 @@ import math
 
 MAX_NAME_BYTES = 63  # Blender's limit for marker, strip, action and object names
 
+# The protocol of `python -m exomni_blender.blender.dialogue_scene`: lines it prints on stdout for
+# the backend that runs it. "<PROGRESS_TAG> <fraction> <message>", "<RESULT_TAG> <json>",
+# "<INSPECT_TAG> <json>".
+PROGRESS_TAG = "EXOMNI_PROGRESS"
+RESULT_TAG = "EXOMNI_RESULT"
+INSPECT_TAG = "EXOMNI_INSPECT"
+
 
 def clip_name(text: str) -> str:
     data = text.encode("utf-8")[:MAX_NAME_BYTES]

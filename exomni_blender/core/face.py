@@ -51,3 +51,171 @@ def scale_intensity(weights: np.ndarray, intensity: float) -> np.ndarray:
         return w
     scale = np.where(_UNSCALED, 1.0, float(intensity)).astype(np.float32)
     return np.clip(w * scale, 0.0, 1.0).astype(np.float32)
+
+
+# -- blinks ---------------------------------------------------------------------------------------
+# One blink generator for the engines' takes and the dialogue scene's idle layer. Timings after
+# eyelid kinematics: the lid shuts in about 50 ms, stays shut briefly and opens more slowly.
+
+BLINK_CLOSE, BLINK_HOLD, BLINK_OPEN = 0.05, 0.015, 0.085  # seconds
+BLINK_INTERVAL = (2.0, 6.0)  # seconds between blinks, at rest
+BLINK_MEAN_INTERVAL = 3.6
+BLINK_AT_BOUNDARY = 0.6  # chance of a blink in a pause after a phrase
+BLINK_REFRACTORY = 1.2  # no boundary blink this soon after the previous one
+DOUBLE_BLINK = 0.12  # chance that a blink is followed by a second one
+
+
+def _ease(x):
+    x = np.clip(x, 0.0, 1.0)
+    return x * x * (3.0 - 2.0 * x)
+
+
+def blink_onsets(duration: float, rng: np.random.Generator, boundaries=(), arousal: float = 0.0) -> list[float]:
+    """Onsets (seconds) of blinks over `duration`: a renewal process drawn to phrase `boundaries`.
+
+    arousal 0..1 (stress, fear, anger) shortens the intervals: people blink more under stress."""
+    times: list[float] = []
+    ends = sorted(boundaries)
+    mean = BLINK_MEAN_INTERVAL / (1.0 + 0.8 * float(np.clip(arousal, 0.0, 1.0)))
+    low, high = (b * mean / BLINK_MEAN_INTERVAL for b in BLINK_INTERVAL)
+    last = -np.inf
+    t = rng.uniform(0.4, 2.2) * mean / BLINK_MEAN_INTERVAL
+    shape = 6.0
+    while t < duration - 0.1:
+        for e in ends:
+            if last + BLINK_REFRACTORY < e < t and rng.random() < BLINK_AT_BOUNDARY:
+                t = e + rng.uniform(0.02, 0.12)
+                break
+        times.append(t)
+        last = t
+        if rng.random() < DOUBLE_BLINK:
+            last = t + rng.uniform(0.22, 0.32)
+            times.append(last)
+        t = last + float(np.clip(rng.gamma(shape, mean / shape), low, high))
+    return [b for b in times if b < duration]
+
+
+def blink_curve(times: np.ndarray, onsets, fps: float, rng: np.random.Generator) -> np.ndarray:
+    """Eyelid closure in [0, 1] at `times` (seconds); the shut lid lasts at least one frame so it is seen."""
+    times = np.asarray(times, np.float64)
+    out = np.zeros_like(times)
+    hold = max(BLINK_HOLD, 1.0 / fps)
+    for onset in onsets:
+        amp = rng.uniform(0.92, 1.0)
+        close = _ease((times - onset) / BLINK_CLOSE)
+        opening = 1.0 - _ease((times - onset - BLINK_CLOSE - hold) / BLINK_OPEN)
+        out = np.maximum(out, amp * np.minimum(close, opening))
+    return out
+
+
+# -- mood -----------------------------------------------------------------------------------------
+# Each mood is the few channels people read it from (FACS prototypes: AU6+12 happy, AU1+4+15 sad,
+# AU4+5+7+23 angry, AU1+2+5 surprise, AU1+2+4+5+20 fear, AU9+10 disgust), at intensity 1. None of
+# them parts the lips (jawOpen, mouthClose, mouthLowerDown*, mouthUpperUp*, mouthFunnel,
+# mouthRollLower), so closures on p/b/m and the mouth at rest stay exactly as the mouth made them.
+
+MOODS = {
+    "neutral": {},
+    "happy": {"mouthSmileLeft": 0.45, "mouthSmileRight": 0.45, "cheekSquintLeft": 0.35, "cheekSquintRight": 0.35,
+              "eyeSquintLeft": 0.2, "eyeSquintRight": 0.2, "mouthDimpleLeft": 0.1, "mouthDimpleRight": 0.1},
+    "sad": {"browInnerUp": 0.45, "mouthFrownLeft": 0.4, "mouthFrownRight": 0.4, "browDownLeft": 0.12,
+            "browDownRight": 0.12, "mouthShrugLower": 0.15},
+    "angry": {"browDownLeft": 0.55, "browDownRight": 0.55, "noseSneerLeft": 0.3, "noseSneerRight": 0.3,
+              "eyeSquintLeft": 0.25, "eyeSquintRight": 0.25, "mouthPressLeft": 0.2, "mouthPressRight": 0.2,
+              "eyeWideLeft": 0.1, "eyeWideRight": 0.1},
+    "surprised": {"browInnerUp": 0.5, "browOuterUpLeft": 0.55, "browOuterUpRight": 0.55, "eyeWideLeft": 0.45,
+                  "eyeWideRight": 0.45},
+    "afraid": {"browInnerUp": 0.55, "browOuterUpLeft": 0.2, "browOuterUpRight": 0.2, "eyeWideLeft": 0.4,
+               "eyeWideRight": 0.4, "mouthStretchLeft": 0.3, "mouthStretchRight": 0.3, "browDownLeft": 0.1,
+               "browDownRight": 0.1},
+    "disgusted": {"noseSneerLeft": 0.5, "noseSneerRight": 0.5, "browDownLeft": 0.3, "browDownRight": 0.3,
+                  "eyeSquintLeft": 0.2, "eyeSquintRight": 0.2, "cheekSquintLeft": 0.2, "cheekSquintRight": 0.2,
+                  "mouthFrownLeft": 0.15, "mouthFrownRight": 0.15},
+}
+MOOD_NAMES = tuple(MOODS)
+# How a mood changes the voice at intensity 1, as multipliers: (rate, pitch). Sad is slower and
+# lower; fear, anger and surprise faster and higher (vocal-affect studies agree on these directions).
+MOOD_VOICE = {"neutral": (1.0, 1.0), "happy": (1.05, 1.08), "sad": (0.88, 0.92), "angry": (1.08, 1.05),
+              "surprised": (1.05, 1.15), "afraid": (1.12, 1.1), "disgusted": (0.95, 0.95)}
+# How much a mood raises the blink rate (0..1).
+MOOD_AROUSAL = {"neutral": 0.0, "happy": 0.1, "sad": 0.0, "angry": 0.6, "surprised": 0.3, "afraid": 0.8,
+                "disgusted": 0.3}
+MOOD_EASE = 0.3  # seconds the mood takes to settle in at the start of a take and to leave at its end
+
+
+def check_mood(mood: str) -> str:
+    if mood not in MOODS:
+        raise ValueError(f"unknown mood {mood!r}; the moods are {', '.join(MOOD_NAMES)}")
+    return mood
+
+
+def mood_curves(frames: int, fps: float, mood: str, intensity: float = 1.0) -> np.ndarray:
+    """The mood's layer: ARKit-52 weights [frames, 52] to add to a neutral performance.
+
+    Steady over the take, easing in over its first MOOD_EASE seconds and out over its last (so a
+    take's strip starts and ends at neutral); scaled by intensity 0..1. Depends only on its
+    arguments, so the Blender side can key the same layer again, or another mood's, from a take."""
+    check_mood(mood)
+    out = np.zeros((int(frames), len(ARKIT_52)), np.float32)
+    if not MOODS[mood] or frames <= 0 or intensity <= 0:
+        return out
+    t = np.arange(int(frames)) / float(fps)
+    span = (frames - 1) / float(fps)
+    ease = min(MOOD_EASE, span / 2) or 1.0
+    envelope = _ease(t / ease) * _ease((span - t) / ease) if span > 0 else np.ones(1)
+    for name, value in MOODS[mood].items():
+        out[:, INDEX[name]] = value * float(np.clip(intensity, 0.0, 1.0)) * envelope
+    return out
+
+
+def mood_voice(mood: str, intensity: float = 1.0) -> tuple[float, float]:
+    """(rate, pitch) multipliers for a mood at an intensity."""
+    rate, pitch = MOOD_VOICE[check_mood(mood)]
+    k = float(np.clip(intensity, 0.0, 1.0))
+    return 1.0 + (rate - 1.0) * k, 1.0 + (pitch - 1.0) * k
+
+
+def with_mood(weights: np.ndarray, fps: float, mood: str, intensity: float = 1.0) -> np.ndarray:
+    """A neutral performance [frames, 52] with the mood's layer added (in [0, 1])."""
+    w = np.asarray(weights, np.float32)
+    return np.clip(w + mood_curves(w.shape[0], fps, mood, intensity), 0.0, 1.0).astype(np.float32)
+
+
+# -- head motion ----------------------------------------------------------------------------------
+# Head rotation in degrees: pitch (+ nods down), yaw (+ turns to the subject's left), roll (+ tilts to
+# the subject's left). People nod on accented syllables, tilt at phrase ends and sway a little in
+# pauses, within a few degrees.
+
+HEAD_LIMIT_DEG = 10.0
+NOD_DEG = (1.2, 3.0)  # a nod on an accented syllable, for accent strength 0.4 .. 1
+NOD_RISE, NOD_FALL = 0.12, 0.28  # seconds
+TILT_DEG = 2.0
+SWAY_DEG = 0.8
+
+
+def head_motion(duration: float, fps: float, accents, phrase_ends, rng: np.random.Generator,
+                amount: float = 1.0) -> np.ndarray:
+    """(pitch, yaw, roll) in degrees, [frames, 3], from the speech's accents [(seconds, strength 0..1)]
+    and phrase ends (seconds). Smooth, seeded, within +-HEAD_LIMIT_DEG; `amount` scales it (0 = still)."""
+    frames = max(1, int(round(duration * fps)))
+    t = np.arange(frames) / float(fps)
+    out = np.zeros((frames, 3))
+    for at, strength in accents:  # a nod: down fast to a peak on the vowel, back slowly
+        if strength <= 0:
+            continue
+        depth = np.interp(strength, (0.4, 1.0), NOD_DEG) * rng.uniform(0.8, 1.2)
+        rise = _ease((t - (at - NOD_RISE)) / NOD_RISE)
+        fall = 1.0 - _ease((t - at) / NOD_FALL)
+        out[:, 0] += depth * np.minimum(rise, fall)
+        out[:, 1] += 0.3 * depth * rng.uniform(-1, 1) * np.minimum(rise, fall)
+    level = 0.0  # a tilt set at a phrase end, held until the next
+    for end in sorted(phrase_ends):
+        new = float(np.clip(0.6 * level + rng.normal(0, TILT_DEG), -2 * TILT_DEG, 2 * TILT_DEG))
+        out[:, 2] += (new - level) * _ease((t - end) / 0.5)
+        level = new
+    for axis, scale in ((0, 0.5), (1, 1.0), (2, 0.5)):  # slow sway, two incommensurate sines
+        for freq in (0.17, 0.29):
+            out[:, axis] += SWAY_DEG * scale * np.sin(2 * np.pi * freq * t + rng.uniform(0, 2 * np.pi))
+    out *= max(0.0, float(amount))
+    ease = _ease(t / 0.3) * _ease((t[-1] - t) / 0.3) if frames > 1 else np.ones(1)
+    return np.clip(out * ease[:, None], -HEAD_LIMIT_DEG, HEAD_LIMIT_DEG).astype(np.float32)

@@ -12,6 +12,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
+from exomni_blender.core import face
 from exomni_blender.core.arkit import ARKIT_52, MOUTH_CHANNELS
 from . import expression, visemes
 
@@ -40,13 +41,14 @@ def normalise_phonemes(phonemes) -> list[tuple[str, float, float]]:
 
 def random_streams(seed: int) -> dict:
     """Independent generators per layer, all from one seed."""
-    names = ("mouth", "blink", "brow", "gaze")
+    names = ("mouth", "blink", "brow", "gaze", "head")  # new names go last: earlier streams stay as they were
     children = np.random.SeedSequence(int(seed) & 0xFFFFFFFFFFFFFFFF).spawn(len(names))
     return {name: np.random.default_rng(child) for name, child in zip(names, children)}
 
 
 def curves_from_phonemes(phonemes, duration: float, fps: float, seed: int = 0, mouth_only: bool = False,
-                         emphasis: Optional[Sequence[float]] = None, timings: Optional[dict] = None) -> np.ndarray:
+                         emphasis: Optional[Sequence[float]] = None, timings: Optional[dict] = None,
+                         mood: str = "neutral", intensity: float = 1.0) -> np.ndarray:
     """ARKit-52 weights, float32 [frames, 52] in [0, 1], for timed IPA phonemes.
 
     phonemes: Phoneme objects, {"symbol", "start", "end"} dicts or (symbol, start, end) tuples,
@@ -56,7 +58,10 @@ def curves_from_phonemes(phonemes, duration: float, fps: float, seed: int = 0, m
     mouth_only: leave every channel but the mouth (jaw, mouth*, cheekPuff, tongueOut) at zero.
     emphasis: optional 0..1 per phoneme, used instead of stress marks to pick brow raises.
     timings: optional dict that receives seconds spent per stage ("mouth", "expression").
+    mood, intensity: the mood's layer (`exomni_blender.core.face.mood_curves`) added on top, and its
+        arousal in the blink rate; none of a mood's channels parts the lips. Not with mouth_only.
     """
+    face.check_mood(mood)
     if not (isinstance(fps, (int, float)) and math.isfinite(fps) and fps > 0):
         raise ValueError(f"fps must be a positive number of frames per second, got {fps!r}")
     if not (math.isfinite(duration) and duration >= 0):
@@ -73,13 +78,25 @@ def curves_from_phonemes(phonemes, duration: float, fps: float, seed: int = 0, m
     weights = visemes.to_arkit(visemes.articulators(timeline, duration, fps), asymmetry)
     t1 = time.perf_counter()
     if not mouth_only:
-        face = expression.expression_curves(timeline, duration, fps, rngs, emphasis)
-        weights[:, _FACE] = face[:, _FACE]
+        arousal = face.MOOD_AROUSAL[mood] * float(np.clip(intensity, 0.0, 1.0))
+        around = expression.expression_curves(timeline, duration, fps, rngs, emphasis, arousal)
+        weights[:, _FACE] = around[:, _FACE]
+        weights = face.with_mood(weights, fps, mood, intensity)
     t2 = time.perf_counter()
     if timings is not None:
         timings["mouth"] = timings.get("mouth", 0.0) + (t1 - t0)
         timings["expression"] = timings.get("expression", 0.0) + (t2 - t1)
     return np.clip(weights, 0.0, 1.0).astype(np.float32)
+
+
+def head_from_phonemes(phonemes, duration: float, fps: float, seed: int = 0, amount: float = 1.0,
+                       emphasis: Optional[Sequence[float]] = None) -> np.ndarray:
+    """Head (pitch, yaw, roll) in degrees, float32 [frames, 3], frames as `curves_from_phonemes`."""
+    timeline = normalise_phonemes(phonemes)
+    if emphasis is not None:
+        order = sorted(range(len(timeline)), key=lambda i: float(_start(phonemes[i])))
+        emphasis = [float(emphasis[i]) for i in order]
+    return expression.head_curves(timeline, duration, fps, random_streams(seed)["head"], emphasis, amount)
 
 
 def _start(p) -> float:

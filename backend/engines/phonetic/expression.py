@@ -1,8 +1,10 @@
-"""The face around the mouth: blinks, brows that follow emphasis, and gaze that drifts and jumps.
+"""The face around the mouth: blinks, brows that follow emphasis, eyes that fixate and jump, and the
+head's nods and tilts.
 
 Each layer draws from its own seeded random stream, so a take is reproducible for its seed and a
 change to one layer leaves the others as they were. Everything is a smooth function of time
-sampled at the frame times, so the layers look the same at any frame rate.
+sampled at the frame times, so the layers look the same at any frame rate. The blink generator,
+the moods and the head motion model are the shared ones in `exomni_blender.core.face`.
 """
 
 from __future__ import annotations
@@ -11,16 +13,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from exomni_blender.core import face
 from exomni_blender.core.arkit import INDEX
 from . import ipa
 
-# Blinks: the interval between blinks, and the shape of one (seconds).
-BLINK_INTERVAL = (2.0, 6.0)
-BLINK_MEAN_INTERVAL = 3.6
-BLINK_CLOSE, BLINK_OPEN, BLINK_HOLD = 0.05, 0.085, 0.015
-BLINK_AT_SENTENCE_END = 0.6  # chance of a blink in the pause after a sentence
-BLINK_REFRACTORY = 1.2  # no sentence-end blink this soon after the previous one
-DOUBLE_BLINK = 0.12  # chance that a blink is followed by a second one
 SENTENCE_PAUSE = 0.25  # a pause at least this long ends a sentence (or a clause spoken like one)
 PHRASE_PAUSE = 0.2
 
@@ -36,7 +32,8 @@ SACCADE_MEAN_INTERVAL = 1.8
 SACCADE_TIME = (0.03, 0.05)
 GAZE_SPREAD = (0.06, 0.035)  # horizontal, vertical (ARKit eyeLook* weight)
 GAZE_LIMIT = (0.18, 0.1)
-DRIFT = 0.008
+DRIFT = 0.003  # fixational tremor only: between saccades the eyes hold still
+LID_FOLLOWS_GAZE = 0.35  # the upper lid follows the eye down (blink weight per eyeLookDown)
 
 
 @dataclass
@@ -73,42 +70,6 @@ def syllables(phonemes, emphasis=None) -> list[Syllable]:
         else:
             e = {2: 1.0, 1: 0.4}.get(ipa.split_stress(symbol)[1], 0.0)
         out.append(Syllable(start, end, e))
-    return out
-
-
-# -- blinks -----------------------------------------------------------------------------------
-
-def blink_times(duration: float, sentence_ends, rng: np.random.Generator) -> list[float]:
-    """Onsets of blinks: a renewal process with 2-6 s intervals, drawn to sentence ends."""
-    times: list[float] = []
-    ends = sorted(sentence_ends)
-    last = -np.inf
-    t = rng.uniform(0.4, 2.2)
-    shape = 6.0
-    while t < duration - 0.1:
-        for e in ends:
-            if last + BLINK_REFRACTORY < e < t and rng.random() < BLINK_AT_SENTENCE_END:
-                t = e + rng.uniform(0.02, 0.12)
-                break
-        times.append(t)
-        last = t
-        if rng.random() < DOUBLE_BLINK:
-            last = t + rng.uniform(0.22, 0.32)
-            times.append(last)
-        interval = float(np.clip(rng.gamma(shape, BLINK_MEAN_INTERVAL / shape), *BLINK_INTERVAL))
-        t = last + interval
-    return [b for b in times if b < duration]
-
-
-def blink_curve(times: np.ndarray, onsets, fps: float, rng: np.random.Generator) -> np.ndarray:
-    """Eyelid closure in [0, 1] per frame; the closed lid lasts at least one frame so it is seen."""
-    out = np.zeros_like(times)
-    hold = max(BLINK_HOLD, 1.0 / fps)
-    for onset in onsets:
-        amp = rng.uniform(0.92, 1.0)
-        close = _ease((times - onset) / BLINK_CLOSE)
-        opening = 1.0 - _ease((times - onset - BLINK_CLOSE - hold) / BLINK_OPEN)
-        out = np.maximum(out, amp * np.minimum(close, opening))
     return out
 
 
@@ -198,19 +159,26 @@ def gaze_curves(times: np.ndarray, saccades, rng: np.random.Generator) -> tuple[
 
 # -- all layers -------------------------------------------------------------------------------
 
-def expression_curves(phonemes, duration: float, fps: float, rngs, emphasis=None) -> np.ndarray:
+def boundaries(phonemes, duration: float) -> tuple[list[float], list[float]]:
+    """(sentence ends, phrase starts after a pause), in seconds."""
+    gaps = pauses(phonemes, duration)
+    return ([g0 for g0, g1 in gaps if g1 - g0 >= SENTENCE_PAUSE],
+            [g1 for g0, g1 in gaps if g1 - g0 >= PHRASE_PAUSE])
+
+
+def expression_curves(phonemes, duration: float, fps: float, rngs, emphasis=None, arousal: float = 0.0) -> np.ndarray:
     """ARKit-52 weights [frames, 52] with eyes and brows set, mouth channels left at zero.
 
-    `rngs` is a dict of numpy Generators: "blink", "brow", "gaze".
+    `rngs` is a dict of numpy Generators: "blink", "brow", "gaze". `arousal` 0..1 (from the mood)
+    makes the eyes blink more often.
     """
     frames = max(1, int(round(duration * fps)))
     times = np.arange(frames) / float(fps)
     w = np.zeros((frames, 52))
-    gaps = pauses(phonemes, duration)
-    sentence_ends = [g0 for g0, g1 in gaps if g1 - g0 >= SENTENCE_PAUSE]
-    phrase_breaks = [g1 for g0, g1 in gaps if g1 - g0 >= PHRASE_PAUSE]
+    sentence_ends, phrase_breaks = boundaries(phonemes, duration)
 
-    blink = blink_curve(times, blink_times(duration, sentence_ends, rngs["blink"]), fps, rngs["blink"])
+    onsets = face.blink_onsets(duration, rngs["blink"], sentence_ends, arousal)
+    blink = face.blink_curve(times, onsets, fps, rngs["blink"])
     w[:, INDEX["eyeBlinkLeft"]] = blink
     w[:, INDEX["eyeBlinkRight"]] = blink
     w[:, INDEX["eyeSquintLeft"]] = 0.1 * blink
@@ -237,4 +205,22 @@ def expression_curves(phonemes, duration: float, fps: float, rngs, emphasis=None
     w[:, INDEX["eyeLookUpRight"]] = up
     w[:, INDEX["eyeLookDownLeft"]] = down
     w[:, INDEX["eyeLookDownRight"]] = down
+    for side in ("Left", "Right"):  # the upper lid follows the eye down; a blink still shuts it
+        lid = INDEX[f"eyeBlink{side}"]
+        w[:, lid] = np.maximum(w[:, lid], LID_FOLLOWS_GAZE * down)
     return np.clip(w, 0.0, 1.0)
+
+
+# -- head -------------------------------------------------------------------------------------
+
+ACCENT_MIN = 0.4  # syllables at least this emphasised get a nod
+
+
+def head_curves(phonemes, duration: float, fps: float, rng: np.random.Generator, emphasis=None,
+                amount: float = 1.0) -> np.ndarray:
+    """Head (pitch, yaw, roll) in degrees, [frames, 3]: nods on accented syllables, a tilt at each
+    phrase end, slow sway between (the shared model in `exomni_blender.core.face`)."""
+    accents = [(s.start + 0.35 * (s.end - s.start), s.emphasis)
+               for s in syllables(phonemes, emphasis) if s.emphasis >= ACCENT_MIN]
+    sentence_ends, _ = boundaries(phonemes, duration)
+    return face.head_motion(duration, fps, accents, sentence_ends, rng, amount)
