@@ -4,6 +4,8 @@ Plain constants and small pure functions only (no requests, no FastAPI) so the a
 and the server share them without either importing the other's stack.
 """
 
+import re
+
 API_PREFIX = "/v1"
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8765
@@ -75,3 +77,12 @@ def job_path(job_id: str) -> str:
 def take_path(take_id: str, what: str = "") -> str:
     base = TAKE.format(take_id=take_id)
     return base + ("/" + what if what else "")
+
+
+# A take id names a folder on both sides (the store's and the add-on's take folders): letters,
+# digits, '-' and '_', at most 64, never starting with '-' or '_' (so never an option or hidden).
+TAKE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}\Z")
+
+
+def is_take_id(text) -> bool:
+    return isinstance(text, str) and TAKE_ID.match(text) is not None
