@@ -24,7 +24,7 @@ from exomni_blender.core import contract as C
 from exomni_blender.core.request import RequestError
 from exomni_blender.core.take import AUDIO_WAV, BLENDSHAPES_JSON, TAKE_JSON, Take
 
-_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+_ID = C.TAKE_ID  # the one take-id pattern, shared with the add-on
 TAKE_FILES = (TAKE_JSON, BLENDSHAPES_JSON, AUDIO_WAV)
 
 
