@@ -64,7 +64,7 @@ def backend_url(server):
 @pytest.fixture
 def addon(addon):
     """The shared add-on fixture (tests/conftest.py), against this module's server; yields the scene."""
-    from exomni_blender.ui import dialogue
+    from exomni_blender.ui import dialogue as dialogue_ui
 
     own = not hasattr(bpy.types.Scene, "exomni_dialogue")  # until the add-on registers the panel itself
     if own:

@@ -139,7 +139,7 @@ def test_keyed_gains_and_mixes_reach_the_shape_keys(scene, presets):
 
 
 def test_preview_sets_one_frame_on_the_shape_keys(scene, presets):
-    from exomni_blender.ui import retarget
+    from exomni_blender.ui import retarget as retarget_ui
 
     cc = next(p for p in presets if p.id == "character_creator")
     obj = make_head(scene, "cc_preview", FAMILIES["character_creator"])
@@ -155,7 +155,7 @@ def test_preview_sets_one_frame_on_the_shape_keys(scene, presets):
 
 @pytest.fixture
 def editor(scene):
-    from exomni_blender.ui import retarget
+    from exomni_blender.ui import retarget as retarget_ui
 
     retarget_ui.register()
     try:

@@ -24,7 +24,7 @@ def take(frames=30):
 
 def test_channels_without_a_key_are_listed_on_the_take_item(scene):
     from exomni_blender.blender import compat
-    from exomni_blender.ui.operators import apply_take
+    from exomni_blender.ui.takes.operators import apply_take
 
     mesh = bpy.data.meshes.new("partial")
     mesh.from_pydata([(0, 0, 0), (1, 0, 0), (0, 1, 0)], [], [(0, 1, 2)])
@@ -55,11 +55,11 @@ def face_rig(scene):
 
 
 def test_a_bone_driven_face_gets_its_jaw_keyed(scene):
-    from exomni_blender.ui import props
-    from exomni_blender.ui.operators import apply_take
+    from exomni_blender.ui import common
+    from exomni_blender.ui.takes.operators import apply_take
 
     rig = face_rig(scene)
-    assert props.is_head(rig)
+    assert common.is_head(rig)
     item = apply_take(scene, rig, take(), 1)
     action = rig.animation_data.action
     assert action is not None and item.action_name == action.name

@@ -250,7 +250,7 @@ def test_lipsync_without_a_usable_recording_is_refused_before_any_request(addon,
 
 
 def test_the_modes_offered_follow_the_backends_engines(addon):
-    from exomni_blender.ui import props
+    from exomni_blender.ui.generate import props
     settings = lipsync_mode(addon)
     assert settings.mode == "lipsync"
     offered = {e["name"]: e["modes"] for e in props.engines()}

@@ -119,7 +119,7 @@ def test_file_and_sound_sources_show_their_pickers(registered, wav):
 
 
 def test_chat_offers_a_spoken_prompt(registered):
-    from exomni_blender.ui import props
+    from exomni_blender.ui.generate import props
     props.set_engines([{"name": "exomni", "modes": ["say", "chat"], "available": True}])
     settings = registered.exomni
     settings.engine = "exomni"
@@ -132,7 +132,7 @@ def test_chat_offers_a_spoken_prompt(registered):
 
 
 def test_a_mode_the_engine_lost_is_pointed_out(registered):
-    from exomni_blender.ui import props
+    from exomni_blender.ui.generate import props
     settings = registered.exomni
     settings.mode = "lipsync"
     props.set_engines([{"name": "phonetic", "modes": ["say"], "available": True}])
@@ -150,5 +150,5 @@ def test_a_mode_the_engine_lost_is_pointed_out(registered):
     (b"\xff\xfb\x90\x64", ".mp3"),
 ])
 def test_a_packed_sound_without_a_file_name_gets_the_extension_of_its_format(head, suffix):
-    from exomni_blender.ui.operators import sniff_audio_suffix
+    from exomni_blender.ui.generate.recording import sniff_audio_suffix
     assert sniff_audio_suffix(head) == suffix

@@ -202,7 +202,7 @@ def test_bad_input_and_offline_are_refused_with_what_to_do(addon):
 
 def test_refresh_engines_fills_the_engine_list(addon):
     from exomni_blender.ui import jobs
-    from exomni_blender.ui import props
+    from exomni_blender.ui.generate import props
     props.set_engines([])
     assert bpy.ops.exomni.refresh_engines() == {"FINISHED"}
     job = jobs.wait(jobs.latest("backend"), timeout=30)
@@ -259,7 +259,7 @@ def test_key_take_from_disk_takes_a_take_folder_or_an_audio2face_json(addon, tmp
 def test_start_backend_runs_exomni_serve_from_the_preferences(addon, tmp_path):
     from exomni_blender.remote import launcher
     from exomni_blender.ui import jobs
-    from exomni_blender.ui import props
+    from exomni_blender.ui.generate import props
     venv = Path(sys.executable).parent.parent  # the virtual environment running the tests has the backend
     if not (venv / "bin" / "exomni").exists() and not (venv / "Scripts" / "exomni.exe").exists():
         venv = Path(__file__).resolve().parents[1] / ".venv"  # the README's environment

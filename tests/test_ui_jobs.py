@@ -16,12 +16,18 @@ def clean_runner():
     jobs.shutdown()
 
 
+def _worker_of(job):
+    """The thread running `job`'s work (named after the job by jobs.start)."""
+    return next(t for t in threading.enumerate() if t.name == f"exomni-{job.kind}-{job.id}")
+
+
 def test_result_and_progress_are_applied_on_the_pumping_thread():
     seen = []
-    release = threading.Event()
+    reported, release = threading.Event(), threading.Event()
 
     def work(job):
         job.report(0.5, "half way")
+        reported.set()
         release.wait(5)
         return threading.get_ident()
 
@@ -32,19 +38,21 @@ def test_result_and_progress_are_applied_on_the_pumping_thread():
         seen.append(("finish", threading.get_ident(), job.state, job.result))
 
     job = jobs.start("t", work, "working", on_finish=on_finish, on_progress=on_progress)
-    time.sleep(0.05)
-    assert seen == []  # nothing happens until pump()
+    assert reported.wait(5)
+    # The worker has reported: nothing of it shows until the main thread pumps.
+    assert seen == [] and job.progress == 0.0 and job.message == "working"
     assert jobs.busy("t") and not job.finished
-    deadline = time.monotonic() + 5
-    while not seen and time.monotonic() < deadline:
-        jobs.pump()
-        time.sleep(0.01)
-    assert seen[0] == ("progress", threading.get_ident(), 0.5, "half way")
+    assert jobs.pump() == 1
+    assert seen == [("progress", threading.get_ident(), 0.5, "half way")]
+    assert job.progress == 0.5 and job.message == "half way"
+    worker = _worker_of(job)
     release.set()
-    jobs.wait(job, timeout=5)
+    worker.join(5)
+    assert not job.finished and len(seen) == 1  # finished work waits for the pump too
+    assert jobs.pump() == 1
     kind, thread, state, worker_thread = seen[-1]
     assert (kind, thread, state) == ("finish", threading.get_ident(), jobs.DONE)
-    assert worker_thread != threading.get_ident()
+    assert worker_thread == worker.ident != threading.get_ident()
     assert job.progress == 1.0 and not jobs.busy("t") and jobs.latest("t") is job
 
 
@@ -92,10 +100,21 @@ def test_shutdown_drops_results_of_earlier_jobs():
     gate = threading.Event()
     applied = []
     job = jobs.start("s", lambda job: gate.wait(5), on_finish=applied.append)
+    worker = _worker_of(job)
     jobs.shutdown()
     gate.set()
-    time.sleep(0.1)
+    worker.join(5)
+    assert not worker.is_alive()  # its result is queued by now: only the shutdown keeps it out
     assert jobs.pump() == 0 and applied == [] and jobs.latest("s") is None and job.cancel_requested
+    assert not job.finished  # a job of an earlier registration never lands, not even as cancelled
+
+    # The same, without a shutdown in between, does land: the check above is not vacuous.
+    gate = threading.Event()
+    kept = jobs.start("s", lambda job: gate.wait(5) and "kept", on_finish=applied.append)
+    worker = _worker_of(kept)
+    gate.set()
+    worker.join(5)
+    assert jobs.pump() == 1 and applied == [kept] and kept.result == "kept"
 
 
 def test_record_shows_a_failure_found_before_any_work():

@@ -16,11 +16,11 @@ TYPES = ("EXOMNI_PT_main", "EXOMNI_PT_takes", "EXOMNI_UL_takes", "ExOmniSceneSet
 
 
 def ui_classes():
-    from exomni_blender.ui import operators
-    from exomni_blender.ui import panel
-    from exomni_blender.ui import preferences
-    from exomni_blender.ui import props
-    return [*props.CLASSES, *preferences.CLASSES, *operators.CLASSES, *panel.CLASSES]
+    from exomni_blender.ui import connection, preferences
+    from exomni_blender.ui.generate import operators, panel, props
+    from exomni_blender.ui.takes import operators as take_operators, panel as take_panel, props as take_props
+    return [*take_props.CLASSES, *props.CLASSES, *preferences.CLASSES, *connection.CLASSES, *operators.CLASSES,
+            *take_operators.CLASSES, *panel.CLASSES, *take_panel.CLASSES]
 
 
 def registered_types():
@@ -89,7 +89,7 @@ def test_preferences_fall_back_to_defaults_when_registered_by_a_script():
 def test_engine_list_follows_the_backend_and_keeps_the_choice_by_name():
     exomni_blender.register()
     try:
-        from exomni_blender.ui import props
+        from exomni_blender.ui.generate import props
         settings = bpy.context.scene.exomni
         props.set_engines([{"name": "phonetic", "modes": ["say", "lipsync"], "available": True},
                            {"name": "exomni", "modes": ["say", "chat"], "available": False, "reason": "no weights"}])

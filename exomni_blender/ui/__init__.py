@@ -1,10 +1,19 @@
-"""The add-on's user interface: the only layer that registers Blender classes."""
+"""The add-on's user interface, the only layer that registers Blender classes.
+
+One folder per feature, each with its properties, operators and panel: `generate/` (the main panel:
+a line or a recording into a take), `takes/` (the takes made in the scene), `retarget/` (the preset
+editor), `dialogue/` (a screenplay into a scene). Shared by all: `common` (the one way operators
+report errors, the sidebar tab, the head, where takes go), `jobs` (work off the main thread, applied
+on it), `preferences` and `connection` (the backend server).
+"""
 
 # The add-on's own package ("exomni_blender", or "bl_ext.<repo>.exomni_blender" as an extension):
 # preferences are stored under it.
 ADDON_PACKAGE = __package__.rpartition(".")[0]
 
-_MODULES = ("props", "preferences", "operators", "panel", "retarget", "dialogue")
+# In registration order: a property group before the groups that hold it, a panel before its sub-panels.
+_MODULES = ("takes.props", "generate.props", "preferences", "connection", "generate.operators", "takes.operators",
+            "generate.panel", "takes.panel", "retarget", "dialogue")
 
 
 def _modules():

@@ -9,10 +9,13 @@ module (which has no event loop, so timers never fire) call `pump()` or `wait()`
 
 import itertools
 import queue
-import sys
 import threading
 import time
 import traceback
+
+import bpy
+
+from ..core.errors import ExOmniError
 
 RUNNING, DONE, FAILED, CANCELLED = "running", "done", "failed", "cancelled"
 TICK_SECONDS = 0.1
@@ -26,9 +29,6 @@ _generation = 0  # bumped by shutdown(): events from threads of an earlier regis
 
 class Cancelled(Exception):
     """Raised by work that noticed its job was cancelled."""
-
-
-from ..core.errors import ExOmniError, UserError  # noqa: E402  (UserError is re-exported for the operators)
 
 
 class Job:
@@ -222,8 +222,7 @@ def shutdown() -> None:
             _events.get_nowait()
         except queue.Empty:
             break
-    bpy = sys.modules.get("bpy")
-    if bpy is not None and bpy.app.timers.is_registered(_tick):
+    if bpy.app.timers.is_registered(_tick):
         bpy.app.timers.unregister(_tick)
 
 
@@ -238,8 +237,7 @@ def _tick():
 
 
 def _ensure_timer() -> None:
-    bpy = sys.modules.get("bpy")
-    if bpy is None or threading.current_thread() is not threading.main_thread():
+    if threading.current_thread() is not threading.main_thread():
         return
     if not bpy.app.timers.is_registered(_tick):
         # persistent: a job started before File > Open still reports after it
@@ -247,8 +245,7 @@ def _ensure_timer() -> None:
 
 
 def _redraw() -> None:
-    bpy = sys.modules.get("bpy")
-    wm = getattr(getattr(bpy, "context", None), "window_manager", None) if bpy else None
+    wm = getattr(bpy.context, "window_manager", None)
     if wm is None:
         return
     for window in wm.windows:

@@ -3,7 +3,6 @@
 No `from __future__ import annotations` here: Blender reads the property annotations as objects.
 """
 
-import textwrap
 from types import SimpleNamespace
 
 import bpy
@@ -11,6 +10,7 @@ from bpy.props import StringProperty
 
 from ..core import contract as C
 from . import ADDON_PACKAGE
+from .common import draw_message
 
 DEFAULTS = {"backend_url": C.DEFAULT_URL, "token": "", "backend_command": "exomni", "store": ""}
 
@@ -66,16 +66,6 @@ def draw_status(layout, context, width: int = 40) -> None:
         layout.label(text=job.message, icon="CHECKMARK")
     else:
         draw_message(layout, job.message, "ERROR" if job.state == jobs.FAILED else "INFO", width)
-
-
-def draw_message(layout, message: str, icon: str, width: int) -> None:
-    box = layout.box()
-    col = box.column(align=True)
-    first = True
-    for paragraph in (message or "").splitlines() or [""]:
-        for line in textwrap.wrap(paragraph, max(20, width)) or [""]:
-            col.label(text=line, icon=icon if first else "BLANK1")
-            first = False
 
 
 def get(context=None):

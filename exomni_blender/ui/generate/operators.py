@@ -1,0 +1,228 @@
+"""Generate: the panel's take request, the job that makes the take off the main thread, and keying it
+when it lands. Also Cancel and Add Demo Head.
+
+Network work runs in `jobs` on worker threads; Blender data changes only in the jobs' finish
+callbacks, which run on the main thread.
+
+No `from __future__ import annotations` here: Blender reads the property annotations as objects.
+"""
+
+import re
+from pathlib import Path
+
+import bpy
+
+from ...core import contract as C
+from ...core.errors import ExOmniError
+from ...core.request import EngineSpec, RequestError, validate
+from ...remote.client import ApiError, BackendError, Client, UploadCancelled
+from .. import jobs
+from .. import preferences
+from ..common import (ExOmniOperator, UserError, check_online, require_head, scene_fps, session_ids, takes_root,
+                      undo_push)
+from ..takes.operators import apply_take
+from . import props
+from .recording import recording_for, uses_recording
+
+KIND = "generate"
+# A take id names a folder on this disk.
+TAKE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+
+
+def take_request(context) -> dict:
+    """The POST /v1/takes body for the panel's settings, checked by the one request validator."""
+    scene = context.scene
+    settings = scene.exomni
+    engine = settings.engine
+    if not engine:
+        raise UserError("Pick an engine (press the refresh button to list the backend's engines).")
+    info = props.engine_info(engine)
+    if info is not None and not info.get("available", True):
+        raise UserError(f"Engine '{engine}' is not available: {info.get('reason') or 'see the backend'}.")
+    mode = settings.mode
+    offered = [m for m in ((info or {}).get("modes") or ["say"]) if m in props.PANEL_MODES]
+    if not mode or (info is not None and mode not in offered):
+        raise UserError(f"Pick a mode: engine '{engine}' offers {', '.join(offered) or 'none the panel drives'}.")
+    fields = {"engine": engine, "mode": mode, "text": settings.text, "fps": scene_fps(scene),
+              "voice": settings.voice.strip() or None, "seed": int(settings.seed), "rate": float(settings.rate),
+              "pitch": float(settings.pitch), "mouth_only": bool(settings.mouth_only)}
+    engines = {engine: EngineSpec.from_description(info)} if info is not None else None
+    try:
+        return validate(fields, has_audio=bool(uses_recording(settings)), engines=engines).to_json()
+    except RequestError as exc:
+        if exc.code == C.E_EMPTY_TEXT:
+            raise UserError("Type a prompt, or turn on Spoken prompt and pick its recording." if mode == "chat"
+                            else "Type a line for the head to say.") from None
+        if "fps" in str(exc):
+            raise UserError(f"The scene's frame rate ({fields['fps']:g} fps) cannot be used: {exc}. "
+                            "Change it in Output Properties > Format.") from None
+        raise UserError(f"{str(exc)[:1].upper()}{str(exc)[1:]}.") from None
+
+
+def start_generate(context) -> "jobs.Job":
+    """Validate the panel's settings and start a Generate job. Raises UserError for bad input.
+
+    In lip sync from a sound strip, the take is keyed where the strip plays the recording and the
+    strip is reused; otherwise the take starts at the panel's start frame with a new audio strip.
+    """
+    check_online()
+    if jobs.busy(KIND):
+        raise UserError("A take is already being generated; wait for it or press Cancel.")
+    head = require_head(context)
+    request = take_request(context)
+    recording = recording_for(context)
+    try:
+        prefs = preferences.get(context)
+        scene = context.scene
+        reuse_strip = recording.strip_name if recording is not None and request["mode"] == "lipsync" else ""
+        start_frame = recording.sound_start if reuse_strip else scene.exomni.resolved_start_frame(scene)
+        work_args = (prefs.backend_url, prefs.token, request, str(takes_root()), recording)
+        # Names, not references: the scene or head may be gone (undo, File > Open) when the take lands.
+        scene_name, head_name = scene.name, head.name
+        identity = session_ids(scene, head)
+
+        def work(job):
+            return backend_work(job, *work_args)
+
+        def finish(job):
+            if job.state == jobs.DONE:
+                item = land_take(job.result, scene_name, head_name, start_frame, reuse_strip, identity)
+                job.message = f"Keyed '{item.name}' on {item.object_name} at frame {start_frame:g}" + (
+                    f", lined up with the sound strip '{reuse_strip}'" if reuse_strip else "")
+
+        what = request["text"] or (recording.label if recording is not None else "")
+        return jobs.start(KIND, work, label=f"Generating: {what[:40]}", on_finish=finish)
+    except BaseException:
+        if recording is not None:
+            recording.discard()
+        raise
+
+
+def backend_work(job, url, token, request, root, recording=None) -> dict:
+    """Worker thread: the take made by the backend server, downloaded into `root`."""
+    try:
+        with Client(url, token) as client:
+            started = _submit(job, client, request, recording)
+            job.remote_id = started["job_id"]
+
+            def on_update(status):
+                fraction = float(status.get("progress") or 0.0)
+                job.report(0.1 + 0.8 * fraction, status.get("message") or status.get("state") or "")
+
+            final = client.wait(job.remote_id, on_update, should_cancel=lambda: job.cancel_requested)
+            if final["state"] == C.CANCELLED:
+                raise jobs.Cancelled()
+            if final["state"] == C.FAILED:
+                raise BackendError(job_error(final))
+            take_id = str(final.get("take_id") or "")
+            if not TAKE_ID.fullmatch(take_id):
+                raise BackendError(f"The backend finished the job with an unusable take id {take_id!r}; "
+                                   "update the add-on and the backend to the same version.")
+            job.check()
+            job.report(0.92, "Downloading the take")
+            folder = Path(root) / take_id
+            take = client.fetch_take(take_id, folder)
+            return {"take": take, "folder": str(folder), "take_id": take_id}
+    finally:
+        if recording is not None:
+            recording.discard()
+
+
+def _submit(job, client, request, recording) -> dict:
+    if recording is None:
+        job.report(0.02, "Sending the line to the backend")
+        return client.submit_take(**request)
+    job.report(0.01, f"Uploading {recording.label}")
+    shown = [0]
+
+    def uploaded(sent, total):
+        percent = int(100 * sent / max(total, 1))
+        if percent >= shown[0] + 5 or sent == total:  # a message per 5%, not per chunk
+            shown[0] = percent
+            job.report(0.01 + 0.07 * sent / max(total, 1),
+                       f"Uploading {recording.name} ({sent / 2**20:.1f} of {total / 2**20:.1f} MB)")
+
+    try:
+        return client.submit_take(audio=recording.path, audio_filename=recording.name, on_upload=uploaded,
+                                  should_cancel=lambda: job.cancel_requested, **request)
+    except UploadCancelled:
+        raise jobs.Cancelled() from None
+    except ApiError as exc:
+        if exc.code in (C.E_BAD_AUDIO, C.E_TOO_LARGE):
+            raise ApiError(f"The backend could not use {recording.label}: {exc}", exc.code, exc.status) from None
+        raise
+
+
+def job_error(status: dict) -> str:
+    """The message of a job the backend failed."""
+    error = status.get("error")
+    if isinstance(error, dict):
+        return str(error.get("message") or error.get("code") or "the backend failed the take")
+    return str(error or status.get("message") or "The backend failed the take; check its console.")
+
+
+def land_take(result: dict, scene_name: str, object_name: str, start_frame: float, strip_name: str = "",
+              identity=None):
+    """Main thread: key a finished take on the head it was made for, if that head is still the one."""
+    scene = bpy.data.scenes.get(scene_name)
+    head = bpy.data.objects.get(object_name)
+    if scene is None or head is None:
+        missing = f"scene '{scene_name}'" if scene is None else f"object '{object_name}'"
+        raise UserError(f"The {missing} is gone (was another file opened?). The take is saved in "
+                        f"{result['folder']}: key it with 'Key Take From Disk'.")
+    if identity is not None and session_ids(scene, head) != tuple(identity):
+        raise UserError(f"Another file was opened while the take was made, so '{object_name}' there was left "
+                        f"alone. The take is saved in {result['folder']}: key it with 'Key Take From Disk'.")
+    try:
+        item = apply_take(scene, head, result["take"], start_frame, folder=result["folder"],
+                          take_id=result["take_id"], strip_name=strip_name)
+    except ExOmniError as exc:  # the take is made and downloaded: say where, so it is not lost
+        raise UserError(f"{str(exc).rstrip('.')}. The take itself is saved in {result['folder']}; "
+                        "key it from there with 'Key Take From Disk'.") from None
+    undo_push("Ex-Omni take")
+    return item
+
+
+class EXOMNI_OT_generate(ExOmniOperator, bpy.types.Operator):
+    bl_idname = "exomni.generate"
+    bl_label = "Generate"
+    bl_description = "Make a take of the line, then key it on the head with its audio strip"
+    kind = KIND
+
+    def run(self, context):
+        start_generate(context)
+        self.report({"INFO"}, "Generating the take...")
+
+
+class EXOMNI_OT_cancel(bpy.types.Operator):
+    bl_idname = "exomni.cancel"
+    bl_label = "Cancel"
+    bl_description = "Stop the take being generated (nothing is keyed)"
+
+    def execute(self, context):
+        if not jobs.cancel(KIND):
+            self.report({"INFO"}, "Nothing to cancel")
+            return {"CANCELLED"}
+        job = jobs.latest(KIND)
+        if job is not None:
+            job.message = "Cancelling..."
+        return {"FINISHED"}
+
+
+class EXOMNI_OT_add_demo_head(ExOmniOperator, bpy.types.Operator):
+    bl_idname = "exomni.add_demo_head"
+    bl_label = "Add Demo Head"
+    bl_description = "Add a procedural head with all 52 ARKit shape keys, to try takes without a rig"
+    bl_options = {"REGISTER", "UNDO"}
+    kind = KIND
+
+    def run(self, context):
+        from ...blender.head import create_head
+        head = create_head("ExOmniHead")
+        context.scene.exomni.target = head
+        context.view_layer.objects.active = head
+
+
+CLASSES = (EXOMNI_OT_generate, EXOMNI_OT_cancel, EXOMNI_OT_add_demo_head)
+
+register, unregister = bpy.utils.register_classes_factory(CLASSES)

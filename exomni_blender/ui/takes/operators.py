@@ -1,0 +1,172 @@
+"""Keying a take on a head and listing it; the takes list's operators (from disk, re-key, jump, remove).
+
+No `from __future__ import annotations` here: Blender reads the property annotations as objects.
+"""
+
+import os
+from pathlib import Path
+
+import bpy
+from bpy.props import BoolProperty, StringProperty
+
+from ...core.take import BLENDSHAPES_JSON, TAKE_JSON, Take
+from ..common import ExOmniOperator, UserError, require_head, scene_fps
+
+
+def apply_take(scene, head, take: Take, start_frame, folder: str = "", take_id: str = "", strip_name: str = ""):
+    """Key `take` on `head` from `start_frame` and list it in the scene's takes.
+
+    Its audio gets a new strip at `start_frame`, unless `strip_name` names the sound strip it was
+    made from (lip sync): that strip already plays it there, so it is reused, not duplicated.
+    """
+    from ...blender.timeline import add_audio_strip
+
+    take = take.resampled(scene_fps(scene))
+    action = key_head(head, take, start_frame)
+    if take.has_audio and not strip_name:
+        add_audio_strip(scene, take, start_frame)
+    settings = scene.exomni
+    taken = {t.name for t in settings.takes}
+    number = len(settings.takes) + 1
+    while f"Take {number}" in taken:
+        number += 1
+    item = settings.takes.add()
+    item.name = f"Take {number}"
+    item.text = take.text
+    item.engine = take.engine
+    item.take_id = take_id
+    item.folder = str(folder)
+    item.start_frame = int(round(start_frame))
+    item.frames = take.frames
+    item.object_name = head.name
+    item.action_name = action.name if action is not None else ""
+    item.mode = take.mode
+    item.strip_name = strip_name
+    item.preset = str(action.get("exomni_preset", "")) if action is not None else ""
+    item.missing = ", ".join(action.get("exomni_missing", [])) if action is not None else ""
+    settings.takes_index = len(settings.takes) - 1
+    return item
+
+
+def key_head(head, take: Take, start_frame):
+    """Key a take on a shape-key head, or on the jaw bone of a bone-driven face rig."""
+    if head.type == "ARMATURE":
+        from ...blender.bone_face import key_bone_face
+
+        return key_bone_face(head, take, start_frame=start_frame)
+    from ...blender.keying import key_take
+
+    return key_take(head, take, start_frame=start_frame)
+
+
+def take_from_disk(path: str):
+    """(Take, folder) from a take folder, one of its files, an Audio2Face JSON, a Live Link Face CSV or
+    a Rhubarb Lip Sync JSON (+ a WAV beside it)."""
+    from ...core.exchange import load_any
+
+    p = Path(bpy.path.abspath(path)) if path else Path()
+    if not str(path).strip() or not p.exists():
+        raise UserError(f"Nothing at '{path}'; pick a take folder, an Audio2Face or Rhubarb JSON, or a Live Link "
+                        f"Face CSV.")
+    if p.is_dir():
+        if (p / BLENDSHAPES_JSON).exists():
+            return Take.load(p), p
+        jsons = sorted(q for q in p.glob("*.json") if q.name != TAKE_JSON)
+        if len(jsons) != 1:
+            raise UserError(f"{p} is not a take folder (no {BLENDSHAPES_JSON}); pick the Audio2Face JSON file in it.")
+        p = jsons[0]
+    if p.suffix.lower() == ".wav":
+        partner = next((q for q in (p.with_suffix(".json"), p.with_suffix(".csv")) if q.exists()), None)
+        if partner is None:
+            raise UserError(f"{p.name} is audio only; pick the JSON or CSV file that goes with it.")
+        p = partner
+    if p.suffix.lower() not in (".csv", ".json"):
+        raise UserError(f"{p.name} is not a take: pick a take folder, an Audio2Face or Rhubarb JSON, a Live Link "
+                        f"Face CSV, or its WAV.")
+    return load_any(p)[0], p.parent
+
+
+def selected_take(context):
+    settings = context.scene.exomni
+    if not 0 <= settings.takes_index < len(settings.takes):
+        raise UserError("Select a take in the list first.")
+    return settings.takes[settings.takes_index]
+
+
+class EXOMNI_OT_key_take_from_disk(ExOmniOperator, bpy.types.Operator):
+    bl_idname = "exomni.key_take_from_disk"
+    bl_label = "Key Take From Disk"
+    bl_description = ("Key a take folder, an Audio2Face or Rhubarb Lip Sync JSON or a Live Link Face CSV (with "
+                      "its WAV) on the head at the start frame and add its audio strip")
+    bl_options = {"REGISTER", "UNDO"}
+    kind = "generate"
+
+    filepath: StringProperty(name="Take", subtype="FILE_PATH",
+                             description="A take folder, its blendshapes.json, an Audio2Face or Rhubarb JSON, "
+                                         "or a Live Link Face CSV")
+    filter_glob: StringProperty(default="*.json;*.csv;*.wav", options={"HIDDEN"})
+
+    def invoke(self, context, event):
+        context.window_manager.fileselect_add(self)
+        return {"RUNNING_MODAL"}
+
+    def run(self, context):
+        head = require_head(context)
+        take, folder = take_from_disk(self.filepath)
+        scene = context.scene
+        start_frame = scene.exomni.resolved_start_frame(scene)
+        item = apply_take(scene, head, take, start_frame, folder=str(folder))
+        self.report({"INFO"}, f"Keyed '{item.name}' ({take.frames} frames) on {head.name} at frame {start_frame}")
+
+
+class EXOMNI_OT_rekey_take(ExOmniOperator, bpy.types.Operator):
+    bl_idname = "exomni.rekey_take"
+    bl_label = "Re-key Take"
+    bl_description = "Key the selected take again on the head at its start frame, from its folder"
+    bl_options = {"REGISTER", "UNDO"}
+    kind = "generate"
+
+    audio: BoolProperty(name="Audio strip", default=False, description="Add its audio strip again too")
+
+    def run(self, context):
+        from ...blender.timeline import add_audio_strip
+
+        item = selected_take(context)
+        head = require_head(context, hint="")
+        if not item.folder or not os.path.isdir(bpy.path.abspath(item.folder)):
+            raise UserError(f"The take's folder '{item.folder}' is gone; generate it again or key it from disk.")
+        take = take_from_disk(item.folder)[0].resampled(scene_fps(context.scene))
+        action = key_head(head, take, item.start_frame)
+        if self.audio and take.has_audio:
+            add_audio_strip(context.scene, take, item.start_frame)
+        item.object_name, item.action_name = head.name, action.name if action is not None else ""
+        self.report({"INFO"}, f"Re-keyed '{item.name}' on {head.name} at frame {item.start_frame}")
+
+
+class EXOMNI_OT_jump_to_take(ExOmniOperator, bpy.types.Operator):
+    bl_idname = "exomni.jump_to_take"
+    bl_label = "Jump to Take"
+    bl_description = "Move the playhead to the selected take's first frame"
+    kind = "generate"
+
+    def run(self, context):
+        context.scene.frame_current = selected_take(context).start_frame
+
+
+class EXOMNI_OT_remove_take(ExOmniOperator, bpy.types.Operator):
+    bl_idname = "exomni.remove_take"
+    bl_label = "Remove From List"
+    bl_description = "Remove the selected take from this list (its action, audio strip and folder stay)"
+    bl_options = {"REGISTER", "UNDO"}
+    kind = "generate"
+
+    def run(self, context):
+        selected_take(context)
+        settings = context.scene.exomni
+        settings.takes.remove(settings.takes_index)
+        settings.takes_index = min(settings.takes_index, len(settings.takes) - 1)
+
+
+CLASSES = (EXOMNI_OT_key_take_from_disk, EXOMNI_OT_rekey_take, EXOMNI_OT_jump_to_take, EXOMNI_OT_remove_take)
+
+register, unregister = bpy.utils.register_classes_factory(CLASSES)
