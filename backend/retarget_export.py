@@ -55,15 +55,10 @@ def retarget_weights(preset: Preset, weights: np.ndarray, rig_keys=None) -> tupl
     return names, matrix.astype(np.float32), report
 
 
-def a2f_json(names, matrix: np.ndarray, fps: float, track_path: str = "/World/audio2face/ExOmniTake") -> dict:
-    return {
-        "exportFps": float(fps),
-        "trackPath": track_path,
-        "numPoses": len(names),
-        "numFrames": int(matrix.shape[0]),
-        "facsNames": list(names),
-        "weightMat": np.round(matrix.astype(np.float64), 5).tolist(),
-    }
+def a2f_json(names, matrix: np.ndarray, fps: float, track_path: str = "") -> dict:
+    from exomni_blender.core.exchange import a2f_document  # the one Audio2Face writer
+
+    return a2f_document(names, matrix, fps, track_path)
 
 
 def choose_preset(preset_name: str | None, rig_keys, presets) -> tuple:
