@@ -219,3 +219,38 @@ def head_motion(duration: float, fps: float, accents, phrase_ends, rng: np.rando
     out *= max(0.0, float(amount))
     ease = _ease(t / 0.3) * _ease((t[-1] - t) / 0.3) if frames > 1 else np.ones(1)
     return np.clip(out * ease[:, None], -HEAD_LIMIT_DEG, HEAD_LIMIT_DEG).astype(np.float32)
+
+
+# -- what a take records about its performance ------------------------------------------------------
+# Keys of Take.meta: the mood and its intensity (so the Blender side can lay the mood out as its own
+# layer and replace it), and the head's rotation per frame at the take's fps, [pitch, yaw, roll] in
+# degrees (the Blender side keys it on the head; Live Link Face carries it as HeadPitch/Yaw/Roll).
+
+MOOD, INTENSITY, HEAD_MOTION, HEAD_ROTATION = "mood", "intensity", "head_motion", "head_rotation"
+
+
+def performance_meta(mood: str, intensity: float, head_motion: float) -> dict:
+    return {MOOD: check_mood(mood), INTENSITY: round(float(intensity), 4), HEAD_MOTION: round(float(head_motion), 4)}
+
+
+def head_rotation_json(rotation: np.ndarray) -> list:
+    return np.round(np.asarray(rotation, np.float64), 3).tolist()
+
+
+def head_rotation(meta: dict, frames: int | None = None) -> np.ndarray | None:
+    """The head rotation [frames, 3] (pitch, yaw, roll; degrees) a take's meta holds, or None."""
+    rows = (meta or {}).get(HEAD_ROTATION)
+    if not rows:
+        return None
+    rotation = np.asarray(rows, np.float32).reshape(-1, 3)
+    if frames is not None and rotation.shape[0] != frames:  # a take trimmed or padded after the fact
+        rotation = rotation[:frames] if rotation.shape[0] > frames else np.vstack(
+            [rotation, np.repeat(rotation[-1:], frames - rotation.shape[0], axis=0)])
+    return rotation
+
+
+def mood_of(meta: dict) -> tuple[str, float]:
+    """(mood, intensity) a take's meta records; neutral when it records none."""
+    meta = meta or {}
+    mood = meta.get(MOOD, "neutral")
+    return (mood if mood in MOODS else "neutral"), float(meta.get(INTENSITY, 1.0))

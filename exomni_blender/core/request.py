@@ -16,6 +16,7 @@ from typing import Collection, Mapping, Optional
 
 from . import contract as C
 from .errors import ExOmniError
+from .face import MOOD_NAMES
 
 MODES = C.MODES
 MODES_NEEDING_AUDIO = ("lipsync",)  # a recording is the input
@@ -28,6 +29,8 @@ DEFAULT_FPS = 30.0
 SEED_RANGE = (0, 2**31 - 1)
 RATE_RANGE = (0.5, 2.5)  # speaking-rate multiplier, 1.0 = the voice's normal pace
 PITCH_RANGE = (0.5, 2.0)  # pitch multiplier, 1.0 = the voice's normal pitch
+INTENSITY_RANGE = (0.0, 1.0)  # how strongly the mood shows
+HEAD_MOTION_RANGE = (0.0, 2.0)  # head nods and sway, 1.0 = natural, 0 = a still head
 VOICE_MAX_CHARS = 64
 MAX_OPTIONS = 16
 
@@ -64,7 +67,10 @@ class TakeRequest:
     seed: int = 0
     rate: float = 1.0
     pitch: float = 1.0
-    mouth_only: bool = False  # no blinks, brows or gaze
+    mouth_only: bool = False  # no blinks, brows, gaze, mood or head motion
+    mood: str = "neutral"  # one of face.MOOD_NAMES
+    intensity: float = 1.0  # of the mood, 0..1
+    head_motion: float = 1.0  # amount of head motion, 0 = still
     options: dict = field(default_factory=dict)
     audio_path: Optional[str] = None  # a recording already on local disk (never sent as a field)
 
@@ -157,9 +163,17 @@ def validate(data: Mapping, *, has_audio: bool = False,
                   " (`exomni voices` lists them all)")
     if not isinstance(merged["mouth_only"], bool):  # "false" as a string would otherwise mean true
         _fail("mouth_only must be true or false")
+    mood = merged["mood"]
+    if not isinstance(mood, str) or mood.strip().lower() not in MOOD_NAMES:
+        _fail(f"mood must be one of {', '.join(MOOD_NAMES)}")
+    mood = mood.strip().lower()
+    intensity = _number(merged["intensity"], "intensity", INTENSITY_RANGE, "how strongly the mood shows")
+    head_motion = _number(merged["head_motion"], "head_motion", HEAD_MOTION_RANGE,
+                          "amount of head motion, 1 = natural, 0 = still")
     options = validate_options(merged["options"])
     return TakeRequest(engine=engine, mode=mode, text=text, fps=fps, voice=voice or None, seed=seed, rate=rate,
-                       pitch=pitch, mouth_only=merged["mouth_only"], options=options)
+                       pitch=pitch, mouth_only=merged["mouth_only"], mood=mood, intensity=intensity,
+                       head_motion=head_motion, options=options)
 
 
 def validate_options(options) -> dict:

@@ -99,6 +99,27 @@ def head_from_phonemes(phonemes, duration: float, fps: float, seed: int = 0, amo
     return expression.head_curves(timeline, duration, fps, random_streams(seed)["head"], emphasis, amount)
 
 
+def performance(phonemes, duration: float, request, emphasis: Optional[Sequence[float]] = None,
+                timings: Optional[dict] = None) -> tuple[np.ndarray, dict]:
+    """(weights [frames, 52], meta) for a take request: the face with the request's mood, and the
+    head's rotation in `meta` (`exomni_blender.core.face.HEAD_ROTATION`) unless mouth-only or still.
+
+    One assembly for every phonetic mode (say, lipsync), so each honours mood, intensity and head
+    motion the same way."""
+    mouth_only = bool(request.mouth_only)
+    mood = "neutral" if mouth_only else request.mood
+    weights = curves_from_phonemes(phonemes, duration, request.fps, request.seed, mouth_only=mouth_only,
+                                   emphasis=emphasis, timings=timings, mood=mood, intensity=request.intensity)
+    meta = face.performance_meta(mood, request.intensity, 0.0 if mouth_only else request.head_motion)
+    if not mouth_only and request.head_motion > 0:
+        t = time.perf_counter()
+        head = head_from_phonemes(phonemes, duration, request.fps, request.seed, request.head_motion, emphasis)
+        meta[face.HEAD_ROTATION] = face.head_rotation_json(head[:weights.shape[0]])
+        if timings is not None:
+            timings["head"] = timings.get("head", 0.0) + (time.perf_counter() - t)
+    return weights, meta
+
+
 def _start(p) -> float:
     if isinstance(p, dict):
         return p["start"]

@@ -8,13 +8,14 @@ import time
 import numpy as np
 
 from exomni_blender.core import contract as C
+from exomni_blender.core import face
 from exomni_blender.core.take import Take
 
 from exomni_blender.core.request import PITCH_RANGE, RATE_RANGE, EngineSpec, validate
 
 from ..base import Availability, Cancelled, Engine, EngineError, Progress, TakeRequest
 from . import espeak
-from .curves import curves_from_phonemes
+from .curves import performance
 
 
 class PhoneticEngine(Engine):
@@ -50,8 +51,9 @@ class PhoneticEngine(Engine):
         started = time.perf_counter()
         text, fps, seed = _check(request)
         progress(0.0, "speaking the line with eSpeak NG")
+        rate, pitch = _voice_for_mood(request)
         try:
-            speech = espeak.synthesize(text, voice=request.voice, rate=request.rate, pitch=request.pitch,
+            speech = espeak.synthesize(text, voice=request.voice, rate=rate, pitch=pitch,
                                        seed=seed, cancelled=_poller(progress))
         except espeak.VoiceError as exc:
             raise EngineError(str(exc), C.E_BAD_REQUEST) from None
@@ -65,17 +67,17 @@ class PhoneticEngine(Engine):
         timings = {"synthesize": synthesized - started}
         lead_in, tail = _padding(request)
         speech = _padded(speech, lead_in, tail)
-        weights = curves_from_phonemes(speech.phonemes, speech.duration, fps, seed=seed,
-                                       mouth_only=bool(request.mouth_only), timings=timings)
+        weights, performed = performance(speech.phonemes, speech.duration, request, timings=timings)
         timings["total"] = time.perf_counter() - started
-        wpm, pitch_value = espeak.check_rate_pitch(request.rate, request.pitch)
+        wpm, pitch_value = espeak.check_rate_pitch(rate, pitch)
         take = Take(
             fps=fps, weights=weights, audio=speech.audio, sample_rate=speech.sample_rate, text=text,
             engine=self.name, mode="say", phonemes=speech.phonemes, timings=timings,
             meta={"voice": speech.voice, "seed": seed, "rate": float(request.rate), "pitch": float(request.pitch),
                   "words_per_minute": wpm, "espeak_pitch": pitch_value, "mouth_only": bool(request.mouth_only),
                   "espeak_ng": espeak.version(), "lead_in": lead_in, "tail": tail,
-                  "words": [{"text": w.text, "start": round(w.start, 5), "end": round(w.end, 5)} for w in speech.words]},
+                  "words": [{"text": w.text, "start": round(w.start, 5), "end": round(w.end, 5)} for w in speech.words],
+                  **performed},
         )
         progress(1.0, "done")
         return take
@@ -88,6 +90,14 @@ def _check(request: TakeRequest) -> tuple[str, float, int]:
     checked = validate(request.to_json(), has_audio=request.audio_path is not None,
                        engines={PhoneticEngine.name: EngineSpec(PhoneticEngine.name, ("say",), voices=_voices())})
     return checked.text, checked.fps, checked.seed
+
+
+def _voice_for_mood(request: TakeRequest) -> tuple[float, float]:
+    """The request's rate and pitch with its mood's voice on top, kept inside the ranges every engine takes."""
+    if request.mouth_only:
+        return float(request.rate), float(request.pitch)
+    rate, pitch = face.mood_voice(request.mood, request.intensity)
+    return (float(np.clip(request.rate * rate, *RATE_RANGE)), float(np.clip(request.pitch * pitch, *PITCH_RANGE)))
 
 
 def _voices():

@@ -65,7 +65,7 @@ def emphasis_from_loudness(samples: np.ndarray, rate: int, phones) -> list[float
 
 
 def lipsync_take(request: TakeRequest, progress: Progress) -> Take:
-    from .curves import curves_from_phonemes
+    from .curves import performance
 
     if not request.audio_path:
         raise EngineError("lipsync needs a recording: upload it as the multipart field 'audio' (or "
@@ -87,9 +87,8 @@ def lipsync_take(request: TakeRequest, progress: Progress) -> Take:
 
     t = time.perf_counter()
     progress(0.9, "animating")
-    weights = curves_from_phonemes(result.phones, recording.duration, request.fps, request.seed,
-                                   mouth_only=request.mouth_only,
-                                   emphasis=emphasis_from_loudness(analysis, ANALYSIS_RATE, result.phones))
+    weights, performed = performance(result.phones, recording.duration, request,
+                                     emphasis=emphasis_from_loudness(analysis, ANALYSIS_RATE, result.phones))
     timings["curves"] = time.perf_counter() - t
 
     meta = {
@@ -100,6 +99,7 @@ def lipsync_take(request: TakeRequest, progress: Progress) -> Take:
                    "channels": recording.channels, "duration": round(recording.duration, 5)},
         "seed": request.seed,
         "mouth_only": request.mouth_only,
+        **performed,
     }
     if result.skipped:
         meta["skipped_words"] = result.skipped
