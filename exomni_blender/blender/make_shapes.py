@@ -1,0 +1,296 @@
+"""The 52 ARKit shape keys made on a head mesh that has none (or only some), in Blender.
+
+    python -m exomni_blender.blender.make_shapes IN.blend|IN.glb|IN.gltf|IN.vrm --out OUT.blend [--object NAME]
+
+reads the mesh, finds its eyeballs (eye meshes beside it, or sphere-like islands of its own),
+finds the landmarks (or reads the ones the animator placed: empties made by `add_landmark_empties`),
+carries the demo head's 52 shapes over (core/shapes) and writes them as shape keys. Keys the head
+already has are kept; made keys are listed in the object's `exomni_made_shapes` property, so making
+them again replaces them and nothing else. The input file is never written.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+
+from ..core.arkit import ARKIT_52
+from ..core.errors import ExOmniError
+from ..core.shapes import Eyeball, LandmarkError, Mesh, Template, detect, fit_sphere, transfer
+
+MADE_PROPERTY = "exomni_made_shapes"
+LANDMARK_PROPERTY = "exomni_landmark"
+
+
+class MakeShapesError(ExOmniError, ValueError):
+    """The shapes cannot be made on this object as asked; the message says what to change."""
+
+
+@lru_cache(maxsize=1)
+def template() -> Template:
+    """The procedural demo head as the template (built once per process)."""
+    from . import head
+
+    rest, faces, materials, keys = head._build()
+    skin_materials = {head.M_SKIN, head.M_LIPS, head.M_LASHES, head.M_MOUTH}
+    skin = np.zeros(len(rest), bool)
+    for face, material in zip(faces, materials):
+        if material in skin_materials:
+            skin[list(face)] = True
+    eyes = [((s * head.EYE_X, head.EYE_Y, head.EYE_Z), head.EYE_RADIUS) for s in (1.0, -1.0)]
+    return Template.from_head(rest, faces, keys, skin, eyes)
+
+
+def read_mesh(obj) -> Mesh:
+    """The object's rest shape (its Basis key when it has keys) as a core Mesh, in local space."""
+    me = obj.data
+    n = len(me.vertices)
+    co = np.empty(n * 3, np.float64)
+    keys = me.shape_keys
+    (keys.reference_key.data if keys else me.vertices).foreach_get("co", co)
+    loops = np.empty(len(me.loops), np.int64)
+    me.loops.foreach_get("vertex_index", loops)
+    starts = np.empty(len(me.polygons), np.int64)
+    me.polygons.foreach_get("loop_start", starts)
+    sizes = np.empty(len(me.polygons), np.int64)
+    me.polygons.foreach_get("loop_total", sizes)
+    return Mesh(co.reshape(-1, 3), loops, starts, sizes)
+
+
+def _local(obj, world_points):
+    inv = np.array(obj.matrix_world.inverted())
+    p = np.c_[np.asarray(world_points, float), np.ones(len(world_points))]
+    return (p @ inv.T)[:, :3]
+
+
+def _world_points(obj):
+    n = len(obj.data.vertices)
+    co = np.empty(n * 3, np.float64)
+    obj.data.vertices.foreach_get("co", co)
+    m = np.array(obj.matrix_world)
+    p = np.c_[co.reshape(-1, 3), np.ones(n)]
+    return (p @ m.T)[:, :3]
+
+
+def find_eyeballs(obj, mesh: Mesh):
+    """(eyeballs in the object's local space, mask of the object's own eyeball vertices).
+
+    Eye meshes beside the head (objects named like "eye" near it) win; otherwise two sphere-like
+    islands of the head mesh of about the same size."""
+    import bpy
+
+    lo, hi = mesh.points.min(0), mesh.points.max(0)
+    size = float(np.linalg.norm(hi - lo))
+    found = []
+    for other in bpy.data.objects:
+        if other is obj or other.type != "MESH" or "eye" not in other.name.lower() or not len(other.data.vertices):
+            continue
+        pts = _local(obj, _world_points(other))
+        ball = fit_sphere(pts)
+        inside = np.all(ball.centre > lo - 0.05 * size) and np.all(ball.centre < hi + 0.05 * size)
+        if inside and ball.radius < 0.2 * size:
+            found.append(ball)
+    own = np.zeros(len(mesh.points), bool)
+    if len(found) == 2:
+        return found, own
+    comp = mesh.components()
+    islands = []
+    for c in np.unique(comp):
+        ids = np.nonzero(comp == c)[0]
+        if len(ids) < 12 or len(ids) > 0.2 * len(mesh.points):
+            continue
+        ball = fit_sphere(mesh.points[ids])
+        err = np.abs(np.linalg.norm(mesh.points[ids] - ball.centre, axis=1) - ball.radius).mean()
+        if 0.01 * size < ball.radius < 0.2 * size and err < 0.08 * ball.radius:
+            islands.append((err / ball.radius, ball, ids))
+    best = None
+    for i in range(len(islands)):
+        for j in range(i + 1, len(islands)):
+            a, b = islands[i][1], islands[j][1]
+            ratio = min(a.radius, b.radius) / max(a.radius, b.radius)
+            apart = np.linalg.norm(a.centre - b.centre)
+            if ratio > 0.8 and apart > 2.0 * max(a.radius, b.radius):
+                score = islands[i][0] + islands[j][0] + (1 - ratio)
+                if best is None or score < best[0]:
+                    best = (score, i, j)
+    if best is None:
+        raise MakeShapesError(f"No eyeballs found for {obj.name!r}: keep the eye meshes (named with "
+                              "'eye') beside the head, or place the eyeL and eyeR landmarks.")
+    for k in best[1:]:
+        own[islands[k][2]] = True
+    return [islands[best[1]][1], islands[best[2]][1]], own
+
+
+def landmark_overrides(obj) -> dict:
+    """Landmarks the animator placed: empties parented to the head with an `exomni_landmark` name."""
+    out = {}
+    for child in obj.children:
+        name = child.get(LANDMARK_PROPERTY)
+        if child.type == "EMPTY" and name:
+            out[str(name)] = _local(obj, np.array([child.matrix_world.translation]))[0]
+    return out
+
+
+def add_landmark_empties(obj, landmarks) -> list:
+    """One empty per landmark, parented to the head, for the animator to check and move."""
+    import bpy
+
+    existing = {c.get(LANDMARK_PROPERTY): c for c in obj.children if c.get(LANDMARK_PROPERTY)}
+    size = 0.06 * landmarks.eye_distance
+    made = []
+    m = np.array(obj.matrix_world)
+    for name, p in landmarks.points.items():
+        empty = existing.get(name)
+        if empty is None:
+            empty = bpy.data.objects.new(f"{obj.name} {name}", None)
+            empty.empty_display_type = "SPHERE"
+            empty[LANDMARK_PROPERTY] = name
+            (obj.users_collection[0] if obj.users_collection else bpy.context.scene.collection).objects.link(empty)
+            empty.parent = obj
+        empty.empty_display_size = size
+        world = m @ np.r_[p, 1.0]
+        empty.matrix_world.translation = tuple(world[:3])
+        made.append(empty)
+    return made
+
+
+def find_landmarks(obj):
+    mesh = read_mesh(obj)
+    eyes, own_eyes = find_eyeballs(obj, mesh)
+    skin = ~own_eyes
+    overrides = landmark_overrides(obj)
+    try:
+        lm = detect(mesh, skin, eyes, overrides=overrides)
+    except LandmarkError:
+        if not overrides:
+            # no lip slit to tell up from down: trust the object's axes (face toward -Y, Z up)
+            lm = detect(mesh, skin, eyes, rotation=np.array([[1.0, 0, 0], [0, 1.0, 0], [0, 0, 1.0]]))
+        else:
+            raise
+    return mesh, skin, lm, eyes
+
+
+def make_shapes(obj, replace: bool = False) -> dict:
+    """Make the missing ARKit shape keys on `obj` (a mesh). Returns a summary: made, kept, landmarks
+    estimated rather than found, the template-to-head scale."""
+    from . import compat
+
+    if obj is None or obj.type != "MESH":
+        raise MakeShapesError("Pick a mesh object (the head) to make shapes on.")
+    if not compat.is_editable(obj.data):
+        raise MakeShapesError(f"{obj.name!r} comes from a linked library: make it local or override it first.")
+    mesh, skin, lm, _ = find_landmarks(obj)
+    made = transfer(template(), mesh, skin, lm)
+    if obj.data.shape_keys is None:
+        compat.add_shape_key(obj, "Basis")
+    blocks = obj.data.shape_keys.key_blocks
+    previously = set(json.loads(obj.get(MADE_PROPERTY, "[]")))
+    names, kept = [], []
+    base = mesh.points
+    for i, name in enumerate(ARKIT_52):
+        block = blocks.get(name)
+        if block is not None and name not in previously and not replace:
+            kept.append(name)
+            continue
+        if block is None:
+            block = compat.add_shape_key(obj, name)
+        block.data.foreach_set("co", (base + made.deltas[i]).astype(np.float32).ravel())
+        block.slider_min, block.slider_max = 0.0, 1.0
+        names.append(name)
+    obj[MADE_PROPERTY] = json.dumps(sorted(previously | set(names)))
+    obj.data.update()
+    return {"object": obj.name, "made": names, "kept": kept, "estimated": lm.estimated,
+            "scale": round(made.scale, 4), "landmarks": {k: [round(float(x), 5) for x in v] for k, v in lm.points.items()}}
+
+
+def remove_made_shapes(obj) -> list:
+    """Remove the keys this module made (the animator's own keys stay)."""
+    names = json.loads(obj.get(MADE_PROPERTY, "[]"))
+    keys = obj.data.shape_keys
+    removed = []
+    for name in names:
+        block = keys.key_blocks.get(name) if keys else None
+        if block is not None:
+            obj.shape_key_remove(block)
+            removed.append(name)
+    if MADE_PROPERTY in obj:
+        del obj[MADE_PROPERTY]
+    return removed
+
+
+# -- the command line (run by `exomni make-shapes` in a child process) ------------------------------
+
+GLTF_SUFFIXES = {".glb", ".gltf", ".vrm"}
+
+
+def load_input(path: Path):
+    import bpy
+
+    suffix = path.suffix.lower()
+    if suffix == ".blend":
+        bpy.ops.wm.open_mainfile(filepath=str(path))
+    elif suffix in GLTF_SUFFIXES:
+        bpy.ops.wm.read_factory_settings(use_empty=True)
+        try:
+            bpy.ops.import_scene.gltf(filepath=str(path))
+        except RuntimeError as exc:
+            raise MakeShapesError(f"{path.name} could not be imported as glTF: {str(exc).strip()}") from exc
+    else:
+        raise MakeShapesError(f"{path.name}: give a .blend, .glb, .gltf or .vrm file.")
+
+
+def choose_object(name):
+    import bpy
+
+    meshes = [o for o in bpy.data.objects if o.type == "MESH"]
+    if name:
+        obj = bpy.data.objects.get(name)
+        if obj is None or obj.type != "MESH":
+            listed = ", ".join(sorted(o.name for o in meshes)[:12])
+            raise MakeShapesError(f"No mesh object named {name!r}; the meshes are: {listed}.")
+        return obj
+    heads = [o for o in meshes if any(w in o.name.lower() for w in ("head", "face"))]
+    if len(heads) == 1:
+        return heads[0]
+    listed = ", ".join(sorted(o.name for o in meshes)[:12])
+    raise MakeShapesError(f"Say which mesh is the head with --object NAME; the meshes are: {listed}.")
+
+
+def main(argv=None) -> int:
+    import argparse
+
+    import bpy
+
+    p = argparse.ArgumentParser(prog="python -m exomni_blender.blender.make_shapes")
+    p.add_argument("input")
+    p.add_argument("--out", required=True)
+    p.add_argument("--object")
+    p.add_argument("--replace", action="store_true")
+    args = p.parse_args(argv)
+    src, out = Path(args.input).resolve(), Path(args.out).resolve()
+    try:
+        if not src.is_file():
+            raise MakeShapesError(f"{src} does not exist: give the head's .blend, .glb, .gltf or .vrm file.")
+        if out == src:
+            raise MakeShapesError("--out is the input file: the input is never changed, give another path.")
+        if out.suffix.lower() != ".blend":
+            raise MakeShapesError(f"--out {out.name}: the result is a .blend file.")
+        load_input(src)
+        obj = choose_object(args.object)
+        summary = make_shapes(obj, replace=args.replace)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        bpy.ops.wm.save_as_mainfile(filepath=str(out), copy=True)
+    except ExOmniError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    summary["out"] = str(out)
+    print(json.dumps(summary))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
