@@ -5,7 +5,10 @@ volume, pitch, rate and intensity, applied where each belongs:
 - a whisper switches the eSpeak voice to its whisper variant;
 - volume becomes the gain of the line's audio strip in the scene (the take's own audio stays clean);
 - intensity scales the take's expression around rest (a shout opens wider, a whisper moves less);
-  blinks are left alone.
+  blinks are left alone;
+- a mood ("(angrily)", "(happily)", "(sadly)", ...) goes into the take request with its intensity,
+  so the engine shows it on the face and in the voice (`exomni_blender.core.face.MOODS`); when two
+  parentheticals name moods, the first wins.
 
 Parentheticals that are not about delivery ("beer raised", "in Vietnamese") change nothing.
 """
@@ -48,6 +51,23 @@ _CUES: dict[str, tuple[float, float, float, float, bool]] = {
     "nervous": (0.9, 1.05, 1.15, 0.95, False),
 }
 _AMPLIFIERS = ("very", "really", "extremely")
+_SOFTENERS = ("slightly", "a bit", "somewhat", "mildly", "faintly")
+
+# Cue word prefixes that name a mood (matched like the cues above).
+_MOOD_CUES: dict[str, str] = {
+    "happ": "happy", "cheer": "happy", "joy": "happy", "smil": "happy", "laugh": "happy", "delight": "happy",
+    "glad": "happy", "excit": "happy", "warm": "happy",
+    "sad": "sad", "sorrow": "sad", "tear": "sad", "crying": "sad", "glum": "sad", "mournful": "sad",
+    "wistful": "sad", "dejected": "sad", "gloom": "sad",
+    "angr": "angry", "furious": "angry", "irritat": "angry", "annoyed": "angry", "rage": "angry",
+    "enraged": "angry", "snarl": "angry", "seeth": "angry",
+    "surpris": "surprised", "astonish": "surprised", "amazed": "surprised", "shock": "surprised",
+    "stunned": "surprised",
+    "afraid": "afraid", "fear": "afraid", "scared": "afraid", "terrif": "afraid", "nervous": "afraid",
+    "anxious": "afraid", "panic": "afraid", "trembl": "afraid",
+    "disgust": "disgusted", "revolted": "disgusted", "sneer": "disgusted", "contempt": "disgusted",
+}
+MOOD_INTENSITY = {"plain": 0.7, "amplified": 1.0, "softened": 0.4}
 
 # Limits that keep every combination speakable (eSpeak's rate and pitch ranges are wider).
 LIMITS = {"volume": (0.1, 2.0), "pitch": (0.5, 1.6), "rate": (0.5, 2.0), "intensity": (0.3, 1.8)}
@@ -61,10 +81,13 @@ class Delivery:
     intensity: float = 1.0  # expression scale around rest
     whisper: bool = False
     cues: tuple = ()  # the parenthetical words that set it, for the summary
+    mood: str = "neutral"  # the face and voice's mood (core.face.MOOD_NAMES)
+    mood_intensity: float = 0.0  # 0..1; 0 with the neutral mood
 
     @property
     def neutral(self) -> bool:
-        return (self.volume, self.pitch, self.rate, self.intensity, self.whisper) == (1.0, 1.0, 1.0, 1.0, False)
+        return (self.volume, self.pitch, self.rate, self.intensity, self.whisper, self.mood) == (
+            1.0, 1.0, 1.0, 1.0, False, "neutral")
 
     def to_json(self) -> dict:
         d = asdict(self)
@@ -73,8 +96,11 @@ class Delivery:
 
     def settings(self) -> dict:
         """What changes the take (hashed for the take cache); the volume is applied in the scene."""
-        return {"pitch": round(self.pitch, 4), "rate": round(self.rate, 4),
-                "intensity": round(self.intensity, 4), "whisper": self.whisper}
+        out = {"pitch": round(self.pitch, 4), "rate": round(self.rate, 4),
+               "intensity": round(self.intensity, 4), "whisper": self.whisper}
+        if self.mood != "neutral":  # neutral lines keep the cache keys they had before moods
+            out.update(mood=self.mood, mood_intensity=round(self.mood_intensity, 4))
+        return out
 
 
 def delivery_for(parentheticals) -> Delivery:
@@ -102,7 +128,30 @@ def delivery_for(parentheticals) -> Delivery:
             cues.append(cue)
     for key, (lo, hi) in LIMITS.items():
         factors[key] = float(min(hi, max(lo, factors[key])))
-    return Delivery(whisper=whisper, cues=tuple(cues), **{k: round(v, 4) for k, v in factors.items()})
+    mood, mood_intensity = mood_for(parentheticals)
+    return Delivery(whisper=whisper, cues=tuple(cues), mood=mood, mood_intensity=mood_intensity,
+                    **{k: round(v, 4) for k, v in factors.items()})
+
+
+def mood_for(parentheticals) -> tuple[str, float]:
+    """(mood, intensity 0..1) named by the first parenthetical that names one; ("neutral", 0) if none.
+
+    "very"/"really"/"extremely" before the word give the full mood, "slightly"/"a bit" a hint of it."""
+    for paren in parentheticals:
+        words = re.findall(r"[a-z']+", paren.lower())
+        for i, word in enumerate(words):
+            mood = next((m for cue, m in _MOOD_CUES.items() if word.startswith(cue)), None)
+            if mood is None:
+                continue
+            before = " ".join(words[max(0, i - 2):i])
+            if i > 0 and words[i - 1] in _AMPLIFIERS:
+                level = "amplified"
+            elif any(before.endswith(s) for s in _SOFTENERS):
+                level = "softened"
+            else:
+                level = "plain"
+            return mood, MOOD_INTENSITY[level]
+    return "neutral", 0.0
 
 
 def whisper_voice(voice: str | None, default: str = "en-us") -> str:
@@ -117,6 +166,8 @@ def apply_to_request(request, delivery: Delivery):
     request.pitch = float(request.pitch) * delivery.pitch
     if delivery.whisper:
         request.voice = whisper_voice(request.voice)
+    if delivery.mood != "neutral":
+        request.mood, request.intensity = delivery.mood, float(delivery.mood_intensity)
     return request
 
 

@@ -101,7 +101,8 @@ def plan_lines(script: Script, cast: Cast, engine: str, engine_version: str, fps
         apply_to_request(request, delivery)
         fields = {"engine": request.engine, "mode": request.mode, "text": request.text, "fps": request.fps,
                   "voice": request.voice, "seed": request.seed, "rate": request.rate, "pitch": request.pitch,
-                  "mouth_only": request.mouth_only, "options": request.options}
+                  "mouth_only": request.mouth_only, "mood": request.mood, "intensity": request.intensity,
+                  "options": request.options}
         p = PlannedLine(line=line, object=role.object, channel=role.channel, voice=request.voice, seed=role.seed,
                         delivery=delivery, request=fields)
         p.hash = content_hash(fields, delivery, engine_version)
