@@ -93,7 +93,12 @@ def key_take(obj, take, start_frame=1, preset=None) -> bpy.types.Action:
 
         detection = retarget.detect(key_names)
         preset = detection.preset
-    targets, report = (preset.targets if preset is not None else _identity_targets)(key_names, weights)
+    if preset is not None:  # visemes come from the take's phonemes where the rig's mouth is visemes
+        from ..core.retarget import rig_weights
+
+        targets, report = rig_weights(take, preset, key_names)
+    else:
+        targets, report = _identity_targets(key_names, weights)
     targets = _checked_targets(targets, key, weights.shape[0], preset)
     if not targets:
         raise KeyingError(

@@ -27,6 +27,14 @@ class Candidate:
     matched_keys: int  # distinct rig keys the preset reaches
     signature_hits: int
     explained: float  # share of the rig's keys the preset reaches
+    primary_keys: frozenset = frozenset()  # rig keys its non-fallback targets reach
+    complete: bool = False  # every target of the preset, fallbacks included, is on the rig
+    fallback_keys: int = 0  # rig keys only its fallback targets reach
+
+    def adds_only_fallbacks_to(self, other: "Candidate") -> bool:
+        """Whether this preset writes the keys a complete `other` writes, plus fallbacks only."""
+        return (other.complete and other.fallback_keys == 0 and self.fallback_keys > 0
+                and bool(other.primary_keys) and other.primary_keys == self.primary_keys)
 
     def describe(self) -> str:
         return f"{self.preset.name} (score {self.score:.2f}, {self.coverage:.0%} of its keys, {self.matched_keys} rig keys)"
@@ -72,7 +80,9 @@ def match_score(preset: Preset, rig: RigNames) -> Candidate:
         factor = 1.0
     score = factor * (0.55 * effective + 0.15 * precision + 0.3 * explained)
     coverage = cov if cov >= 0.9 * fcov else fcov
-    return Candidate(preset, round(score, 4), coverage, len(claimed), sig_hits, explained)
+    primary_keys = frozenset(res.found[i][0] for i in primary if i in res.found)
+    return Candidate(preset, round(score, 4), coverage, len(claimed), sig_hits, explained, primary_keys,
+                     complete=not res.missing, fallback_keys=len(claimed - primary_keys))
 
 
 def detect(obj_or_key_names, presets=None) -> Detection:
@@ -94,6 +104,7 @@ def detect(obj_or_key_names, presets=None) -> Detection:
     rig = RigNames(names)
     ranking = sorted((match_score(p, rig) for p in presets),
                      key=lambda c: (-c.score, c.preset.user is False, c.preset.id))
+    ranking = _complete_set_first(ranking)
     best = ranking[0]
     if best.score < ACCEPT_SCORE or best.matched_keys < MIN_MATCHED_KEYS:
         sample = ", ".join(names[:5]) + (" ..." if len(names) > 5 else "")
@@ -112,8 +123,24 @@ def detect(obj_or_key_names, presets=None) -> Detection:
     return Detection(best.preset, ranking, f"Detected {best.describe()}.", warnings)
 
 
+def _complete_set_first(ranking: list) -> list:
+    """The ranking with a complete preset moved first when the leader's own keys are exactly its keys.
+
+    A Ready Player Me head carries the 52 ARKit keys and 15 visemes: the Ready Player Me preset
+    writes the same 52 keys as the ARKit preset and adds only fallbacks (the visemes, used only when
+    asked), so the complete ARKit set is the plain answer and no tie is reported.
+    """
+    best = ranking[0]
+    for other in ranking[1:]:
+        if best.adds_only_fallbacks_to(other) and other.preset.user == best.preset.user:
+            return [other, best] + [c for c in ranking[1:] if c is not other]
+    return ranking
+
+
 def _tie_with_runner_up(best: Candidate, runner: Candidate, warnings: list):
     """The reason to choose nothing when the runner-up ties the leader, else None (warnings filled in)."""
+    if runner.adds_only_fallbacks_to(best):
+        return None  # the runner-up writes the same keys and adds only fallbacks: no real choice
     if best.score - runner.score < TIE_MARGIN:
         if best.preset.user and not runner.preset.user:
             warnings.append(f"The user preset {best.preset.name} ties with {runner.preset.name}; using the "
