@@ -25,6 +25,9 @@ from .engines.base import EngineError
 
 ANALYSIS_RATE = 16000
 MIN_SECONDS = 0.1
+# Sample rates real recordings have (telephone 8 kHz to studio 384 kHz). A 1 Hz header is an attack or
+# a broken file: resampling it to 16 kHz would take minutes and gigabytes.
+SAMPLE_RATE_RANGE = (4000, 384000)
 SILENCE_PEAK = 10 ** (-60 / 20)  # -60 dBFS: below this nothing audible was recorded
 # Formats soundfile decodes itself; everything else (MP3 included, which libsndfile also reads but
 # without the encoder-delay handling ffmpeg has) goes through ffmpeg.
@@ -78,6 +81,7 @@ def load_recording(path, max_seconds: float = C.MAX_AUDIO_SECONDS, max_bytes: in
         _check_wav_complete(path, name, size)
     info = None if path.suffix.lower() in FFMPEG_EXTENSIONS else _soundfile_info(path)
     if info is not None and info.format in SOUNDFILE_FORMATS:
+        _check_rate(int(info.samplerate), int(info.channels), name)
         _check_length(info.frames / float(info.samplerate), name, max_seconds)
         samples, rate, channels = _read_soundfile(path, name)
         fmt = info.format
@@ -241,8 +245,23 @@ def _check_length(seconds: float, name: str, max_seconds: float) -> None:
                         "split it into shorter lines (one take per line)")
 
 
+def check_recording(path, name: str | None = None) -> None:
+    """Refuse, before a job is accepted, a recording no engine could use (EngineError, 413/422)."""
+    load_recording(path, name=name)
+
+
+def _check_rate(rate: int, channels: int, name: str) -> None:
+    if channels < 1:
+        raise bad_audio(f"{name} declares {channels} audio channels, so it holds no sound; export it again")
+    low, high = SAMPLE_RATE_RANGE
+    if not low <= rate <= high:
+        raise bad_audio(f"{name} declares a sample rate of {rate} Hz, outside {low}..{high} Hz that recordings "
+                        "use; the file is damaged or mislabelled: export it again (e.g. 48 kHz WAV)")
+
+
 def _checked(rec: Recording, max_seconds: float) -> Recording:
     name = rec.source
+    _check_rate(rec.sample_rate, rec.channels, name)
     if rec.samples.size == 0:
         raise bad_audio(f"{name} holds no audio samples (0 s long); export the recording again")
     if not np.all(np.isfinite(rec.samples)):

@@ -27,6 +27,7 @@ class Settings:
     allow_open: bool = False  # a non-loopback host without a token, said out loud
     allow_origins: tuple = ()  # web origins allowed to call the API (CORS), e.g. "http://localhost:3000"
     allow_hosts: tuple = ()  # extra Host names accepted (a LAN name for a token-protected server)
+    preload: bool = True  # the engine worker starts loading configured models at once
     docs: bool = False  # Swagger UI at /docs (its scripts come from a CDN, so only when asked)
     max_queued: int = 32  # jobs waiting beyond this get 429 with Retry-After
     keep_jobs: int = 1000  # finished jobs remembered ...

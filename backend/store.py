@@ -38,14 +38,16 @@ def is_disk_full(exc: BaseException) -> bool:
 
 
 class TakeStore:
-    def __init__(self, root):
+    def __init__(self, root, sweep: bool = True):
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
         self._readers: dict[str, int] = {}  # take id -> downloads in progress (never pruned meanwhile)
         self._lock = threading.Lock()
-        self._sweep_staging()
+        if sweep:  # the server's own store sweeps; a worker writing beside it must not
+            self.sweep()
 
-    def _sweep_staging(self) -> None:
+    def sweep(self) -> None:
+        """Remove what an interrupted put or delete left (call only while nothing writes)."""
         # Staging folders left by a crash hold no finished take.
         for p in [*self.root.glob(".staging-*"), *self.root.glob(".deleted-*")]:
             shutil.rmtree(p, ignore_errors=True)

@@ -25,8 +25,7 @@ def make_take(wait_job):
 
 
 def test_health_and_engines(live_server):
-    h = requests.get(live_server + C.HEALTH, timeout=5).json()
-    assert h["status"] == "ok" and "phonetic" in h["engines"]
+    assert requests.get(live_server + C.HEALTH, timeout=5).json() == {"status": "ok"}  # up, and nothing more
     engines = {e["name"]: e for e in requests.get(live_server + C.ENGINES, timeout=5).json()["engines"]}
     assert engines["phonetic"]["available"] is True and "say" in engines["phonetic"]["modes"]
     assert "exomni" in engines

@@ -13,6 +13,7 @@ from exomni_blender.core import contract as C
 from exomni_blender.core.take import decode_wav
 
 LINE = "Please bring the blue box back home."
+CLIENT = {C.CLIENT_HEADER: "tests"}  # a multipart post needs it (a web page could not send it)
 
 
 @pytest.fixture(scope="module")
@@ -28,7 +29,8 @@ def recording():
 def test_multipart_lipsync_keeps_the_recording(live_server, recording, wait_job):
     data, speech = recording
     r = requests.post(live_server + C.TAKES, files={"audio": ("line.flac", data, "audio/flac")},
-                      data={"engine": "phonetic", "mode": "lipsync", "text": LINE, "fps": "25"}, timeout=30)
+                      data={"engine": "phonetic", "mode": "lipsync", "text": LINE, "fps": "25"}, headers=CLIENT,
+                      timeout=30)
     assert r.status_code == 202, r.text
     job = wait_job(live_server, r.json()["job_id"])
     assert job["state"] == C.DONE, job
@@ -58,7 +60,7 @@ def test_bad_recordings_are_refused_and_the_server_keeps_serving(live_server, re
         sf.write(buf, recording[1].audio, recording[1].sample_rate, format="WAV", subtype="PCM_16")
         payload = buf.getvalue()[: len(buf.getvalue()) // 3]
     r = requests.post(live_server + C.TAKES, files={"audio": (name, payload)},
-                      data={"mode": "lipsync", "text": LINE}, timeout=30)
+                      data={"mode": "lipsync", "text": LINE}, headers=CLIENT, timeout=30)
     assert r.status_code == 422, r.text
     err = r.json()["error"]
     assert err["code"] == C.E_BAD_AUDIO and needle in err["message"]
@@ -73,6 +75,6 @@ def test_lipsync_without_a_recording_says_how_to_send_one(live_server):
 def test_request_json_field_in_multipart(live_server, recording, wait_job):
     data, _ = recording
     r = requests.post(live_server + C.TAKES, files={"audio": ("a.flac", data)},
-                      data={"request": json.dumps({"mode": "lipsync", "seed": 4})}, timeout=30)
+                      data={"request": json.dumps({"mode": "lipsync", "seed": 4})}, headers=CLIENT, timeout=30)
     assert r.status_code == 202, r.text  # no transcript: phones are recognised
     assert wait_job(live_server, r.json()["job_id"])["state"] == C.DONE

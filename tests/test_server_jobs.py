@@ -1,9 +1,11 @@
-"""The job queue's states, cancel and upload cleanup (pure logic, with an engine the test steers), and
-uploads left nowhere by the real server."""
+"""The job queue: engines in a worker process, cancel within a second whatever the engine does, uploads
+removed, a bounded queue and history, and accepted jobs that survive a crash (with an engine the test
+steers through files, since it runs in another process)."""
 
 import io
-import threading
+import os
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,122 +15,187 @@ import soundfile as sf
 from backend.engines.base import Engine, TakeRequest
 from backend.engines.phonetic import espeak
 from backend.engines.registry import EngineRegistry
-from backend.jobs import JobQueue
+from backend.jobs import JobQueue, QueueFull
 from backend.server.launcher import LocalServer
+from backend.settings import Settings
 from backend.store import TakeStore
 from exomni_blender.core import contract as C
+from exomni_blender.core.request import RequestError
 from exomni_blender.core.take import Take
 
 
 class SteeredEngine(Engine):
-    """Reports progress until the test lets it finish; `started` is set once a take is running."""
+    """Works until the file `release` exists. Text "busy" never looks at cancel (a stuck native call),
+    "break" raises, "crash" ends its process."""
 
     name, modes = "steered", ("say",)
 
-    def __init__(self):
-        self.started, self.release = threading.Event(), threading.Event()
+    def __init__(self, folder: Path):
+        self.release, self.started = folder / "release", folder / "started"
 
     def make_take(self, request, progress):
-        self.started.set()
-        while not self.release.wait(0.01):
-            progress(0.5, "working")
+        self.started.write_text(request.text)
+        while not self.release.exists():
+            if request.text != "busy":
+                progress(0.5, "working")
+            time.sleep(0.01)
         if request.text == "break":
             raise RuntimeError("engine bug")
+        if request.text == "crash":
+            os._exit(3)
+        progress(1.0, "finishing")
         return Take(fps=request.fps, weights=np.zeros((3, 52), np.float32), text=request.text, engine=self.name)
+
+
+def _queue(tmp_path, **settings):
+    engine = SteeredEngine(tmp_path)
+    return JobQueue(EngineRegistry([engine]), TakeStore(tmp_path / "store"), Settings(**settings)), engine
 
 
 @pytest.fixture
 def queue(tmp_path):
-    engine = SteeredEngine()
-    jobs = JobQueue(EngineRegistry([engine]), TakeStore(tmp_path / "store"))
+    jobs, engine = _queue(tmp_path)
     yield jobs, engine
-    engine.release.set()
+    engine.release.touch()
     jobs.shutdown()
 
 
-def _wait(job, timeout=10):
+def _wait(jobs, job_id, states=C.FINISHED_STATES, timeout=20):
     deadline = time.monotonic() + timeout
-    while job.state not in C.FINISHED_STATES:
+    while (job := jobs.get(job_id)).state not in states:
         assert time.monotonic() < deadline, job.to_json()
         time.sleep(0.01)
     return job
 
 
-def _upload(tmp_path, name):
-    path = tmp_path / name
+def _started(engine, timeout=20):
+    deadline = time.monotonic() + timeout
+    while not engine.started.exists():
+        assert time.monotonic() < deadline, "the engine never started"
+        time.sleep(0.01)
+
+
+def _upload(jobs, job_id):
+    path = jobs.upload_path(job_id, ".wav")
     path.write_bytes(b"recording")
     return path
 
 
-def test_cancel_while_running_stores_nothing_and_removes_the_upload(queue, tmp_path):
+def test_cancel_stops_an_engine_that_never_looks_within_a_second(queue):
     jobs, engine = queue
-    upload = _upload(tmp_path, "a.wav")
-    job = jobs.submit(TakeRequest(engine="steered", text="hello"), cleanup=[upload])
-    assert engine.started.wait(10) and job.state == C.RUNNING
-    assert jobs.cancel(job.job_id).message == "cancelling"
-    _wait(job)
-    assert job.state == C.CANCELLED and job.take_id is None and job.finished is not None
-    assert not upload.exists() and jobs.store.list() == []
+    job = jobs.submit(TakeRequest(engine="steered", text="busy"), job_id="0" * 8 + "aaaaaaaa")
+    upload = _upload(jobs, job.job_id)
+    job.upload = str(upload)
+    _started(engine)
+    assert jobs.get(job.job_id).state == C.RUNNING
+    t0 = time.monotonic()
+    jobs.cancel(job.job_id)
+    done = _wait(jobs, job.job_id)
+    assert time.monotonic() - t0 < 1.0
+    assert done.state == C.CANCELLED and done.take_id is None and not upload.parent.exists()
+    engine.release.touch()  # the next job runs on a fresh worker
+    engine.started.unlink()
+    assert _wait(jobs, jobs.submit(TakeRequest(engine="steered", text="again")).job_id).state == C.DONE
+    assert len(jobs.store.list()) == 1
 
 
-def test_done_and_failed_jobs_remove_their_uploads(queue, tmp_path):
+def test_failures_and_crashes_end_their_job_with_a_reason_and_the_next_job_runs(queue):
     jobs, engine = queue
-    engine.release.set()
-    good, bad = _upload(tmp_path, "good.wav"), _upload(tmp_path, "bad.wav")
-    done = _wait(jobs.submit(TakeRequest(engine="steered", text="hello"), cleanup=[good]))
-    failed = _wait(jobs.submit(TakeRequest(engine="steered", text="break"), cleanup=[bad]))
-    assert done.state == C.DONE and done.progress == 1.0 and jobs.store.list() == [done.take_id]
+    engine.release.touch()
+    failed = _wait(jobs, jobs.submit(TakeRequest(engine="steered", text="break")).job_id)
     assert failed.state == C.FAILED and failed.error["code"] == C.E_INTERNAL and "engine bug" in failed.error["message"]
-    assert not good.exists() and not bad.exists()
-    # the worker survived the engine's bug
-    assert _wait(jobs.submit(TakeRequest(engine="steered", text="again"))).state == C.DONE
+    crashed = _wait(jobs, jobs.submit(TakeRequest(engine="steered", text="crash")).job_id)
+    assert crashed.state == C.FAILED and "stopped unexpectedly" in crashed.error["message"]
+    done = _wait(jobs, jobs.submit(TakeRequest(engine="steered", text="fine")).job_id)
+    assert done.state == C.DONE and done.to_json()["progress"] == 1.0 and jobs.store.list() == [done.take_id]
 
 
-def test_shutdown_cancels_queued_jobs_and_removes_their_uploads(queue, tmp_path):
+def test_running_never_reports_done_progress_without_a_take(queue):
     jobs, engine = queue
-    running = jobs.submit(TakeRequest(engine="steered", text="first"), cleanup=[_upload(tmp_path, "1.wav")])
-    assert engine.started.wait(10)
-    waiting = [jobs.submit(TakeRequest(engine="steered", text=f"line {i}"), cleanup=[_upload(tmp_path, f"q{i}.wav")])
-               for i in range(3)]
+    job = jobs.submit(TakeRequest(engine="steered", text="hello"))
+    _started(engine)
+    seen = []
+    for _ in range(20):
+        seen.append(jobs.get(job.job_id).to_json())
+        time.sleep(0.01)
+    engine.release.touch()
+    seen.append(_wait(jobs, job.job_id).to_json())
+    assert all(s["progress"] < 1.0 for s in seen if s["state"] == C.RUNNING)
+    assert seen[-1]["progress"] == 1.0 and seen[-1]["take_id"]
+
+
+def test_a_full_queue_answers_busy_with_when_to_retry(tmp_path):
+    jobs, engine = _queue(tmp_path, max_queued=2)
+    try:
+        first = jobs.submit(TakeRequest(engine="steered", text="runs"))
+        _started(engine)
+        waiting = [jobs.submit(TakeRequest(engine="steered", text=f"line {i}")) for i in range(2)]
+        with pytest.raises(QueueFull) as err:
+            jobs.submit(TakeRequest(engine="steered", text="one too many"))
+        assert err.value.code == C.E_BUSY and err.value.status == 429 and err.value.retry_after >= 1
+        jobs.cancel(waiting[0].job_id)
+        assert jobs.submit(TakeRequest(engine="steered", text="now there is room"))
+    finally:
+        engine.release.touch()
+        jobs.shutdown()
+    assert first.state
+
+
+def test_history_is_bounded_and_an_aged_out_id_says_so(tmp_path):
+    jobs, engine = _queue(tmp_path, keep_jobs=2)
+    engine.release.touch()
+    ids = [_wait(jobs, jobs.submit(TakeRequest(engine="steered", text=f"l{i}")).job_id).job_id for i in range(4)]
     jobs.shutdown()
-    assert [j.state for j in waiting] == [C.CANCELLED] * 3
-    assert _wait(running).state == C.CANCELLED  # asked to stop, and it did
-    assert not list(tmp_path.glob("*.wav")) and jobs.store.list() == []
+    jobs, _ = _queue(tmp_path, keep_jobs=2)  # history is trimmed at start (and every 50 jobs)
+    try:
+        assert [jobs.get(i).state for i in ids[2:]] == [C.DONE, C.DONE]
+        for old in ids[:2]:
+            with pytest.raises(RequestError) as err:
+                jobs.get(old)
+            assert err.value.code == C.E_JOB_EXPIRED and err.value.status == 410 and C.TAKES in str(err.value)
+        with pytest.raises(RequestError) as err:
+            jobs.get("ffffffff00000000")  # from the future: never accepted
+        assert err.value.code == C.E_NOT_FOUND
+    finally:
+        jobs.shutdown()
 
 
-def test_only_the_newest_finished_jobs_are_kept(queue, monkeypatch):
-    import backend.jobs
+def test_accepted_jobs_survive_a_crash_and_run_after_the_restart(tmp_path):
+    jobs, engine = _queue(tmp_path)
+    running = jobs.submit(TakeRequest(engine="steered", text="first"))
+    _started(engine)
+    waiting = [jobs.submit(TakeRequest(engine="steered", text=f"line {i}")) for i in range(3)]
+    upload = _upload(jobs, waiting[0].job_id)
+    jobs._table.save(waiting[0].__class__(**{**waiting[0].__dict__, "upload": str(upload)}))
+    # a crash: the dispatcher and the worker vanish without a word (no shutdown)
+    jobs._stopping = True
+    jobs._wake()
+    jobs._thread.join(5)
+    (tmp_path / "store" / ".uploads" / "orphan").mkdir()  # an upload of a request never accepted
+    engine.release.touch()
+    again, _ = _queue(tmp_path)
+    try:
+        for job in [running, *waiting]:
+            assert _wait(again, job.job_id).state == C.DONE
+        assert len(again.store.list()) == 4
+        assert not list((tmp_path / "store" / ".uploads").iterdir())
+    finally:
+        again.shutdown()
 
-    jobs, engine = queue
-    monkeypatch.setattr(backend.jobs, "MAX_FINISHED_JOBS", 3)
-    first = jobs.submit(TakeRequest(engine="steered", text="runs long"))
-    assert engine.started.wait(10)
-    waiting = [jobs.submit(TakeRequest(engine="steered", text=f"line {i}")) for i in range(4)]
-    assert all(jobs.get(j.job_id) for j in [first, *waiting])  # the oldest still runs: nothing is forgotten
-    engine.release.set()
-    for job in [first, *waiting]:
-        _wait(job)
-    last = _wait(jobs.submit(TakeRequest(engine="steered", text="last")))
-    kept = [j for j in [first, *waiting, last] if jobs.get(j.job_id)]
-    assert kept == [*waiting[-2:], last]
 
-
-def test_the_real_server_leaves_no_upload_behind(tmp_path, monkeypatch, wait_job):
-
-    uploads = tmp_path / "tmp"
-    uploads.mkdir()
-    monkeypatch.setenv("TMPDIR", str(uploads))  # the server's temp folder, to look into
+def test_the_real_server_leaves_no_upload_behind(tmp_path, wait_job):
     speech = espeak.synthesize("Bring the blue box back.")
     buf = io.BytesIO()
     sf.write(buf, speech.audio, speech.sample_rate, format="FLAC")
+    client = {C.CLIENT_HEADER: "tests"}
     with LocalServer(tmp_path / "store", log_path=tmp_path / "server.log") as server:
         ok = requests.post(server.url + C.TAKES, files={"audio": ("line.flac", buf.getvalue())},
-                           data={"mode": "lipsync", "text": "Bring the blue box back."}, timeout=30)
+                           data={"mode": "lipsync", "text": "Bring the blue box back."}, headers=client, timeout=30)
         refused = requests.post(server.url + C.TAKES, files={"audio": ("notes.wav", b"just some notes\n" * 50)},
-                                data={"mode": "lipsync"}, timeout=30)
+                                data={"mode": "lipsync"}, headers=client, timeout=30)
         malformed = requests.post(server.url + C.TAKES, files={"audio": ("line.flac", buf.getvalue())},
-                                  data={"request": "[1, 2]", "text": "hi"}, timeout=30)
+                                  data={"request": "[1, 2]", "text": "hi"}, headers=client, timeout=30)
         assert ok.status_code == 202 and refused.status_code == 422
         assert malformed.status_code == 400 and malformed.json()["error"]["code"] == C.E_MALFORMED_JSON
         assert wait_job(server.url, ok.json()["job_id"])["state"] == C.DONE
-        assert list(uploads.glob("exomni-upload-*")) == []
+        assert list((tmp_path / "store" / ".uploads").iterdir()) == []

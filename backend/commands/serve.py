@@ -1,17 +1,41 @@
-"""`exomni serve`: the HTTP backend the Blender add-on talks to."""
+"""`exomni serve`: the HTTP backend the Blender add-on talks to.
+
+Exposure is a decision: on 127.0.0.1 (the default) no token is needed; on any other address the server
+needs a token (`--token T`, or `--token generate` for one printed once) or `--allow-open` with its
+warning. Defaults come from the EXOMNI_* environment variables (backend/settings.py).
+"""
+
+import functools
+import secrets
+import sys
 
 from exomni_blender.core import contract as C
 
-from ._common import add_engine_options, default_store, fail, make_registry
+from ..settings import Settings, is_loopback
+from ._common import add_engine_options, fail, make_registry
+
+GENERATE = "generate"
 
 
 def register(sub):
     p = sub.add_parser("serve", help="run the HTTP backend (bound to 127.0.0.1 by default)")
-    p.add_argument("--host", default=C.DEFAULT_HOST, help=f"address to bind (default {C.DEFAULT_HOST}; "
-                   "use 0.0.0.0 only on a trusted network, with --token)")
-    p.add_argument("--port", type=int, default=C.DEFAULT_PORT, help=f"port (default {C.DEFAULT_PORT})")
-    p.add_argument("--store", default=None, help=f"take store folder (default {default_store()})")
-    p.add_argument("--token", default=None, help="require 'Authorization: Bearer TOKEN' on every request")
+    p.add_argument("--host", default=None, help=f"address to bind (default {C.DEFAULT_HOST}; any other address "
+                   "needs --token, and serves every machine that can reach it)")
+    p.add_argument("--port", type=int, default=None, help=f"port (default {C.DEFAULT_PORT})")
+    p.add_argument("--store", default=None, help="take store folder (default $EXOMNI_STORE or "
+                   "~/.local/share/exomni/takes)")
+    p.add_argument("--token", default=None, help="require 'Authorization: Bearer TOKEN' on every request "
+                   f"(any UTF-8 text; '{GENERATE}' makes one and prints it once; default $EXOMNI_TOKEN)")
+    p.add_argument("--allow-open", action="store_true",
+                   help="serve a non-loopback --host with no token: anyone who can reach it can make takes")
+    p.add_argument("--allow-origin", action="append", default=[], metavar="ORIGIN",
+                   help="a web origin (e.g. http://localhost:3000) allowed to call the API from a browser")
+    p.add_argument("--allow-host", action="append", default=[], metavar="NAME",
+                   help="a Host name accepted besides 127.0.0.1/localhost (e.g. this machine's LAN name)")
+    p.add_argument("--docs", action="store_true", help="serve Swagger UI at /docs (it loads scripts from a CDN)")
+    p.add_argument("--max-queued", type=int, default=None, help="jobs that may wait; more get 429 (default 32)")
+    p.add_argument("--keep-takes", type=int, default=None, help="keep only the newest N takes (default: all)")
+    p.add_argument("--keep-bytes", default=None, help="prune the oldest takes past this size, e.g. 20G (default: none)")
     p.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
     p.add_argument("--no-preload", action="store_true",
                    help="load the Ex-Omni model on its first take instead of in the background at start")
@@ -19,16 +43,45 @@ def register(sub):
     p.set_defaults(func=run)
 
 
-def preload_models(registry) -> None:
-    """Start loading every engine that has a model configured, off the request path.
+def parse_size(text) -> int:
+    if text is None:
+        return None
+    units = {"": 1, "K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40}
+    raw = str(text).strip().upper().removesuffix("B")
+    unit = raw[-1:] if raw[-1:] in units and raw[-1:] else ""
+    number = raw[: len(raw) - len(unit)]
+    try:
+        value = float(number) * units[unit]
+    except ValueError:
+        raise ValueError(f"--keep-bytes {text!r} is not a size; use e.g. 500M or 20G") from None
+    if value < 0:
+        raise ValueError("--keep-bytes must not be negative")
+    return int(value)
 
-    While one loads, /v1/engines shows its state and progress, and takes for it get a 503 that says
-    to try again in a moment; the other engines serve as usual.
-    """
-    for name in registry.names():
-        engine = registry.get(name)
-        if getattr(engine, "checkpoint", None) and callable(getattr(engine, "preload", None)):
-            engine.preload()
+
+def decide_settings(args, env_settings: Settings | None = None):
+    """The settings and a line to print at start, or ValueError saying what to change."""
+    base = env_settings or Settings.from_env()
+    s = base.but(host=args.host, port=args.port, store=args.store, token=args.token, max_queued=args.max_queued,
+                 keep_takes=args.keep_takes, keep_bytes=parse_size(args.keep_bytes),
+                 docs=args.docs or None, allow_open=args.allow_open or None,
+                 allow_origins=tuple(args.allow_origin) or None, allow_hosts=tuple(args.allow_host) or None)
+    notice = ""
+    if s.token is not None and not s.token.strip():
+        raise ValueError("--token is empty, which would turn authentication off; give a real token, "
+                         f"'--token {GENERATE}', or leave it out on 127.0.0.1")
+    if s.token == GENERATE:
+        s = s.but(token=secrets.token_urlsafe(24))
+        notice = f"exomni: the token is {s.token} (shown once; give it to the add-on's preferences)"
+    if not is_loopback(s.host) and s.token is None:
+        if not s.allow_open:
+            raise ValueError(f"--host {s.host} serves other machines too, so it needs a token: add "
+                             f"'--token {GENERATE}' (or --token YOURS); --allow-open serves it to anyone without one")
+        notice = (f"exomni: WARNING: serving {s.host} with NO token: anyone who can reach port {s.port} can make "
+                  "takes and read every take. Stop it and add --token unless this network is yours alone.")
+    if not 1 <= s.port <= 65535:
+        raise ValueError(f"--port must be from 1 to 65535, got {s.port}")
+    return s, notice
 
 
 def check_can_listen(host: str, port: int) -> None:
@@ -47,21 +100,25 @@ def run(args) -> int:
 
     from ..server.app import create_app
 
-    if not 1 <= args.port <= 65535:
-        return fail(f"--port must be from 1 to 65535, got {args.port}")
     try:
-        check_can_listen(args.host, args.port)
+        settings, notice = decide_settings(args)
+    except ValueError as exc:
+        return fail(str(exc))
+    try:
+        check_can_listen(settings.host, settings.port)
     except OSError as exc:
         if exc.errno == errno.EADDRINUSE:
-            return fail(f"port {args.port} on {args.host} is already in use (another exomni serve?); "
+            return fail(f"port {settings.port} on {settings.host} is already in use (another exomni serve?); "
                         "stop that server or pick another port with --port")
-        return fail(f"cannot listen on {args.host}:{args.port} ({exc.strerror or exc}); "
+        return fail(f"cannot listen on {settings.host}:{settings.port} ({exc.strerror or exc}); "
                     f"use an address of this machine with --host, such as {C.DEFAULT_HOST}")
-    store = args.store or default_store()
-    registry = make_registry(args)
-    if not args.no_preload:
-        preload_models(registry)
-    app = create_app(store, registry, token=args.token)
-    print(f"exomni: serving on http://{args.host}:{args.port}{C.API_PREFIX} (takes in {store})", flush=True)
-    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level)
+    settings = settings.but(preload=not args.no_preload)
+    app = create_app(settings=settings, registry=make_registry(args),
+                     registry_factory=functools.partial(make_registry, args))
+    if notice:
+        print(notice, file=sys.stderr, flush=True)
+    print(f"exomni: serving on http://{settings.host}:{settings.port}{C.API_PREFIX} (takes in {settings.store})",
+          flush=True)
+    uvicorn.run(app, host=settings.host, port=settings.port, log_level=args.log_level)
     return 0
+

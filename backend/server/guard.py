@@ -39,8 +39,13 @@ async def send_error(send, code: str, message: str, headers=()) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
-def body_cap(content_type: str) -> int:
-    return C.MAX_AUDIO_BYTES + MULTIPART_SLACK if content_type.startswith("multipart/") else C.MAX_JSON_BYTES
+MAX_SCRIPT_BODY = 8 * 1024 * 1024  # a dialogue script (2 million characters) in its JSON envelope
+
+
+def body_cap(content_type: str, path: str = "") -> int:
+    if content_type.startswith("multipart/"):
+        return C.MAX_AUDIO_BYTES + MULTIPART_SLACK
+    return MAX_SCRIPT_BODY if path == C.DIALOGUE_PLAN else C.MAX_JSON_BYTES
 
 
 def host_name(host: str) -> str:
@@ -130,7 +135,7 @@ class Guard:
                 "(sent as 'Authorization: Bearer <token>')"))
 
         if method in STATE_CHANGING:
-            cap = body_cap(content_type)
+            cap = body_cap(content_type, scope["path"])
             declared = headers.get(b"content-length")
             if declared is not None:
                 try:
@@ -151,7 +156,7 @@ class Guard:
 
 
 def too_large_message(cap: int) -> str:
-    if cap <= C.MAX_JSON_BYTES:
+    if cap <= MAX_SCRIPT_BODY:
         return (f"the request body is over {cap // 1024} KB; a JSON request is small (a recording goes as the "
                 "multipart file field 'audio')")
     return f"the upload is over the {C.MAX_AUDIO_BYTES // 2**20} MB limit; trim or compress the recording"

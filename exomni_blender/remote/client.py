@@ -25,6 +25,7 @@ READ_TIMEOUT = 30.0
 # The server checks a recording before it answers (long MP3s go through ffmpeg), so allow it longer.
 UPLOAD_READ_TIMEOUT = 180.0
 UPLOAD_CHUNK = 1 << 16
+CLIENT_NAME = "exomni-blender"
 AUDIO_CONTENT_TYPES = {".wav": "audio/wav", ".flac": "audio/flac", ".ogg": "audio/ogg", ".oga": "audio/ogg",
                        ".opus": "audio/ogg", ".mp3": "audio/mpeg", ".m4a": "audio/mp4", ".aac": "audio/aac",
                        ".aif": "audio/aiff", ".aiff": "audio/aiff"}
@@ -179,6 +180,10 @@ class Client:
     def cancel(self, job_id: str) -> dict:
         return self._json("DELETE", C.job_path(job_id))
 
+    def delete_take(self, take_id: str) -> dict:
+        """Remove a finished take from the backend's store."""
+        return self._json("DELETE", C.take_path(take_id))
+
     def plan_dialogue(self, body: dict) -> dict:
         """Each line of a dialogue script with its head, take request and cache key (the server parses the script)."""
         return self._json("POST", C.DIALOGUE_PLAN, json=body)
@@ -229,9 +234,10 @@ class Client:
     def _request(self, method: str, path: str, headers=None, timeout=None, **kwargs) -> requests.Response:
         if not online_access_allowed():
             raise OnlineAccessDisabled(online_access_message())
-        headers = {"Accept": "application/json", **(headers or {})}
-        if self.token:
-            headers[C.TOKEN_HEADER] = f"Bearer {self.token}"
+        # The client header is what lets the server tell this client from a web page's forged post.
+        headers = {"Accept": "application/json", C.CLIENT_HEADER: CLIENT_NAME, **(headers or {})}
+        if self.token:  # any UTF-8 token: sent as bytes (http.client would refuse non-Latin-1 text)
+            headers[C.TOKEN_HEADER] = f"Bearer {self.token}".encode("utf-8")
         url = self.base_url + path
         timeout = timeout or self.timeout
         try:
@@ -273,6 +279,10 @@ def _api_error(response: requests.Response, base_url: str) -> ApiError:
     except ValueError:
         pass
     status = response.status_code
+    if status == 429 or code == C.E_BUSY:
+        wait = response.headers.get("Retry-After", "")
+        return ApiError(f"{message or 'The backend is busy.'}" + (f" (retry in {wait} s)" if wait.isdigit() else ""),
+                        code or C.E_BUSY, status)
     if status == 401 or code == C.E_UNAUTHORIZED:
         hint = "Set the backend's token in the add-on preferences (the one `exomni serve --token` was given)."
         return ApiError(f"{message or 'The backend refused the request (unauthorized).'} {hint}",

@@ -70,10 +70,7 @@ def log_path():
 
 
 def log_tail(lines: int = 6) -> str:
-    if not _log_path or not os.path.exists(_log_path):
-        return ""
-    with open(_log_path, "r", encoding="utf-8", errors="replace") as fh:
-        return "\n".join(fh.read().strip().splitlines()[-lines:])
+    return _tail(_log_path, lines)
 
 
 def start(argv: list, log_dir: str = "") -> "subprocess.Popen":
@@ -97,15 +94,24 @@ def start(argv: list, log_dir: str = "") -> "subprocess.Popen":
 
 
 def wait_until_ready(url: str, token: str = "", timeout: float = 60.0, should_stop=None) -> dict:
-    """Poll /v1/health until the backend answers; a clear error if the process died or never answered."""
+    """Poll /v1/health until the backend this session started answers (see `poll_health`)."""
+    return poll_health(url, token, _process, timeout=timeout, should_stop=should_stop, log=_log_path)
+
+
+def poll_health(url: str, token: str = "", process=None, timeout: float = 60.0, should_stop=None,
+                log=None, interval: float = 0.1) -> dict:
+    """Poll /v1/health until a backend answers; a clear error if `process` (a Popen) died or none answered.
+
+    The one start-up wait: the add-on's Start Backend and the CLI's local server (backend.server.launcher).
+    """
     deadline = time.monotonic() + timeout
     with Client(url, token, connect_timeout=1.0, read_timeout=5.0) as client:
         while True:
-            if _process is not None and _process.poll() is not None:
-                tail = log_tail()
-                raise BackendError(f"The backend exited (code {_process.returncode}) before it answered."
+            if process is not None and process.poll() is not None:
+                tail = _tail(log)
+                raise BackendError(f"The backend exited (code {process.returncode}) before it answered."
                                    + (f" Its last words:\n{tail}" if tail else "")
-                                   + (f"\nFull log: {_log_path}" if _log_path else ""))
+                                   + (f"\nFull log: {log}" if log else ""))
             try:
                 return client.health()
             except BackendError as exc:
@@ -114,15 +120,13 @@ def wait_until_ready(url: str, token: str = "", timeout: float = 60.0, should_st
             if should_stop is not None and should_stop():
                 raise BackendError("Stopped waiting for the backend.")
             if time.monotonic() > deadline:
-                raise BackendError(f"The backend did not answer at {url} within {timeout:.0f} s; "
-                                   f"see its log: {_log_path}")
-            time.sleep(0.25)
+                raise BackendError(f"The backend did not answer at {url} within {timeout:.0f} s"
+                                   + (f"; see its log: {log}" if log else "."))
+            time.sleep(interval)
 
 
-def stop(timeout: float = 5.0) -> bool:
-    """Stop the backend this session started (not one started elsewhere). True if one was running."""
-    global _process
-    process, _process = _process, None
+def terminate(process, timeout: float = 5.0) -> bool:
+    """Stop a backend process: politely, then for good. True if it was running."""
     if process is None or process.poll() is not None:
         return False
     process.terminate()
@@ -133,3 +137,16 @@ def stop(timeout: float = 5.0) -> bool:
         process.wait(timeout)
     return True
 
+
+def stop(timeout: float = 5.0) -> bool:
+    """Stop the backend this session started (not one started elsewhere). True if one was running."""
+    global _process
+    process, _process = _process, None
+    return terminate(process, timeout)
+
+
+def _tail(path, lines: int = 6) -> str:
+    if not path or not os.path.exists(path):
+        return ""
+    with open(path, "r", encoding="utf-8", errors="replace") as fh:
+        return "\n".join(fh.read().strip().splitlines()[-lines:])
