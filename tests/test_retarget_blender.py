@@ -290,3 +290,17 @@ def test_a_rig_without_a_jaw_is_refused_with_what_to_do(scene):
     mesh_obj = make_head(scene, "not_a_rig", ["a"])
     with pytest.raises(bone_face.BoneFaceError, match="select an armature"):
         bone_face.key_bone_face(mesh_obj, np.zeros((3, 52), np.float32))
+
+
+def test_key_take_drives_a_viseme_only_head_from_the_phonemes(scene, presets):
+    from exomni_blender.blender.keying import key_take
+
+    visemes = FAMILIES["ready_player_me"][52:67]
+    obj = make_head(scene, "rpm_visemes_only", visemes)
+    take = Take(fps=30.0, weights=np.zeros((30, 52), np.float32), text="map",
+                phonemes=[{"symbol": "m", "start": 0.2, "end": 0.4}, {"symbol": "ˈæ", "start": 0.4, "end": 0.7},
+                          {"symbol": "p", "start": 0.7, "end": 0.8}])
+    values = keyed_values(key_take(obj, take))
+    assert set(values) == set(visemes)
+    assert values["viseme_PP"][9] > 0.8 and values["viseme_PP"][22] > 0.8  # inside m and p, though the curves are 0
+    assert values["viseme_aa"][16] > 0.5 and values["viseme_sil"][0] > 0.9
