@@ -1,16 +1,23 @@
-"""Build the installable Blender extension zip from `addon_manifest.toml` and `exomni_blender/`.
+"""Build the installable Blender extension zips from `addon_manifest.toml` and `exomni_blender/`.
 
 Blender installs an extension from a zip holding `blender_manifest.toml` at its root next to the
-add-on's package files (`__init__.py` and its modules), plus the retarget presets in `presets/`. The manifest is generated here from the
-repository's addon_manifest.toml, the one place the extension's metadata is written by hand, and
-checked against the rules Blender's own validator applies, so a bad field fails the build with a
-message instead of failing the install.
+add-on's package files (`__init__.py` and its modules), plus the retarget presets in `presets/`. The
+manifest is generated here from the repository's addon_manifest.toml, the one place the extension's
+metadata is written by hand, and checked against the rules Blender's own validator applies, so a bad
+field fails the build with a message instead of failing the install.
+
+The embedded engine: every zip carries the phonetic engine's code in `engine/` (run by the add-on as
+a subprocess of Blender's Python, never imported into Blender's process), and a platform's zip also
+carries the engine's dependencies as wheels for that platform and for both Pythons Blender uses
+(3.11 in 4.2-5.0, 3.13 from 5.1), listed in the manifest's `wheels` so Blender installs them.
 """
 
 from __future__ import annotations
 
 import json
 import re
+import subprocess
+import sys
 import tomllib
 import zipfile
 from pathlib import Path
@@ -28,9 +35,9 @@ SCHEMA_VERSION = "1.0.0"
 REQUIRED = {"id": str, "name": str, "version": str, "tagline": str, "maintainer": str, "type": str,
             "blender_version_min": str, "license": list}
 OPTIONAL = {"blender_version_max": str, "website": str, "copyright": list, "tags": list, "platforms": list,
-            "permissions": dict}
+            "wheels": list, "permissions": dict}
 FIELD_ORDER = ["schema_version", "id", "version", "name", "tagline", "maintainer", "type", "website", "tags",
-               "blender_version_min", "blender_version_max", "license", "copyright", "platforms"]
+               "blender_version_min", "blender_version_max", "license", "copyright", "platforms", "wheels"]
 PERMISSION_KEYS = ("files", "network", "clipboard", "camera", "microphone")
 EXTENSION_TYPES = ("add-on", "theme")
 TERSE_MAX = 64  # Blender's limit for the tagline and each permission's reason
@@ -42,6 +49,23 @@ EXCLUDED_PREFIXES = ("test_", "bench_", ".")
 
 # A zip entry's date; fixed so the same sources always give the same bytes.
 ZIP_DATE = (2024, 1, 1, 0, 0, 0)
+
+# The embedded engine's code, copied into the zip's `engine/` folder with its package layout, so the
+# add-on runs it as `python -m backend.embedded` with `engine/` on the child's path.
+ENGINE_DIR = "engine"
+ENGINE_SOURCES = ("backend/__init__.py", "backend/embedded.py", "backend/engines/__init__.py",
+                  "backend/engines/base.py", "backend/engines/phonetic/*.py")
+# Blender's platform names and the pip platform tag whose wheels each one installs.
+PLATFORMS = {"windows-x64": "win_amd64", "macos-arm64": "macosx_11_0_arm64", "macos-x64": "macosx_10_13_x86_64",
+             "linux-x64": "manylinux2014_x86_64"}
+# Blender 4.2-5.0 run Python 3.11, Blender 5.1 and later 3.13.
+PYTHONS = ("3.11", "3.13")
+# The phonetic engine's dependencies, pinned as the backend pins them (pyproject.toml): eSpeak NG for
+# speech, pocketsphinx and soundfile for recordings. Their own dependencies come along.
+ENGINE_REQUIREMENTS = ("espeakng-loader==0.2.4", "pocketsphinx==5.1.1", "soundfile==0.14.0")
+# Bundled with Blender: a second copy would shadow Blender's own.
+BLENDER_SHIPS = {"numpy"}
+WHEELS_DIR = "wheels"
 
 
 class ExtensionBuildError(ExOmniError, ValueError):
@@ -148,8 +172,10 @@ def package_files(package_dir: Path = PACKAGE_DIR) -> list:
     return files
 
 
-def zip_name(data: dict) -> str:
-    return f"{data['id']}-{data['version']}.zip"
+def zip_name(data: dict, platform: str | None = None) -> str:
+    """`<id>-<version>.zip`, or `<id>-<version>-<platform>.zip` as Blender names its per-platform builds."""
+    suffix = f"-{platform.replace('-', '_')}" if platform else ""
+    return f"{data['id']}-{data['version']}{suffix}.zip"
 
 
 def data_files(data_dirs: dict = DATA_DIRS) -> list:
@@ -163,30 +189,94 @@ def data_files(data_dirs: dict = DATA_DIRS) -> list:
 
 
 def build_extension(out_dir, manifest_path: Path = MANIFEST_SOURCE, package_dir: Path = PACKAGE_DIR,
-                    data_dirs: dict = DATA_DIRS) -> Path:
-    """Write `<id>-<version>.zip` into `out_dir` and return its path."""
+                    data_dirs: dict = DATA_DIRS, platform: str | None = None, wheel_cache=None) -> Path:
+    """Write the extension zip into `out_dir` and return its path.
+
+    With a `platform` (a key of PLATFORMS) the zip is `<id>-<version>-<platform>.zip` and carries the
+    embedded engine's wheels for it; without one, `<id>-<version>.zip` has no wheels (the backend
+    server makes the takes). Wheels are downloaded once into `wheel_cache` (default `out_dir/.wheels`).
+    """
     data = read_manifest(manifest_path)
     files = package_files(package_dir)
-    extra = data_files(data_dirs)
+    extra = data_files(data_dirs) + engine_files()
+    wheels = []
+    if platform is not None:
+        wheels = engine_wheels(platform, Path(wheel_cache) if wheel_cache else Path(out_dir) / ".wheels")
+        data = {**data, "platforms": [platform], "wheels": [f"./{WHEELS_DIR}/{w.name}" for w in wheels]}
+        extra += [(f"{WHEELS_DIR}/{w.name}", w) for w in wheels]
     clash = {name for name, _ in extra} & {rel.as_posix() for rel in files}
     if clash:
         raise ExtensionBuildError(f"{sorted(clash)} exist both in the package and in a shipped data folder; keep one")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    target = out_dir / zip_name(data)
+    target = out_dir / zip_name(data, platform)
     partial = target.with_name(target.name + ".part")
     with zipfile.ZipFile(partial, "w", compression=zipfile.ZIP_DEFLATED) as zf:
         _add(zf, MANIFEST_NAME, manifest_toml(data).encode("utf-8"))
         for rel in files:
             _add(zf, rel.as_posix(), (Path(package_dir) / rel).read_bytes())
         for name, path in extra:
-            _add(zf, name, path.read_bytes())
+            # Wheels are zips already: stored, not compressed again.
+            _add(zf, name, path.read_bytes(), zipfile.ZIP_STORED if name.endswith(".whl") else zipfile.ZIP_DEFLATED)
     partial.replace(target)
     return target
 
 
-def _add(zf: zipfile.ZipFile, name: str, data: bytes) -> None:
+def build_extensions(out_dir, platforms=tuple(PLATFORMS), wheel_cache=None) -> list:
+    """One zip per platform (each with its wheels); the paths written."""
+    return [build_extension(out_dir, platform=p, wheel_cache=wheel_cache) for p in platforms]
+
+
+def engine_files(repo: Path = REPO) -> list:
+    """(name in the zip, source path) for the embedded engine's code."""
+    found = []
+    for pattern in ENGINE_SOURCES:
+        matches = sorted(repo.glob(pattern))
+        if not matches:
+            raise ExtensionBuildError(f"{pattern} is missing: the embedded engine cannot be packaged without it")
+        found += [(f"{ENGINE_DIR}/{p.relative_to(repo).as_posix()}", p) for p in matches
+                  if not p.name.startswith(EXCLUDED_PREFIXES)]
+    return found
+
+
+def engine_wheels(platform: str, cache: Path) -> list:
+    """The engine's dependencies as wheels for `platform` and every Python in PYTHONS, downloaded from
+    PyPI by pip into `cache/<platform>-<python>` (kept: a second build downloads nothing)."""
+    if platform not in PLATFORMS:
+        raise ExtensionBuildError(f"unknown platform {platform!r}; the platforms are {', '.join(PLATFORMS)}")
+    wheels = {}
+    for python in PYTHONS:
+        folder = Path(cache) / f"{platform}-{python}"
+        done = folder / "complete.json"
+        if not done.is_file():
+            _pip_download(PLATFORMS[platform], python, folder)
+            done.write_text(json.dumps(sorted(p.name for p in folder.glob("*.whl"))))
+        for name in json.loads(done.read_text()):
+            if _distribution(name) not in BLENDER_SHIPS:
+                wheels[name] = folder / name
+    return [wheels[name] for name in sorted(wheels)]
+
+
+def _pip_download(platform_tag: str, python: str, folder: Path) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    for stale in folder.glob("*.whl"):
+        stale.unlink()
+    argv = [sys.executable, "-m", "pip", "download", "--quiet", "--disable-pip-version-check", "--only-binary",
+            ":all:", "--platform", platform_tag, "--python-version", python, "--implementation", "cp",
+            "--dest", str(folder), *ENGINE_REQUIREMENTS]
+    result = subprocess.run(argv, capture_output=True, text=True)
+    if result.returncode != 0:
+        tail = "\n".join(result.stderr.strip().splitlines()[-5:])
+        raise ExtensionBuildError(f"pip could not download the engine's wheels for {platform_tag}, Python {python} "
+                                  f"(is PyPI reachable?):\n{tail}")
+
+
+def _distribution(wheel_name: str) -> str:
+    return wheel_name.split("-")[0].lower().replace("_", "-")
+
+
+def _add(zf: zipfile.ZipFile, name: str, data: bytes, compression: int = zipfile.ZIP_DEFLATED) -> None:
     info = zipfile.ZipInfo(name, date_time=ZIP_DATE)
-    info.compress_type = zipfile.ZIP_DEFLATED
+    info.compress_type = compression
     info.external_attr = 0o644 << 16
     zf.writestr(info, data)

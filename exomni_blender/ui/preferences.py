@@ -6,18 +6,28 @@ No `from __future__ import annotations` here: Blender reads the property annotat
 from types import SimpleNamespace
 
 import bpy
-from bpy.props import StringProperty
+from bpy.props import EnumProperty, StringProperty
 
 from ..core import contract as C
 from . import ADDON_PACKAGE
 from .common import draw_message
 
-DEFAULTS = {"backend_url": C.DEFAULT_URL, "token": "", "backend_command": "exomni", "store": ""}
+DEFAULTS = {"takes_from": "AUTO", "backend_url": C.DEFAULT_URL, "token": "", "backend_command": "exomni",
+            "store": ""}
+TAKES_FROM = [
+    ("AUTO", "Automatic", "Inside Blender when this install carries the embedded engine (the extension zip for "
+                          "your platform) and it can make the take; otherwise the backend server"),
+    ("EMBEDDED", "Inside Blender", "The embedded phonetic engine, run by Blender's own Python: no server, no "
+                                   "network (says lines; lip sync and the exomni engine need the server)"),
+    ("SERVER", "Backend server", "The Ex-Omni backend at the URL below: every engine and mode, GPUs, studios"),
+]
 
 
 class ExOmniPreferences(bpy.types.AddonPreferences):
     bl_idname = ADDON_PACKAGE
 
+    takes_from: EnumProperty(name="Takes from", items=TAKES_FROM, default=DEFAULTS["takes_from"],
+                             description="Where Generate makes takes")
     backend_url: StringProperty(
         name="Backend URL", default=DEFAULTS["backend_url"],
         description="Where the Ex-Omni backend listens (`exomni serve` prints it)")
@@ -34,6 +44,7 @@ class ExOmniPreferences(bpy.types.AddonPreferences):
 
     def draw(self, context):
         layout = self.layout
+        layout.row().prop(self, "takes_from", expand=True)
         col = layout.column()
         col.prop(self, "backend_url")
         col.prop(self, "token")

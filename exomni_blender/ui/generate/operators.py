@@ -21,7 +21,7 @@ from .. import preferences
 from ..common import (ExOmniOperator, UserError, check_online, require_head, scene_fps, session_ids, takes_root,
                       undo_push)
 from ..takes.operators import apply_take
-from . import props
+from . import embedded, props
 from .recording import recording_for, uses_recording
 
 KIND = "generate"
@@ -62,27 +62,37 @@ def take_request(context) -> dict:
 def start_generate(context) -> "jobs.Job":
     """Validate the panel's settings and start a Generate job. Raises UserError for bad input.
 
-    In lip sync from a sound strip, the take is keyed where the strip plays the recording and the
-    strip is reused; otherwise the take starts at the panel's start frame with a new audio strip.
+    The take is made inside Blender by the embedded engine or by the backend server, as the add-on's
+    preferences say. In lip sync from a sound strip, the take is keyed where the strip plays the
+    recording and the strip is reused; otherwise the take starts at the panel's start frame with a new
+    audio strip.
     """
-    check_online()
     if jobs.busy(KIND):
         raise UserError("A take is already being generated; wait for it or press Cancel.")
     head = require_head(context)
     request = take_request(context)
+    prefs = preferences.get(context)
+    inside = use_embedded(prefs, request, uses_recording(context.scene.exomni))
+    if not inside:
+        check_online()
     recording = recording_for(context)
     try:
-        prefs = preferences.get(context)
         scene = context.scene
         reuse_strip = recording.strip_name if recording is not None and request["mode"] == "lipsync" else ""
         start_frame = recording.sound_start if reuse_strip else scene.exomni.resolved_start_frame(scene)
-        work_args = (prefs.backend_url, prefs.token, request, str(takes_root()), recording)
+        if inside:
+            work_args = (request, str(takes_root()), embedded.child_path(embedded.engine_root(),
+                                                                         embedded.wheel_site_packages()))
+            make = embedded.make_take
+        else:
+            work_args = (prefs.backend_url, prefs.token, request, str(takes_root()), recording)
+            make = backend_work
         # Names, not references: the scene or head may be gone (undo, File > Open) when the take lands.
         scene_name, head_name = scene.name, head.name
         identity = session_ids(scene, head)
 
         def work(job):
-            return backend_work(job, *work_args)
+            return make(job, *work_args)
 
         def finish(job):
             if job.state == jobs.DONE:
@@ -96,6 +106,24 @@ def start_generate(context) -> "jobs.Job":
         if recording is not None:
             recording.discard()
         raise
+
+
+def use_embedded(prefs, request: dict, with_recording: bool) -> bool:
+    """Whether the embedded engine makes this take (see the 'Takes from' preference)."""
+    choice = getattr(prefs, "takes_from", "AUTO")
+    if choice == "SERVER":
+        return False
+    fits = request["engine"] == C.DEFAULT_ENGINE and request["mode"] in embedded.MODES and not with_recording
+    if choice == "AUTO":
+        return fits and embedded.shipped()
+    if not fits:
+        raise UserError(f"The embedded engine says typed lines with the {C.DEFAULT_ENGINE} engine; for "
+                        f"{request['mode']} with {request['engine']}, set 'Takes from' to Backend server in the "
+                        "add-on's preferences.")
+    if embedded.engine_root() is None:
+        raise UserError("This install has no embedded engine: install the extension zip made for your platform, "
+                        "or set 'Takes from' to Backend server in the add-on's preferences.")
+    return True
 
 
 def backend_work(job, url, token, request, root, recording=None) -> dict:
