@@ -17,6 +17,27 @@ The audio is streamed: each unit goes to the decoder as the speech generator kee
 come out while the rest of the units are still being generated (progress says how many seconds are
 ready; `timings["first_audio"]` says when the first were). The option `stream_audio: false` decodes
 offline once every unit exists instead; both give audio of the same length.
+
+The face is streamed too (option `stream_face`, default true): the blendshape generator runs on the
+units decoded so far, every few units, so the first frames exist long before the last unit (see
+models/exomni/face_stream.py for how close that is to animating the whole utterance at once, and
+why it is not equal). `stream_face: false` animates the whole utterance once at the end.
+
+Incremental output, for a streaming endpoint: `make_take(request, progress, on_piece)` calls
+`on_piece(piece)` with `TakePiece`s in the order they are made, from the thread that makes the take:
+
+- an audio piece: `audio` (float32 mono at `sample_rate`) whose first sample is sample `audio_start`
+  of the take's audio; each one starts where the previous one ended (no gap, no overlap);
+- a face piece: `frames` (float32 [k, 52], ARKit order, at the take's `fps`, clipped, mouth-only applied:
+  exactly the rows of the finished take's weights) whose first row is frame `frame_start`; contiguous
+  in the same way;
+- the last piece has `final` true (and may carry the last audio and frames).
+`elapsed` is the seconds since the take began. The pieces' frames and audio, concatenated, are the
+finished take's weights and audio byte for byte, whether or not anyone listens (the take is built
+from them), so a streamed take and a non-streamed take with the same request are the same. One
+exception: if the streaming audio decoder fails part-way, the take falls back to offline decoding,
+and the final piece carries the whole audio again with `audio_start` 0: a client replaces what it had.
+An exception raised by `on_piece` stops the take (Cancelled from it cancels the take).
 """
 
 from __future__ import annotations
@@ -27,6 +48,8 @@ import logging
 import os
 import threading
 import time
+from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 
@@ -41,6 +64,110 @@ MODEL_FPS = 30.0
 UNIT_RATE = 12.5
 MAX_NEW_TOKENS_LIMIT = 2048
 log = logging.getLogger("exomni.engine")
+
+
+@dataclass
+class TakePiece:
+    """One increment of a take being made (see the module docstring)."""
+
+    audio: np.ndarray  # float32 mono samples (may be empty)
+    audio_start: int  # index in the take's audio of audio[0]
+    sample_rate: int
+    frames: np.ndarray  # float32 [k, 52] at `fps` (k may be 0)
+    frame_start: int  # index in the take's weights of frames[0]
+    fps: float
+    elapsed: float  # seconds since the take began
+    final: bool = False
+
+
+PieceCallback = Callable[[TakePiece], None]
+
+
+class TakeStream:
+    """Turns the model's raw 30 fps frames and the decoder's audio into in-order TakePieces.
+
+    Frames are clipped to [0, 1], resampled to the take's rate exactly as `resample_curves` does on
+    the whole curve (an output frame is published once the 30 fps frames on both sides of it exist, so
+    its value never changes), and masked to the mouth when asked."""
+
+    def __init__(self, fps: float, mouth_only: bool, on_piece: PieceCallback | None, t_start: float,
+                 sample_rate: int = 22050):
+        self.fps = float(fps)
+        self.mask = np.array([name in MOUTH_CHANNELS for name in ARKIT_52], np.float32) if mouth_only else None
+        self.on_piece = on_piece
+        self.t_start = t_start
+        self.sample_rate = int(sample_rate)
+        self.raw30: list[np.ndarray] = []
+        self.model_frames = 0
+        self.frames: list[np.ndarray] = []
+        self.frame_count = 0
+        self.audio_count = 0
+        self.first_face_at: float | None = None
+        self.first_audio_at: float | None = None
+
+    def _send(self, audio=None, frames=None, audio_start=None, final=False):
+        piece = TakePiece(np.zeros(0, np.float32) if audio is None else audio,
+                          self.audio_count if audio_start is None else audio_start, self.sample_rate,
+                          np.zeros((0, len(ARKIT_52)), np.float32) if frames is None else frames,
+                          self.frame_count, self.fps, time.perf_counter() - self.t_start, final)
+        if frames is not None and frames.shape[0]:
+            self.frames.append(frames)
+            self.frame_count += frames.shape[0]
+            if self.first_face_at is None:
+                self.first_face_at = piece.elapsed
+        if audio is not None and audio.size:
+            self.audio_count = piece.audio_start + audio.size
+            if self.first_audio_at is None:
+                self.first_audio_at = piece.elapsed
+        if self.on_piece is not None:
+            self.on_piece(piece)
+
+    def add_audio(self, samples: np.ndarray) -> None:
+        samples = np.asarray(samples, np.float32).reshape(-1)
+        if samples.size:
+            self._send(audio=samples)
+
+    def add_frames(self, raw) -> None:
+        """Raw model frames [k, 52] at 30 fps (a torch tensor or an array), in order."""
+        raw = np.asarray(raw.detach().float().cpu().numpy() if hasattr(raw, "detach") else raw, np.float32)
+        self.raw30.append(np.clip(raw, 0.0, 1.0).astype(np.float32))
+        self.model_frames += raw.shape[0]
+        self._publish(final=False)
+
+    def _publish(self, final: bool) -> None:
+        if not self.raw30:
+            return
+        curve = np.concatenate(self.raw30) if len(self.raw30) > 1 else self.raw30[0]
+        self.raw30 = [curve]
+        if abs(self.fps - MODEL_FPS) < 1e-9:
+            out = curve[self.frame_count:]
+        elif final:
+            out = resample_curves(curve, MODEL_FPS, self.fps)[self.frame_count:]
+        else:  # the frames whose two 30 fps neighbours exist and that the final length will keep
+            n = curve.shape[0]
+            t_src = np.arange(n) / float(MODEL_FPS)
+            keep = min(int(np.ceil((n - 1) * self.fps / MODEL_FPS)) + 1, max(1, int(round(n / MODEL_FPS * self.fps))))
+            t_dst = np.arange(self.frame_count, max(keep, self.frame_count)) / float(self.fps)
+            t_dst = t_dst[t_dst < t_src[-1]]
+            out = np.stack([np.interp(t_dst, t_src, curve[:, c]) for c in range(curve.shape[1])],
+                           axis=1).astype(np.float32) if t_dst.size else curve[:0]
+        if self.mask is not None:
+            out = out * self.mask[None, :]
+        if out.shape[0]:
+            self._send(frames=np.ascontiguousarray(out, dtype=np.float32))
+
+    def finish_face(self) -> np.ndarray:
+        """Publish the last frames; the take's weights (every published frame)."""
+        self._publish(final=True)
+        return np.concatenate(self.frames) if self.frames else np.zeros((0, len(ARKIT_52)), np.float32)
+
+    def finish_audio(self, audio: np.ndarray, sample_rate: int, restart: bool = False) -> None:
+        """The final piece with the audio not sent yet; all of it again (from 0) after a `restart`."""
+        self.sample_rate = int(sample_rate)
+        audio = np.asarray(audio, np.float32).reshape(-1)
+        if restart or self.audio_count > audio.size:
+            self.audio_count = 0
+        self._send(audio=audio[self.audio_count:], audio_start=self.audio_count, final=True)
 
 
 class ExomniEngine(Engine):
@@ -211,7 +338,8 @@ class ExomniEngine(Engine):
         return self._pipeline is not None
 
     # -- takes -------------------------------------------------------------------------------------
-    def make_take(self, request: TakeRequest, progress: Progress) -> Take:
+    def make_take(self, request: TakeRequest, progress: Progress, on_piece: PieceCallback | None = None) -> Take:
+        """The take; `on_piece` receives it piece by piece while it is made (see the module docstring)."""
         if request.mode not in self.modes:
             raise EngineError(f"the exomni engine has no mode {request.mode!r}; use one of {', '.join(self.modes)}",
                               E_UNKNOWN_MODE)
@@ -224,6 +352,7 @@ class ExomniEngine(Engine):
             raise EngineError(available.reason, E_ENGINE_UNAVAILABLE)
         text_sampling, unit_sampling, max_new_tokens = sampling_from_options(request.options)
         stream_audio = stream_audio_option(request.options)
+        stream_face = bool_option(request.options, "stream_face")
         t_start = time.perf_counter()
         was_loaded = self.loaded
         progress(0.0, "loading the Ex-Omni model" if not was_loaded else "starting")
@@ -238,21 +367,29 @@ class ExomniEngine(Engine):
 
         generator = torch.Generator().manual_seed(int(request.seed))
         on_step = StepReporter(progress)
+        stream = TakeStream(request.fps, request.mouth_only, on_piece, t_start,
+                            int(getattr(self._decoder, "sample_rate", 22050)))
         take_audio = None
         if self._decoder is not None:
             take_audio = TakeAudio(self._decoder, int(request.seed), stream=stream_audio,
                                    on_audio=lambda seconds: progress(on_step.fraction,
-                                                                     f"speaking; {seconds:.1f} s of audio ready"))
+                                                                     f"speaking; {seconds:.1f} s of audio ready"),
+                                   on_samples=stream.add_audio)
         on_unit = take_audio.push if take_audio is not None and take_audio.streaming else None
+        face = None
+        if stream_face:
+            from ..models.exomni.face_stream import FaceStream
+
+            face = FaceStream(pipeline.model.model.blendshape_generator, on_frames=stream.add_frames)
         with self._run_lock:
             progress.check()
             try:
                 if request.mode == "say":
-                    performance = pipeline.say(text, unit_sampling, generator, on_step, on_unit=on_unit)
+                    performance = pipeline.say(text, unit_sampling, generator, on_step, on_unit=on_unit, face=face)
                 else:
                     performance = pipeline.chat(text, text_sampling, unit_sampling, max_new_tokens, generator,
                                                 speech_path=request.audio_path or None, on_step=on_step,
-                                                on_unit=on_unit)
+                                                on_unit=on_unit, face=face)
             except ValueError as exc:  # the text or the recording cannot be performed
                 code = E_BAD_AUDIO if isinstance(exc, SpeechInputError) else E_BAD_REQUEST
                 raise EngineError(str(exc), code) from exc
@@ -262,12 +399,9 @@ class ExomniEngine(Engine):
                               f"{' (' + repr(performance.text) + ')' if request.mode == 'chat' else ''}; "
                               f"try another seed or a longer text", E_BAD_REQUEST, 422)
 
-        weights30 = np.clip(performance.blendshapes, 0.0, 1.0).astype(np.float32)
-        weights = weights30 if abs(request.fps - MODEL_FPS) < 1e-9 else resample_curves(weights30, MODEL_FPS,
-                                                                                          request.fps)
-        if request.mouth_only:
-            keep = np.array([name in MOUTH_CHANNELS for name in ARKIT_52])
-            weights = weights * keep[None, :]
+        if face is None:  # the whole utterance at once: the take's frames go out in one piece
+            stream.add_frames(performance.blendshapes)
+        weights = stream.finish_face()
 
         if take_audio is None:
             progress(0.9, "finishing")
@@ -282,6 +416,7 @@ class ExomniEngine(Engine):
                     audio, sample_rate = take_audio.finish(performance.units)
             except Exception as exc:  # keep the animation even when the vocoder fails
                 audio, note = np.zeros(0, np.float32), f"no audio: the audio decoder failed ({exc})"
+        stream.finish_audio(audio, sample_rate, restart=take_audio is not None and take_audio.stream_error is not None)
         timings = {k: round(v, 4) for k, v in performance.timings.items()}
         if take_audio is not None:
             timings["audio"] = round(take_audio.decode_seconds, 4)
@@ -289,11 +424,14 @@ class ExomniEngine(Engine):
                 timings["first_audio"] = round(take_audio.first_audio_at - t_start, 4)
         if load_seconds:
             timings["load"] = round(load_seconds, 4)
+        if stream.first_face_at is not None:
+            timings["first_face"] = round(stream.first_face_at, 4)
         timings["total"] = round(time.perf_counter() - t_start, 4)
 
         loaded = pipeline.loaded
         meta = {
-            "seed": int(request.seed), "model_fps": MODEL_FPS, "model_frames": int(weights30.shape[0]),
+            "seed": int(request.seed), "model_fps": MODEL_FPS, "model_frames": int(stream.model_frames),
+            "face": "streamed" if face is not None else "whole utterance",
             "device": str(loaded.device), "dtype": str(loaded.dtype).replace("torch.", ""),
             "sampling": _describe(text_sampling, unit_sampling, max_new_tokens, request.mode),
             "unit_stop": performance.unit_stop,
@@ -330,10 +468,11 @@ class TakeAudio:
     fails part-way falls back to offline decoding in `finish`, so a decoder error never stops the units.
     """
 
-    def __init__(self, decoder, seed: int, stream: bool = True, on_audio=None):
+    def __init__(self, decoder, seed: int, stream: bool = True, on_audio=None, on_samples=None):
         self.decoder = decoder
         self.seed = int(seed)
         self.on_audio = on_audio  # called with the seconds of audio ready after each streamed chunk
+        self.on_samples = on_samples  # called with each streamed chunk's samples, in order
         self.chunks: list[np.ndarray] = []
         self.ready_samples = 0
         self.first_audio_at: float | None = None  # time.perf_counter() when the first audio existed
@@ -383,6 +522,9 @@ class TakeAudio:
             self.first_audio_at = time.perf_counter()
         self.chunks += pieces
         self.ready_samples += sum(p.size for p in pieces)
+        if self.on_samples is not None:
+            for piece in pieces:
+                self.on_samples(piece)
         return bool(pieces)
 
     def finish(self, units) -> tuple[np.ndarray, int]:
@@ -411,6 +553,15 @@ def _decode(decoder, units, seed):
     if "seed" in inspect.signature(decoder.decode).parameters:
         return decoder.decode(list(units), seed=seed)
     return decoder.decode(list(units))
+
+
+def bool_option(options: dict, key: str, default: bool = True) -> bool:
+    value = (options or {}).get(key, default)
+    if value is None:
+        return default
+    if not isinstance(value, bool):
+        raise EngineError(f"option {key} must be true or false, got {value!r}", E_BAD_REQUEST)
+    return value
 
 
 def stream_audio_option(options: dict) -> bool:

@@ -159,31 +159,36 @@ class ExomniForCausalLM(nn.Module):
     def speak(self, llm_hidden: torch.Tensor, text_ids: list[int], sampling: UnitSampling | None = None,
               generator: torch.Generator | None = None, keep: bool = False,
               on_step: StepCallback | None = None,
-              on_unit: UnitCallback | None = None) -> tuple[UnitDecoding, torch.Tensor]:
-        """Units for a reply and the blendshapes [T, 52] that go with them."""
+              on_unit: UnitCallback | None = None, face=None) -> tuple[UnitDecoding, torch.Tensor]:
+        """Units for a reply and the blendshapes [T, 52] that go with them. With `face` (a FaceStream) the
+        blendshapes are made chunk by chunk while the units are decoded, and are the stream's frames."""
         generator_module = self.model.speech_generator
         ids = torch.tensor([text_ids], dtype=torch.long, device=self.device)
         step_cb = (lambda step, total: on_step("units", step, total)) if on_step else None
         decoding = generator_module.generate(llm_hidden, ids, sampling, generator, keep_logprobs=keep,
-                                             on_step=step_cb, on_unit=on_unit)
+                                             on_step=step_cb, on_unit=on_unit,
+                                             on_units=face.update if face is not None else None)
         units = torch.tensor([decoding.units], dtype=torch.long, device=self.device)
         if frame_count(units) == 0:
             return decoding, torch.zeros(0, self.config.blendshape_generator.out_dim)
         if on_step:
             on_step("blendshapes", 0, 1)
+        if face is not None:
+            return decoding, face.finish(decoding.units, decoding.hidden_states)
         blendshapes = self.model.blendshape_generator.predict(decoding.hidden_states, units)
         return decoding, blendshapes[0]
 
     def say(self, prompt_embeds: torch.Tensor, reply_ids: list[int], sampling: UnitSampling | None = None,
             generator: torch.Generator | None = None, on_step: StepCallback | None = None,
-            on_unit: UnitCallback | None = None) -> ExomniOutput:
+            on_unit: UnitCallback | None = None, face=None) -> ExomniOutput:
         """Speak `reply_ids` (ending with EOS) verbatim as the answer to the prompt."""
         if len(reply_ids) < 2:
             raise ValueError("the line to say is empty")
         t0 = time.perf_counter()
         hidden = self.teacher_force_reply(prompt_embeds, torch.tensor([reply_ids], dtype=torch.long))
         t1 = time.perf_counter()
-        decoding, blendshapes = self.speak(hidden, reply_ids, sampling, generator, on_step=on_step, on_unit=on_unit)
+        decoding, blendshapes = self.speak(hidden, reply_ids, sampling, generator, on_step=on_step, on_unit=on_unit,
+                                           face=face)
         t2 = time.perf_counter()
         return ExomniOutput(list(reply_ids), decoding.units, blendshapes, decoding,
                             timings={"llm": t1 - t0, "speech_and_face": t2 - t1})
@@ -191,7 +196,7 @@ class ExomniForCausalLM(nn.Module):
     def chat(self, prompt_embeds: torch.Tensor, max_new_tokens: int, eos_ids: Iterable[int],
              text_sampling: TextSampling | None = None, unit_sampling: UnitSampling | None = None,
              generator: torch.Generator | None = None, on_step: StepCallback | None = None,
-             on_unit: UnitCallback | None = None) -> ExomniOutput:
+             on_unit: UnitCallback | None = None, face=None) -> ExomniOutput:
         """Answer the prompt, then speak and animate the answer."""
         t0 = time.perf_counter()
         reply = self.generate_reply(prompt_embeds, max_new_tokens, eos_ids, text_sampling, generator,
@@ -201,7 +206,7 @@ class ExomniForCausalLM(nn.Module):
             return ExomniOutput(reply.token_ids, [], torch.zeros(0, self.config.blendshape_generator.out_dim),
                                 None, reply, timings={"llm": t1 - t0})
         decoding, blendshapes = self.speak(reply.hidden, reply.token_ids, unit_sampling, generator, on_step=on_step,
-                                           on_unit=on_unit)
+                                           on_unit=on_unit, face=face)
         t2 = time.perf_counter()
         return ExomniOutput(reply.token_ids, decoding.units, blendshapes, decoding, reply,
                             timings={"llm": t1 - t0, "speech_and_face": t2 - t1})

@@ -59,27 +59,28 @@ class ExomniPipeline:
 
     def say(self, line: str, unit_sampling: UnitSampling | None = None, generator=None,
             on_step: StepCallback | None = None, instruction: str = prompting.SAY_INSTRUCTION,
-            on_unit: UnitCallback | None = None) -> Performance:
+            on_unit: UnitCallback | None = None, face=None) -> Performance:
         line = line.strip()
         if not line:
             raise ValueError("the line to say is empty")
         embeds = self._embed(prompting.say_messages(line, instruction=instruction))
         reply = prompting.reply_ids(self.tokenizer, line)
-        out = self.model.say(embeds, reply, unit_sampling, generator, on_step, on_unit)
+        out = self.model.say(embeds, reply, unit_sampling, generator, on_step, on_unit, face)
         return Performance(line, out.units, _numpy(out.blendshapes), out.text_ids,
                            unit_stop=out.unit_decoding.stop_reason, timings=out.timings,
                            prompt_dropped=self._dropped)
 
     def chat(self, prompt: str, text_sampling: TextSampling | None = None, unit_sampling: UnitSampling | None = None,
              max_new_tokens: int = 128, generator=None, speech_path=None,
-             on_step: StepCallback | None = None, on_unit: UnitCallback | None = None) -> Performance:
+             on_step: StepCallback | None = None, on_unit: UnitCallback | None = None,
+             face=None) -> Performance:
         prompt = (prompt or "").strip()
         if not prompt and speech_path is None:
             raise ValueError("the prompt is empty")
         messages = prompting.chat_messages(prompt, with_speech=speech_path is not None)
         embeds = self._embed(messages, [speech_path] if speech_path is not None else [])
         out = self.model.chat(embeds, max_new_tokens, self.loaded.eos_ids, text_sampling, unit_sampling,
-                              generator, on_step, on_unit)
+                              generator, on_step, on_unit, face)
         reply = self.tokenizer.decode(out.text_ids, skip_special_tokens=True).strip()
         return Performance(reply, out.units, _numpy(out.blendshapes), out.text_ids, prompt=prompt,
                            unit_stop=out.unit_decoding.stop_reason if out.unit_decoding else "",

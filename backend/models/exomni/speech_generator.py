@@ -99,14 +99,17 @@ class SpeechGenerator(nn.Module):
     def generate(self, llm_hidden: torch.Tensor, text_ids: torch.Tensor, sampling: UnitSampling | None = None,
                  generator: torch.Generator | None = None, keep_logprobs: bool = False,
                  on_step: Callable[[int, int], None] | None = None,
-                 on_unit: Callable[[int], None] | None = None) -> UnitDecoding:
+                 on_unit: Callable[[int], None] | None = None,
+                 on_units: Callable[[list, list], None] | None = None) -> UnitDecoding:
         """Decode units for one reply (batch 1).
 
         llm_hidden [1, N, H]: entry k is the LLM state that predicted text token k; text_ids [1, N]
         (the last one, usually EOS, is dropped). EOS is refused during the first int(2(N-1)) steps;
         at most int(20(N-1)) steps run. Ids above EOS are skipped: the next step feeds the previous
         input again while the cache grows, as the released model does. `on_step(step, max_len)` is
-        called before each step (progress, cancellation); `on_unit(unit)` as soon as a unit is kept, so
+        called before each step (progress, cancellation); `on_units(units, states)` after it with the
+        units and the step states so far (live lists: read, do not keep), e.g. to animate the face so far;
+        `on_unit(unit)` as soon as a unit is kept, so
         that audio can be decoded while the rest is still being generated.
         """
         if llm_hidden.shape[0] != 1 or text_ids.shape[0] != 1:
@@ -144,6 +147,8 @@ class SpeechGenerator(nn.Module):
             units.append(choice)
             if on_unit:
                 on_unit(choice)
+            if on_units:
+                on_units(units, hidden)
             lm_input = self.speech_embedding.weight[choice].view(1, 1, -1)
         return UnitDecoding(
             units=units, hidden_states=torch.cat(hidden, dim=1), prompt_embeds=prompt,
