@@ -104,15 +104,18 @@ def mute_tracks(owner, kinds) -> None:
 
 
 def remove_strips(owner, action) -> int:
-    """Remove every strip that plays `action`; returns how many."""
+    """Remove every strip that plays `action`, and an ExOmni track that it leaves empty; returns how many."""
     ad = owner.animation_data
     removed = 0
     if ad is None:
         return 0
-    for track in ad.nla_tracks:
-        for strip in [s for s in track.strips if s.action == action]:
+    for track in list(ad.nla_tracks):
+        strips = [s for s in track.strips if s.action == action]
+        for strip in strips:
             track.strips.remove(strip)
             removed += 1
+        if strips and not len(track.strips) and track.name.startswith("ExOmni"):
+            ad.nla_tracks.remove(track)
     return removed
 
 
