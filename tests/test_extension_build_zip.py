@@ -1,5 +1,9 @@
 """The extension zip: a valid blender_manifest.toml made from addon_manifest.toml, the package at the
-zip root, accepted by Blender's own validator, and installable by Blender's extension system."""
+zip root, accepted by Blender's own validator, and installable by Blender's extension system.
+
+The per-platform zips carry the embedded engine's wheels. The tests build only the Linux x64 zip
+(about 70 MB of wheels, downloaded once by pip); the other platforms' zips are built the same way by
+`exomni build-extension` and differ only in the platform tag pip is given."""
 
 import importlib.util
 import json
@@ -13,8 +17,8 @@ from pathlib import Path
 import pytest
 
 from backend.cli import main as cli_main
-from backend.extension_build import (DATA_DIRS, MANIFEST_NAME, MANIFEST_SOURCE, PACKAGE_DIR, ExtensionBuildError,
-                                     build_extension, read_manifest)
+from backend.extension_build import (DATA_DIRS, ENGINE_DIR, MANIFEST_NAME, MANIFEST_SOURCE, PACKAGE_DIR, REPO,
+                                     ExtensionBuildError, build_extension, read_manifest)
 
 REQUIRED = ("schema_version", "id", "version", "name", "tagline", "maintainer", "type", "blender_version_min",
             "license")
@@ -44,13 +48,19 @@ def test_zip_is_named_by_id_and_version_and_has_the_manifest_at_its_root(built):
 ESSENTIAL = ["__init__.py", "core/take.py", "core/arkit.py", "core/contract.py", "core/request.py",
              "remote/client.py", "blender/compat.py", "blender/keying.py", "blender/timeline.py", "ui/__init__.py",
              "presets/arkit.toml", "presets/character_creator.toml", MANIFEST_NAME]
-LAYERS = {"core", "remote", "blender", "ui", "presets"}
+LAYERS = {"core", "remote", "blender", "ui", "presets", ENGINE_DIR}
+# The embedded engine's code, named here rather than taken from the builder's list.
+ENGINE_ESSENTIAL = ["engine/backend/__init__.py", "engine/backend/embedded.py", "engine/backend/engines/base.py",
+                    "engine/backend/engines/phonetic/engine.py", "engine/backend/engines/phonetic/espeak.py",
+                    "engine/backend/engines/phonetic/curves.py"]
 
 
 def test_zip_holds_the_package_and_its_presets_and_nothing_else(built):
     with zipfile.ZipFile(built) as zf:
         names = set(zf.namelist())
     assert set(ESSENTIAL) <= names, set(ESSENTIAL) - names
+    assert set(ENGINE_ESSENTIAL) <= names, set(ENGINE_ESSENTIAL) - names
+    assert not any(n.startswith("wheels/") for n in names)  # the zip for every platform has no wheels
     for name in names:
         top = name.split("/")[0]
         assert "/" not in name or top in LAYERS, f"{name} is outside the extension's layers"
@@ -59,9 +69,11 @@ def test_zip_holds_the_package_and_its_presets_and_nothing_else(built):
         assert not name.startswith("exomni_blender/"), "the package's files sit at the zip's root"
     presets = {n for n in names if n.startswith("presets/")}
     assert presets and all(n.endswith(".toml") for n in presets)
-    with zipfile.ZipFile(built) as zf:  # every Python file in the zip is one of the package's own, byte for byte
+    with zipfile.ZipFile(built) as zf:  # every Python file in the zip is the repository's own, byte for byte
         for name in names:
-            if name.endswith(".py"):
+            if name.startswith(ENGINE_DIR + "/"):
+                assert zf.read(name) == (REPO / name[len(ENGINE_DIR) + 1:]).read_bytes(), name
+            elif name.endswith(".py"):
                 assert zf.read(name) == (PACKAGE_DIR / name).read_bytes(), name
 
 
@@ -129,9 +141,9 @@ def test_blender_installs_and_enables_the_zip_in_a_temporary_user_repository(bui
 
 
 def test_command_line_builds_the_zip(tmp_path, capsys):
-    assert cli_main(["build-extension", "--out", str(tmp_path)]) == 0
+    assert cli_main(["build-extension", "--out", str(tmp_path), "--no-wheels"]) == 0
     printed = Path(capsys.readouterr().out.strip())
-    assert printed.is_file() and printed.parent == tmp_path
+    assert printed.is_file() and printed.parent == tmp_path and printed.name == "exomni_blender-0.1.0.zip"
 
 
 @pytest.mark.parametrize("edit, complaint", [
@@ -179,3 +191,107 @@ def _bl_pkg_cli() -> Path:
     if not found:
         pytest.skip(f"Blender's extension tool not found under {root}")
     return found[-1]
+
+
+# -- the Linux x64 zip, with the embedded engine's wheels ------------------------------------------------
+
+@pytest.fixture(scope="module")
+def linux_zip(tmp_path_factory) -> Path:
+    # Beside pytest's numbered temporary folders, so it outlives them: pip downloads the wheels once.
+    cache = tmp_path_factory.getbasetemp().parent / "exomni-extension-wheels"
+    try:
+        return build_extension(tmp_path_factory.mktemp("linux"), platform="linux-x64", wheel_cache=cache)
+    except ExtensionBuildError as exc:
+        if "PyPI" in str(exc):
+            pytest.skip(f"the wheels cannot be downloaded here: {exc}")
+        raise
+
+
+def _wheel_tags(name: str):
+    python, abi, platform = Path(name).stem.split("-")[-3:]
+    return python.split("."), abi, platform
+
+
+def test_the_linux_zip_carries_the_engines_wheels_for_both_pythons(linux_zip):
+    assert linux_zip.name == "exomni_blender-0.1.0-linux_x64.zip"
+    with zipfile.ZipFile(linux_zip) as zf:
+        manifest = tomllib.loads(zf.read(MANIFEST_NAME).decode())
+        names = set(zf.namelist())
+    assert manifest["platforms"] == ["linux-x64"]
+    wheels = [w[len("./"):] for w in manifest["wheels"]]
+    assert wheels and set(wheels) <= names and {n for n in names if n.endswith(".whl")} == set(wheels)
+    by_project = {}
+    for wheel in wheels:
+        by_project.setdefault(Path(wheel).name.split("-")[0].lower(), []).append(wheel)
+    assert "numpy" not in by_project  # Blender ships numpy; a second copy would shadow it
+    assert not any(p.startswith("scipy") for p in by_project)
+    for python in ("311", "313"):  # Blender 4.2-5.0 and 5.1+
+        for project in ("espeakng_loader", "pocketsphinx", "soundfile", "cffi"):
+            fits = [w for w in by_project.get(project, [])
+                    if any(t in (f"cp{python}", "py3") for t in _wheel_tags(w)[0])
+                    and ("x86_64" in _wheel_tags(w)[2] or _wheel_tags(w)[2] == "any")]
+            assert fits, f"no {project} wheel for Python {python[0]}.{python[1:]} on Linux x64 in {wheels}"
+    assert set(ENGINE_ESSENTIAL) <= names
+
+
+def test_blenders_own_validator_accepts_the_linux_zip(linux_zip):
+    result = subprocess.run([sys.executable, str(_bl_pkg_cli()), "validate", str(linux_zip)], capture_output=True,
+                            text=True, timeout=120)
+    assert result.returncode == 0 and "Success" in result.stdout, result.stdout + result.stderr
+
+
+EMBEDDED_TAKE_SCRIPT = r"""
+import json, sys
+import bpy
+zip_path, repo_dir = sys.argv[1], sys.argv[2]
+prefs = bpy.context.preferences
+assert not bpy.app.online_access  # the bpy module starts offline: nothing may need the network
+repo = prefs.extensions.repos.new(name="ExOmni test", module="exomni_test", custom_directory=repo_dir, source="USER")
+result = bpy.ops.extensions.package_install_files(filepath=zip_path, repo=repo.module, enable_on_install=True)
+name = "bl_ext.exomni_test.exomni_blender"
+addon_prefs = prefs.addons[name].preferences
+addon_prefs.backend_url = "http://127.0.0.1:9"  # nothing listens there: a take that needed a server would fail
+jobs = sys.modules[name + ".ui.jobs"]
+bpy.ops.wm.read_homefile(use_empty=True)
+bpy.ops.exomni.add_demo_head()
+scene = bpy.context.scene
+scene.exomni.text = "Hello from inside Blender."
+bpy.ops.exomni.generate()
+job = jobs.wait(jobs.latest("generate"), timeout=120)
+head = scene.exomni.target
+action = head.data.shape_keys.animation_data.action
+strips = [s for s in (scene.sequence_editor.sequences_all if hasattr(scene.sequence_editor, "sequences_all")
+                      else scene.sequence_editor.strips_all) if s.type == "SOUND"]
+print("REPORT" + json.dumps({
+    "installed": sorted(result), "state": job.state, "message": job.message,
+    "modules": (job.result or {}).get("modules"), "takes": len(scene.exomni.takes),
+    "frames": scene.exomni.takes[0].frames if len(scene.exomni.takes) else 0,
+    "action": action.name if action else None, "sound_strips": len(strips),
+    "site_packages": [p for p in sys.path if p.endswith("site-packages") and ".local" in p],
+}))
+"""
+
+
+@pytest.mark.blender
+@pytest.mark.slow
+def test_the_installed_linux_zip_makes_a_take_with_no_server_and_no_network(linux_zip, tmp_path):
+    if importlib.util.find_spec("bpy") is None:
+        pytest.skip("the bpy module is not installed")
+    env = {**os.environ, "BLENDER_USER_RESOURCES": str(tmp_path / "user")}
+    result = subprocess.run([sys.executable, "-c", EMBEDDED_TAKE_SCRIPT, str(linux_zip), str(tmp_path / "repo")],
+                            capture_output=True, text=True, timeout=300, env=env, cwd=tmp_path)
+    lines = [line for line in result.stdout.splitlines() if line.startswith("REPORT")]
+    assert result.returncode == 0 and lines, result.stdout[-3000:] + result.stderr[-3000:]
+    report = json.loads(lines[-1][len("REPORT"):])
+    assert report["installed"] == ["FINISHED"]
+    assert report["state"] == "done", report["message"]
+    assert report["takes"] == 1 and report["frames"] > 20 and report["action"] and report["sound_strips"] == 1
+    # The take came from the installed extension: its engine code, its core, and eSpeak NG from its wheel
+    # as Blender installed it into the user's extension site-packages, not from this test's environment.
+    installed = (tmp_path / "repo" / "exomni_blender").resolve()
+    modules = {k: Path(v).resolve() for k, v in report["modules"].items()}
+    assert modules["backend"].is_relative_to(installed / ENGINE_DIR)
+    assert modules["exomni_blender"] == installed / "__init__.py"
+    wheels_site = (tmp_path / "user").resolve()
+    assert modules["espeakng_loader"].is_relative_to(wheels_site), modules["espeakng_loader"]
+    assert ".local" in modules["espeakng_loader"].parts and "site-packages" in modules["espeakng_loader"].parts
