@@ -31,19 +31,28 @@ class Mesh:
         self.loops = np.asarray(self.loops, np.int64)
         self.starts = np.asarray(self.starts, np.int64)
         self.sizes = np.asarray(self.sizes, np.int64)
+        # Vertices split at UV seams (as glTF stores them) are one vertex to `components` and, when
+        # asked, to `neighbours`; boundaries keep them apart, as closed lips may touch.
+        size = float(np.ptp(self.points, axis=0).max()) if len(self.points) else 1.0
+        q = np.round(self.points / max(size * 1e-6, 1e-12)).astype(np.int64)
+        _, first, inverse = np.unique(q, axis=0, return_index=True, return_inverse=True)
+        self.weld = first[inverse.ravel()]
+        self.welded_loops = self.weld[self.loops]
 
-    def directed_edges(self) -> np.ndarray:
+    def directed_edges(self, welded: bool = False) -> np.ndarray:
         """Every face side as (from, to), in winding order: [corners, 2]."""
         nxt = np.arange(len(self.loops)) + 1
         face_of = np.repeat(np.arange(len(self.starts)), self.sizes)
         last = self.starts + self.sizes - 1
         nxt[last] = self.starts
-        return np.stack([self.loops, self.loops[nxt]], 1), face_of
+        loops = self.welded_loops if welded else self.loops
+        return np.stack([loops, loops[nxt]], 1), face_of
 
-    def edges(self) -> np.ndarray:
+    def edges(self, welded: bool = False) -> np.ndarray:
         """Unique undirected edges [m, 2] (smaller index first)."""
-        d, _ = self.directed_edges()
+        d, _ = self.directed_edges(welded)
         e = np.sort(d, axis=1)
+        e = e[e[:, 0] != e[:, 1]]
         return np.unique(e, axis=0)
 
     def boundary_loops(self) -> list:
@@ -69,9 +78,14 @@ class Mesh:
                 loops.append(np.array(chain))
         return sorted(loops, key=len, reverse=True)
 
-    def neighbours(self):
-        """CSR adjacency (offsets, neighbour ids, edge lengths)."""
+    def neighbours(self, keep_apart=()):
+        """CSR adjacency (offsets, neighbour ids, edge lengths); vertices split at seams are joined
+        by zero-length edges, except those in `keep_apart` (the two edges of a closed lip slit)."""
         e = self.edges()
+        apart = np.zeros(len(self.points), bool)
+        apart[np.asarray(list(keep_apart), np.int64)] = True
+        split = np.nonzero((self.weld != np.arange(len(self.points))) & ~apart & ~apart[self.weld])[0]
+        e = np.concatenate([e, np.stack([self.weld[split], split], 1)])
         both = np.concatenate([e, e[:, ::-1]])
         order = np.argsort(both[:, 0], kind="stable")
         both = both[order]
@@ -105,11 +119,11 @@ class Mesh:
                 parent[x] = parent[parent[x]]
                 x = parent[x]
             return x
-        for a, b in self.edges():
+        for a, b in self.edges(welded=True):
             ra, rb = find(a), find(b)
             if ra != rb:
                 parent[ra] = rb
-        return np.array([find(i) for i in range(len(parent))])
+        return np.array([find(i) for i in range(len(parent))])[self.weld]
 
 
 def graph_distance(mesh_neighbours, sources: dict, limit: float) -> tuple:
@@ -158,11 +172,13 @@ def nearest(queries, points, k: int = 1, chunk: int = 2048) -> tuple:
     return dist, idx
 
 
-def edge_stretch(points, deformed, edges) -> float:
-    """The largest ratio of an edge's deformed length to its rest length (1 is unchanged)."""
+def edge_stretch(points, deformed, edges, min_fraction: float = 0.25) -> float:
+    """The largest ratio of an edge's deformed length to its rest length, or the inverse (1 is
+    unchanged), over edges at least `min_fraction` of the median edge (slivers at a lip corner
+    stretch by nature, artists' shapes included)."""
     rest = np.linalg.norm(points[edges[:, 0]] - points[edges[:, 1]], axis=1)
     now = np.linalg.norm(deformed[edges[:, 0]] - deformed[edges[:, 1]], axis=1)
-    ok = rest > 1e-9
+    ok = rest > max(1e-9, min_fraction * float(np.median(rest)) if len(rest) else 0.0)
     return float(np.max(np.maximum(now[ok] / rest[ok], rest[ok] / np.maximum(now[ok], 1e-12)), initial=1.0))
 
 

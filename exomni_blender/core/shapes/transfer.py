@@ -17,11 +17,12 @@ import numpy as np
 from ..arkit import ARKIT_52
 from .fit import Warp
 from .landmarks import NAMES, Landmarks
-from .mesh import Mesh, graph_distance, nearest
+from .mesh import Mesh, nearest
 from .template import (LID_LOWER_L, LID_LOWER_R, LID_UPPER_L, LID_UPPER_R, LIP_LOWER, LIP_UPPER, NONE,
                        OPPOSITE, Template)
 
 NEIGHBOURS = 4
+SMOOTHING_ITERATIONS = 4
 
 
 @dataclass
@@ -44,16 +45,21 @@ def character_labels(mesh: Mesh, skin, lm: Landmarks) -> np.ndarray:
     labels = np.full(len(pc), NONE)
     mouth_w = np.linalg.norm(c["mouthL"] - c["mouthR"])
     mouth_mid = 0.5 * (c["mouthL"] + c["mouthR"])
-    zone = skin & (np.linalg.norm((pc - mouth_mid) * [1.0, 1.0, 1.3], axis=1) < 0.9 * mouth_w)
+    zone = skin & (np.linalg.norm((pc - mouth_mid) * [1.0, 1.0, 1.3], axis=1) < 0.75 * mouth_w)
+    # The lip line: halfway between the slit's two edges when the lips are cut, else through the
+    # corners and the lip landmarks; above it is the upper lip, below it the jaw's side.
     if lm.mouth_loop:
-        upper, lower = lm.mouth_loop
-        _, lab = graph_distance(mesh.neighbours(), {LIP_UPPER: upper[1:-1], LIP_LOWER: lower[1:-1]},
-                                limit=1.5 * mouth_w)
-        labels[zone & (lab >= 0)] = lab[zone & (lab >= 0)]
+        edge = np.concatenate(lm.mouth_loop)
+        xs, zs = pc[edge, 0], pc[edge, 2]
+        order = np.argsort(xs)
+        knots = np.linspace(xs.min(), xs.max(), 9)
+        line_z = [zs[np.abs(xs - k) <= np.abs(xs - k).min() + 0.05 * mouth_w].mean() for k in knots]
+        line = np.interp(pc[:, 0], knots, line_z)
+        del order
     else:
         line = np.interp(pc[:, 0], [c["mouthR"][0], mouth_mid[0], c["mouthL"][0]],
                          [c["mouthR"][2], 0.5 * (c["lipUpper"][2] + c["lipLower"][2]), c["mouthL"][2]])
-        labels[zone] = np.where(pc[zone, 2] >= line[zone], LIP_UPPER, LIP_LOWER)
+    labels[zone] = np.where(pc[zone, 2] >= line[zone], LIP_UPPER, LIP_LOWER)
     for side, up_label, lo_label in (("L", LID_UPPER_L, LID_LOWER_L), ("R", LID_UPPER_R, LID_LOWER_R)):
         inner, outer = c[f"eyeInner{side}"], c[f"eyeOuter{side}"]
         centre = c[f"eye{side}"]
@@ -62,6 +68,23 @@ def character_labels(mesh: Mesh, skin, lm: Landmarks) -> np.ndarray:
                          [inner[2], outer[2]] if inner[0] < outer[0] else [outer[2], inner[2]])
         labels[zone] = np.where(pc[zone, 2] >= line[zone], up_label, lo_label)
     return labels
+
+
+def smooth_fields(mesh: Mesh, fields, skin, iterations: int = SMOOTHING_ITERATIONS, amount: float = 0.5):
+    """Average each vertex's displacements with its neighbours' a few times: the nearest-vertex
+    pick leaves small steps that show as stretched or folded faces. Cut edges (a lip slit, the
+    eyelids) are not neighbours, so the two sides never mix."""
+    offsets, nbr, _ = mesh.neighbours()
+    count = np.diff(offsets)
+    src = np.repeat(np.arange(len(count)), count)
+    active = skin & (count > 0)
+    out = fields.copy()
+    for _ in range(iterations):
+        acc = np.zeros_like(out)
+        np.add.at(acc, (slice(None), src), out[:, nbr, :])
+        mean = acc / np.maximum(count, 1)[None, :, None]
+        out[:, active] = (1 - amount) * out[:, active] + amount * mean[:, active]
+    return out
 
 
 def transfer(template: Template, mesh: Mesh, skin, lm: Landmarks, smoothing: float = 0.02) -> MadeShapes:
@@ -95,5 +118,6 @@ def transfer(template: Template, mesh: Mesh, skin, lm: Landmarks, smoothing: flo
         fade = np.clip(1.0 - (dist[:, 0] - 0.08 * ied) / (0.25 * ied), 0.0, 1.0)
         moved = np.einsum("qk,sqkj->sqj", w, d_mapped[:, nn, :])
         out[:, rows, :] = moved * fade[None, :, None]
+    out = smooth_fields(mesh, out, skin)
     out = out @ lm.rotation  # canonical -> mesh coordinates (rotation is orthonormal)
     return MadeShapes(out, labels, warp.scale)

@@ -1,0 +1,39 @@
+"""Made ARKit shapes: agreement with an artist's own shapes, edge stretch on other proportions, a take's lip gap.
+
+Runs `python -m exomni_blender.blender.make_shapes_bench` in a child process (the backend never
+imports bpy) on the avatar shipped in tests/data/avatars, with a phonetic take made here.
+"""
+
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+AVATAR = Path(__file__).resolve().parents[2] / "tests" / "data" / "avatars" / "rpm_brunette_head.glb"
+LINE = "Bob, please pass me the big blue map, maybe by the boat."
+
+
+def add_arguments(parser):
+    parser.add_argument("--avatar", default=str(AVATAR), help="a glTF/VRM/.blend head with the 52 ARKit shapes")
+    parser.add_argument("--object", default="Wolf3D_Head", help="the head mesh's name (default Wolf3D_Head)")
+
+
+def run(args) -> int:
+    from backend.engines.base import Progress, TakeRequest
+    from backend.engines.phonetic.engine import PhoneticEngine
+
+    with tempfile.TemporaryDirectory() as tmp:
+        take_dir = Path(tmp) / "take"
+        cmd = [sys.executable, "-m", "exomni_blender.blender.make_shapes_bench", "--avatar", args.avatar,
+               "--object", args.object]
+        try:
+            take = PhoneticEngine().make_take(TakeRequest(text=LINE, fps=30.0, seed=0), Progress())
+            take.save(take_dir)
+            cmd += ["--take", str(take_dir)]
+        except Exception as exc:  # the shapes are still measured without a take
+            print(f"no take (the phonetic engine failed: {exc}); skipping the take measures", file=sys.stderr)
+        try:
+            return subprocess.run(cmd, check=False).returncode
+        except OSError as exc:
+            print(f"could not start {sys.executable}: {exc}", file=sys.stderr)
+            return 1
