@@ -75,7 +75,9 @@ def make_take(job, request: dict, out_root: str, path: list, executable: str = s
            "PYTHONIOENCODING": "utf-8"}
     job.report(0.02, "Starting the embedded engine")
     try:
-        final, stderr = _run(job, [executable, "-s", "-m", ENTRY, request_file, str(folder)], env)
+        # -P: the working folder does not come first on the path (a `backend` there must not stand in
+        # for the engine); -s: nor does the user's own site-packages.
+        final, stderr = _run(job, [executable, "-s", "-P", "-m", ENTRY, request_file, str(folder)], env)
     finally:
         os.unlink(request_file)
         partial = folder.with_name(f".{folder.name}.part")  # left by a child ended half way

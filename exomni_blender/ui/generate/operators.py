@@ -108,6 +108,15 @@ def start_generate(context) -> "jobs.Job":
         raise
 
 
+def takes_inside(prefs, settings) -> bool:
+    """Whether Generate would use the embedded engine for the panel's settings (for the panel; never raises)."""
+    choice = getattr(prefs, "takes_from", "AUTO")
+    if choice != "AUTO":
+        return choice == "EMBEDDED"
+    return (settings.engine == C.DEFAULT_ENGINE and settings.mode in embedded.MODES and not uses_recording(settings)
+            and embedded.shipped())
+
+
 def use_embedded(prefs, request: dict, with_recording: bool) -> bool:
     """Whether the embedded engine makes this take (see the 'Takes from' preference)."""
     choice = getattr(prefs, "takes_from", "AUTO")

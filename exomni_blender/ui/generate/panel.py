@@ -7,10 +7,11 @@ import bpy
 
 from ...blender.compat import sound_start_frame
 from ...remote.client import online_access_message
-from .. import jobs
+from .. import jobs, preferences
 from ..common import MAIN_PANEL, SidebarPanel, draw_message, job_icon, scene_fps, target_object, text_width
 from ..preferences import draw_status
 from . import props
+from .operators import takes_inside
 from .recording import active_sound_strip, uses_recording
 
 
@@ -54,7 +55,8 @@ class EXOMNI_PT_main(SidebarPanel, bpy.types.Panel):
         settings = scene.exomni
         width = text_width(context)
 
-        if not bpy.app.online_access:
+        inside = takes_inside(preferences.get(context), settings)
+        if not inside and not bpy.app.online_access:
             draw_message(layout, online_access_message(), "ERROR", width)
 
         col = layout.column()
@@ -106,6 +108,8 @@ class EXOMNI_PT_main(SidebarPanel, bpy.types.Panel):
             else:
                 sub.prop(settings, "start_frame", text="Frame")
         col.label(text=f"{scene_fps(scene):g} fps (the scene's frame rate)", icon="TIME")
+        col.label(text="Made inside Blender (embedded engine)" if inside else "Made by the backend server",
+                  icon="BLENDER" if inside else "URL")
 
         job = jobs.latest("generate")
         if job is not None and not job.finished:
