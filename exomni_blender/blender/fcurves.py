@@ -105,13 +105,16 @@ def sparse_indices(values, tolerance: float) -> np.ndarray:
 
 def sparse_channels(channels: Mapping, frames, tolerance: float, skip_still: bool = True) -> dict:
     """{target: (frames_k, values_k)}: each channel with only the keys its motion needs (within
-    `tolerance`, linear between keys), ready for `write_fcurves`. With `skip_still`, a channel that
-    stays at rest (within `tolerance` of 0) over the whole range is left out."""
+    `tolerance`, linear between keys), ready for `write_fcurves`. A channel that stays at rest
+    (within `tolerance` of 0) over the whole range is left out with `skip_still`, else it gets a
+    single key: enough for a REPLACE layer to own the channel, so nothing stale shows through."""
     shared = np.asarray(frames, np.float64).reshape(-1)
     out = {}
     for target, values in channels.items():
         values = np.asarray(values, np.float32).reshape(-1)
-        if skip_still and float(np.max(np.abs(values), initial=0.0)) <= tolerance:
+        if float(np.max(np.abs(values), initial=0.0)) <= tolerance:
+            if not skip_still:
+                out[target] = (shared[:1], np.zeros(1, np.float32))
             continue
         keep = sparse_indices(values, tolerance)
         out[target] = (shared[keep], values[keep])

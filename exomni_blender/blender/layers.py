@@ -1,8 +1,8 @@
 """A take as layers an animator can direct: mouth, eyes, expression and head, each its own NLA strip.
 
 `key_layers(obj, take)` lands a take as four Actions in the NLA, in Blender's own terms:
-- mouth       (REPLACE) every shape key the speech drives: jaw, lips, tongue, and the brows and
-              squints that follow emphasis;
+- mouth       (REPLACE) the base: every shape key the speech drives (jaw, lips, tongue, and the
+              brows and squints that follow emphasis), the eyes' at rest;
 - eyes        (REPLACE) blinks and gaze (the shape keys that eyeBlink*/eyeLook* drive);
 - expression  (ADD) the mood: what it adds on top of the neutral face, so muting it leaves the
               neutral performance and its strip's influence scales the mood;
@@ -11,7 +11,9 @@
 Each strip can be muted (its track's checkbox), scaled (`set_influence`) or replaced on its own;
 `key_mood` replaces only the expression layer of a take with another mood. Keys are sparse by
 default: a channel keeps only the keys its motion needs to stay within `tolerance` (0.01 of a
-shape key's range, or degrees for the head), and a channel that stays at rest is not keyed.
+shape key's range; HEAD_TOLERANCE_DEG for the head). A channel at rest gets no keys in the
+expression layer and a single key in the mouth and eyes layers: those REPLACE what lies below, so
+they must own every channel they map, or a value from another layer or an earlier mood would stay.
 Tracks are shared between takes by the one NLA policy (blender/nla.py).
 """
 
@@ -70,9 +72,11 @@ def _shape_key_layers(targets_of, neutral, expression) -> dict:
     no_eyes = neutral.copy()
     no_eyes[:, EYE_CHANNELS] = 0.0
     without = targets_of(no_eyes)
-    # A shape key belongs to the eyes when taking the eye channels away changes it.
+    # A shape key belongs to the eyes when taking the eye channels away changes it. The mouth layer,
+    # the base, owns every shape key (the eyes' at rest), so muting the eyes shows open eyes, not
+    # whatever value the eyes left behind.
     eyes = {k: c for k, c in full.items() if not np.allclose(c, without.get(k, 0.0), atol=1e-6)}
-    mouth = {k: c for k, c in full.items() if k not in eyes}
+    mouth = {k: without.get(k, np.zeros_like(c)) for k, c in full.items()}
     moody = targets_of(np.clip(neutral + expression, 0.0, None))  # the mood through the mapping, as a delta
     delta = {k: moody[k] - full.get(k, 0.0) for k in moody}
     delta = {k: c for k, c in delta.items() if np.abs(c).max(initial=0.0) > 1e-6}
@@ -266,7 +270,7 @@ def _layer_action(name, layer, take, start_frame, step, preset):
 
 def _write(action, owner, curves, frames, sparse, tolerance, layer) -> int:
     if sparse:
-        kept = sparse_channels(curves, frames, tolerance, skip_still=True)
+        kept = sparse_channels(curves, frames, tolerance, skip_still=BLEND[layer] == "ADD")
         if not kept:  # an all-rest layer still gets one channel, so its strip has a length
             first = next(iter(curves))
             kept = {first: (frames[[0, -1]], np.asarray(curves[first], np.float32)[[0, -1]])}
