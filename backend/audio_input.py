@@ -200,6 +200,9 @@ def _read_with_ffmpeg(path: Path, name: str, head: bytes, max_seconds: float):
         raise bad_audio(f"{name} could not be decoded as {codec} audio ({reason}); the file is damaged or "
                         f"incomplete: export it again") from None
     width, channels = segment.sample_width, segment.channels
+    _check_rate(int(segment.frame_rate), int(channels), name)
+    if width not in (1, 2, 4):
+        raise bad_audio(f"{name} has {width * 8}-bit samples ffmpeg could not convert; export it as 16-bit PCM")
     raw = np.frombuffer(segment.raw_data, dtype={1: np.uint8, 2: "<i2", 4: "<i4"}[width])
     if width == 1:
         x = (raw.astype(np.float32) - 128.0) / 128.0

@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import multiprocessing
 import multiprocessing.connection
 import os
@@ -34,13 +35,14 @@ from exomni_blender.core.request import RequestError, TakeRequest
 
 from . import worker as worker_module
 from .settings import Settings
-from .store import TakeStore
+from .store import TakeStore, store_full
 
 CANCEL_GRACE_S = 0.5  # a running job that has not stopped by then is stopped by killing its worker
 MAX_ATTEMPTS = 2  # a job that was running when the server died this many times is not run again
 RECENT = 256  # finished jobs kept in memory for polling (the rest are read from SQLite)
 UPLOADS = ".uploads"
 DB_NAME = ".jobs.sqlite3"
+log = logging.getLogger("exomni.jobs")
 _JOB_ID = re.compile(r"^[0-9a-f]{16}$")
 
 
@@ -88,6 +90,7 @@ class JobTable:
                "started", "finished", "attempts")
 
     def __init__(self, path: Path):
+        self.root = path.parent
         self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None, timeout=30)
         self._lock = threading.Lock()
         with self._lock:
@@ -103,6 +106,14 @@ class JobTable:
         row = (job.job_id, job.state, job.progress, job.message, job.take_id,
                json.dumps(job.error) if job.error else None, json.dumps(job.request), job.upload, job.created,
                job.started, job.finished, job.attempts)
+        try:
+            self._upsert(row)
+        except sqlite3.OperationalError as exc:
+            if "full" in str(exc).lower():  # SQLITE_FULL: the disk under the store
+                raise store_full(self.root) from None
+            raise
+
+    def _upsert(self, row) -> None:
         with self._lock:
             self._db.execute(f"INSERT INTO jobs ({', '.join(self.COLUMNS)}) VALUES ({', '.join('?' * len(row))}) "
                              "ON CONFLICT(job_id) DO UPDATE SET " +
@@ -342,7 +353,7 @@ class JobQueue:
                         if job.state == C.QUEUED:
                             job.state, job.message, job.started = C.RUNNING, "starting", time.time()
                             job.progress = 0.0
-                            self._table.save(job)
+                            self._persist(job)
                             self._current = job
                             self._send(("run", job.job_id, job.request, job.upload))
                 current = self._current
@@ -407,12 +418,19 @@ class JobQueue:
         if kind == "done" and (self.settings.keep_takes or self.settings.keep_bytes):
             self.store.prune(self.settings.keep_takes, self.settings.keep_bytes, protect={message[2]})
 
+    def _persist(self, job: Job) -> None:
+        """Save from the dispatcher: a full disk must not stop it (the job still answers from memory)."""
+        try:
+            self._table.save(job)
+        except (RequestError, sqlite3.Error) as exc:
+            log.warning("job %s: its state could not be saved (%s)", job.job_id, exc)
+
     def _finish(self, job: Job, state: str, message: str, error: tuple | None = None) -> None:
         """Called with the lock held (or before the dispatcher runs)."""
         job.message, job.finished = message, time.time()
         job.error = {"code": error[0], "message": error[1]} if error else None
         job.state = state  # last: a poller never sees "failed" without its error
-        self._table.save(job)
+        self._persist(job)
         if job.upload:
             shutil.rmtree(Path(job.upload).parent, ignore_errors=True)
         if job is self._current:

@@ -25,7 +25,8 @@ class LocalServer:
     """`with LocalServer(store) as server: requests.get(server.url + ...)`."""
 
     def __init__(self, store, port: int | None = None, token: str | None = None, extra_args=(),
-                 log_path=None, startup_timeout: float = 60.0, env=None):
+                 log_path=None, startup_timeout: float = 60.0, env=None, prefix=()):
+        """`prefix`: argv the server command is run under (e.g. a mount namespace with a small disk)."""
         self.store, self.token = str(store), token
         self.port = port or free_port()
         self.url = f"http://{C.DEFAULT_HOST}:{self.port}"
@@ -33,11 +34,12 @@ class LocalServer:
         self.log_path = log_path
         self.startup_timeout = startup_timeout
         self.env = env or {}
+        self.prefix = list(prefix)
         self.process: subprocess.Popen | None = None
         self._log = None
 
     def start(self) -> "LocalServer":
-        cmd = [sys.executable, "-m", "backend.cli", "serve", "--host", C.DEFAULT_HOST, "--port", str(self.port),
+        cmd = [*self.prefix, sys.executable, "-m", "backend.cli", "serve", "--host", C.DEFAULT_HOST, "--port", str(self.port),
                "--store", self.store, "--log-level", "warning", *self.extra_args]
         if self.token is not None:
             cmd += ["--token", self.token]
