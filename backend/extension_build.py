@@ -6,10 +6,10 @@ manifest is generated here from the repository's addon_manifest.toml, the one pl
 metadata is written by hand, and checked against the rules Blender's own validator applies, so a bad
 field fails the build with a message instead of failing the install.
 
-The embedded engine: every zip carries the phonetic engine's code in `engine/` (run by the add-on as
-a subprocess of Blender's Python, never imported into Blender's process), and a platform's zip also
-carries the engine's dependencies as wheels for that platform and for both Pythons Blender uses
-(3.11 in 4.2-5.0, 3.13 from 5.1), listed in the manifest's `wheels` so Blender installs them.
+The embedded engine: a platform's zip carries the phonetic engine's code in `engine/` (run by the
+add-on as a subprocess of Blender's Python, never imported into Blender's process) and the engine's
+dependencies as wheels for that platform and for both Pythons Blender uses (3.11 in 4.2-5.0, 3.13
+from 5.1), listed in the manifest's `wheels` so Blender installs them.
 """
 
 from __future__ import annotations
@@ -193,17 +193,16 @@ def build_extension(out_dir, manifest_path: Path = MANIFEST_SOURCE, package_dir:
     """Write the extension zip into `out_dir` and return its path.
 
     With a `platform` (a key of PLATFORMS) the zip is `<id>-<version>-<platform>.zip` and carries the
-    embedded engine's wheels for it; without one, `<id>-<version>.zip` has no wheels (the backend
-    server makes the takes). Wheels are downloaded once into `wheel_cache` (default `out_dir/.wheels`).
+    embedded engine, its code and its wheels for that platform; without one, `<id>-<version>.zip` has
+    neither (the backend server makes every take). Wheels are downloaded once into `wheel_cache` (default `out_dir/.wheels`).
     """
     data = read_manifest(manifest_path)
     files = package_files(package_dir)
-    extra = data_files(data_dirs) + engine_files()
-    wheels = []
-    if platform is not None:
+    extra = data_files(data_dirs)
+    if platform is not None:  # the embedded engine: its code and its wheels travel together
         wheels = engine_wheels(platform, Path(wheel_cache) if wheel_cache else Path(out_dir) / ".wheels")
         data = {**data, "platforms": [platform], "wheels": [f"./{WHEELS_DIR}/{w.name}" for w in wheels]}
-        extra += [(f"{WHEELS_DIR}/{w.name}", w) for w in wheels]
+        extra += engine_files() + [(f"{WHEELS_DIR}/{w.name}", w) for w in wheels]
     clash = {name for name, _ in extra} & {rel.as_posix() for rel in files}
     if clash:
         raise ExtensionBuildError(f"{sorted(clash)} exist both in the package and in a shipped data folder; keep one")
