@@ -205,7 +205,10 @@ def main(argv=None) -> int:
     print(f"mean cosine over {len(cosines)} main shapes: {np.mean(cosines):.3f} (issue: >= 0.5); sizes "
           f"{min(sizes):.2f}..{max(sizes):.2f} (issue: within 3x), {sum(1/3 <= s <= 3 for s in sizes)}/{len(sizes)} within")
 
+    obj = load_avatar(args.avatar, args.object)
+    worst, folds = stretch_and_folds(obj)
     print("\n2. proportions: largest edge stretch at full weight over the 52 shapes, folded faces, cosine to upright")
+    print(f"{'the artist own shapes':32s} stretch {worst:6.2f}  folds {folds:4d}  (for reference)")
     base = None
     for label, matrix in VARIANTS.items():
         obj = load_avatar(args.avatar, args.object)
