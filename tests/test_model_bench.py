@@ -94,3 +94,21 @@ def test_random_model_is_built_on_the_device_in_its_dtype():
     assert performance.units
     assert performance.blendshapes.shape == (math.floor(len(performance.units) * (1 / 12.5) * 30), 52)
     assert performance.unit_stop == "eos"  # steered like the tiny model: stops soon after its minimum
+
+
+def test_bench_model_stream_prints_first_audio_and_face_before_the_take_ends(capsys):
+    import argparse
+
+    from backend.benchmarks import model as bench
+
+    parser = argparse.ArgumentParser()
+    bench.add_arguments(parser)
+    args = parser.parse_args(["--repeat", "1", "--max-new-tokens", "4", "--stream", "--device", "cpu",
+                              "--line", "Good morning, everyone! Today we talk about how faces move."])
+    assert bench.run(args) == 0
+    out = capsys.readouterr().out
+    first_audio = _value(out, "request -> first audio chunk (s)")[0]
+    first_face = _value(out, "request -> first face frame (s)")[0]
+    rtf = _value(out, "real-time factor (take s / audio s)")[0]
+    assert 0 < first_face and 0 < first_audio and rtf > 0 and _value(out, "audio chunk jitter (s, std of gaps)")[0] >= 0
+    assert _value(out, "audio chunks per take")[0] >= 2 and _value(out, "face chunks per take")[0] >= 2

@@ -52,6 +52,9 @@ def add_arguments(parser):
     parser.add_argument("--max-new-tokens", type=int, default=32, help="chat reply length limit (default 32)")
     parser.add_argument("--greedy", action="store_true", help="greedy decoding instead of the released sampling")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--stream", action="store_true",
+                        help="also the streamed take through the exomni engine (say): request -> first audio chunk, "
+                             "request -> first face frame, real-time factor, chunk jitter")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     audio = parser.add_mutually_exclusive_group()
     audio.add_argument("--decoder", metavar="DIR", default=None,
@@ -272,6 +275,63 @@ def _print_audio(results: dict, what: str) -> None:
           f"{_cell(ratios[1], '.2f'):>14s}")
 
 
+def stream_figures(engine, text: str, seed: int, repeat: int) -> dict:
+    """Medians over `repeat` say takes of the engine's incremental output (TakePieces): seconds from the
+    request to the first audio chunk and to the first face frame, the real-time factor (take time /
+    audio length) and the chunk jitter (standard deviation of the time between audio chunks, s)."""
+    import statistics
+    import time as clock
+
+    from backend.engines.base import Progress, TakeRequest
+
+    rows = {"first_audio_s": [], "first_face_s": [], "rtf": [], "jitter_s": [], "audio_chunks": [], "face_chunks": []}
+    for i in range(repeat):
+        pieces = []
+        t0 = clock.perf_counter()
+        take = engine.make_take(TakeRequest(engine="exomni", mode="say", text=text, seed=seed + i), Progress(),
+                                pieces.append)
+        total = clock.perf_counter() - t0
+        audio = [p.elapsed for p in pieces if p.audio.size]
+        face = [p.elapsed for p in pieces if p.frames.shape[0]]
+        gaps = [b - a for a, b in zip(audio, audio[1:])]
+        rows["first_audio_s"].append(audio[0] if audio else float("nan"))
+        rows["first_face_s"].append(face[0] if face else float("nan"))
+        rows["rtf"].append(total / take.duration if take.duration else float("nan"))
+        rows["jitter_s"].append(statistics.pstdev(gaps) if len(gaps) > 1 else 0.0)
+        rows["audio_chunks"].append(len(audio))
+        rows["face_chunks"].append(len(face))
+    return {k: statistics.median(v) for k, v in rows.items()}
+
+
+def _print_stream(args, loaded) -> None:
+    import tempfile
+    from pathlib import Path
+
+    from backend.engines.exomni import ExomniEngine
+    from backend.models import audio_decoder
+
+    with tempfile.TemporaryDirectory(prefix="exomni-bench-stream-") as tmp:
+        decoder = args.decoder or audio_decoder.random_decoder(audio_decoder.tiny_config(), seed=args.seed).save(
+            Path(tmp) / "decoder")
+        folder = Path(loaded.info.folder)
+        if not (folder / "config.json").is_file():  # the temporary tiny checkpoint is gone by now: the same again
+            from backend.models.exomni.tiny import make_tiny_checkpoint
+
+            folder = make_tiny_checkpoint(Path(tmp) / "tiny", seed=args.seed)
+        engine = ExomniEngine(checkpoint=str(folder), decoder=str(decoder), device=str(loaded.device))
+        engine.load()
+        figures = stream_figures(engine, args.line, args.seed, args.repeat)
+    print()
+    print(f"streamed take (exomni engine, say; audio decoder {'given' if args.decoder else 'random, fixture widths'})")
+    for label, key, fmt in (("request -> first audio chunk (s)", "first_audio_s", ".4f"),
+                            ("request -> first face frame (s)", "first_face_s", ".4f"),
+                            ("real-time factor (take s / audio s)", "rtf", ".3f"),
+                            ("audio chunk jitter (s, std of gaps)", "jitter_s", ".4f"),
+                            ("audio chunks per take", "audio_chunks", ".0f"),
+                            ("face chunks per take", "face_chunks", ".0f")):
+        print(f"{label:<44s}{format(figures[key], fmt):>12s}")
+
+
 def run(args) -> int:
     try:
         import torch
@@ -380,6 +440,11 @@ def run(args) -> int:
         print(_row("peak CUDA memory (MiB)", say.cuda_peak / MIB, chat.cuda_peak / MIB, ".1f"))
     if decoder is not None:
         _print_audio(audio_results, decoder_what)
+    if getattr(args, "stream", False):
+        if args.released_size:
+            print("\n--stream needs a checkpoint folder (the tiny one or --checkpoint DIR); skipped for --released-size")
+        else:
+            _print_stream(args, loaded)
     missing = [mode for mode, r in results.items() if r.median("first_unit_s") is None]
     if missing:
         print(f"no speech units came out in {' and '.join(missing)}; the numbers above are incomplete")
