@@ -50,6 +50,10 @@ def _die_with_parent(parent_pid: int) -> None:
 
 def main(conn, registry_factory, store_root: str, parent_pid: int, preload: bool = True) -> None:
     _die_with_parent(parent_pid)
+    try:  # on a busy machine the API answers first: engines yield the CPU to the HTTP process
+        os.nice(5)
+    except (AttributeError, OSError):
+        pass
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl+C is the server's to handle
     send_lock = threading.Lock()
 

@@ -1,0 +1,132 @@
+"""server: N clients x M takes against a real server on 127.0.0.1: latency, throughput, health, memory.
+
+Starts `exomni serve` on a free loopback port with a fresh store, then N client threads (the add-on's
+own client) each make M takes of a short line, one after another. Prints p50/p95/max submit-to-done
+latency, takes per second, then /v1/health latency while a long lip sync runs in the engine worker,
+and the memory growth of the server (its HTTP process and its engine worker, resident set) per
+1,000 takes after a warm-up round.
+"""
+
+from __future__ import annotations
+
+import io
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+LINE = "Bob may buy five blue boats."
+
+
+def add_arguments(parser):
+    parser.add_argument("--clients", type=int, default=4, help="concurrent clients (default 4)")
+    parser.add_argument("--takes", type=int, default=50, help="takes per client (default 50)")
+    parser.add_argument("--warmup", type=int, default=20, help="takes made before memory is first measured")
+    parser.add_argument("--lipsync-seconds", type=float, default=300.0,
+                        help="length of the recording lip-synced while health is timed (default 300)")
+
+
+def _rss_kb(pid: int) -> int:
+    """Resident memory of a process and its children (the engine worker), from /proc."""
+    total = 0
+    pids = [pid]
+    for task in Path(f"/proc/{pid}/task").glob("*"):  # the worker is the child of the jobs thread
+        try:
+            pids += [int(c) for c in (task / "children").read_text().split()]
+        except OSError:
+            pass
+    for p in pids:
+        try:
+            for line in Path(f"/proc/{p}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1])
+        except OSError:
+            pass
+    return total
+
+
+def _percentile(values, q):
+    return float(np.percentile(np.asarray(values), q)) if values else float("nan")
+
+
+def run(args) -> int:
+    import soundfile as sf
+
+    from exomni_blender.core import contract as C
+    from exomni_blender.remote.client import ApiError, Client
+
+    from ..server.launcher import LocalServer
+
+    if args.clients < 1 or args.takes < 1:
+        print("exomni bench server: --clients and --takes must be at least 1")
+        return 2
+    with tempfile.TemporaryDirectory(prefix="exomni-bench-server-") as tmp:
+        root = Path(tmp)
+        max_queued = str(max(32, args.clients * 2))
+        with LocalServer(root / "store", log_path=root / "server.log", extra_args=["--max-queued", max_queued]) as server:
+            url, pid = server.url, server.process.pid
+
+            def make(count, latencies, errors):
+                with Client(url) as client:
+                    for i in range(count):
+                        t0 = time.perf_counter()
+                        try:
+                            job = client.submit_take(text=LINE, seed=i)
+                            status = client.wait(job["job_id"], interval=0.02)
+                        except ApiError as exc:
+                            errors.append(str(exc))
+                            continue
+                        if status["state"] == C.DONE:
+                            latencies.append(time.perf_counter() - t0)
+                        else:
+                            errors.append(str(status.get("error")))
+
+            warm: list = []
+            make(args.warmup, warm, [])
+            rss_start = _rss_kb(pid)
+            latencies: list = []
+            errors: list = []
+            threads = [threading.Thread(target=make, args=(args.takes, latencies, errors)) for _ in range(args.clients)]
+            t0 = time.perf_counter()
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+            wall = time.perf_counter() - t0
+            rss_end = _rss_kb(pid)
+            done = len(latencies)
+            print(f"{args.clients} clients x {args.takes} takes: {done} done, {len(errors)} failed"
+                  + (f" (first: {errors[0][:120]})" if errors else ""))
+            print(f"submit-to-done latency: p50 {_percentile(latencies, 50) * 1000:.0f} ms, "
+                  f"p95 {_percentile(latencies, 95) * 1000:.0f} ms, max {max(latencies, default=0) * 1000:.0f} ms")
+            print(f"throughput: {done / wall:.1f} takes/s over {wall:.1f} s")
+            per_1000 = (rss_end - rss_start) / 1024 / max(done, 1) * 1000
+            print(f"memory (HTTP process + engine worker): {rss_start / 1024:.0f} MB after warm-up, "
+                  f"{rss_end / 1024:.0f} MB after {done} takes: {per_1000:+.1f} MB per 1,000 takes")
+
+            rate = 16000
+            t = np.arange(int(rate * args.lipsync_seconds)) / rate
+            voiced = (np.sin(2 * np.pi * 150 * t) * (0.5 + 0.5 * np.sin(2 * np.pi * 3 * t)) * 0.4).astype(np.float32)
+            wav = root / "long.wav"
+            sf.write(str(wav), voiced, rate, subtype="PCM_16")
+            with Client(url) as client:
+                job = client.submit_take(audio=str(wav), mode="lipsync")
+                while client.job(job["job_id"])["state"] == C.QUEUED:
+                    time.sleep(0.05)
+                health = []
+                for _ in range(50):
+                    h0 = time.perf_counter()
+                    client.health()
+                    health.append((time.perf_counter() - h0) * 1000)
+                    time.sleep(0.05)
+                state = client.job(job["job_id"])["state"]
+                c0 = time.perf_counter()
+                client.cancel(job["job_id"])
+                final = client.wait(job["job_id"], interval=0.02)
+                cancel_ms = (time.perf_counter() - c0) * 1000
+            print(f"health during a {args.lipsync_seconds:.0f} s lip sync ({state}): p50 {_percentile(health, 50):.1f} ms, "
+                  f"p95 {_percentile(health, 95):.1f} ms, max {max(health):.1f} ms; "
+                  f"cancel took {cancel_ms:.0f} ms ({final['state']})")
+    return 0
