@@ -117,11 +117,12 @@ def test_the_backend_package_never_pulls_in_the_ui():
 
 
 def test_the_extension_imports_only_what_blender_ships():
-    """Blender's Python has bpy (with mathutils), numpy, requests and the stdlib; never the backend."""
+    """Blender's Python has bpy and its companions (mathutils, bpy_extras, bmesh, gpu, aud), numpy, requests
+    and the stdlib; never the backend."""
     import ast
     import sys
     from pathlib import Path
-    allowed = {"bpy", "mathutils", "numpy", "requests", *sys.stdlib_module_names}
+    allowed = {"bpy", "mathutils", "bpy_extras", "bmesh", "gpu", "aud", "numpy", "requests", *sys.stdlib_module_names}
     package = Path(exomni_blender.__file__).parent
     found = {}
     for path in sorted(package.rglob("*.py")):
