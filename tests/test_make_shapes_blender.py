@@ -130,3 +130,36 @@ def test_cli_says_what_to_do_with_bad_input(tmp_path):
     done = _cli(AVATAR, "--object", "Nope", "--out", tmp_path / "o.blend")
     assert done.returncode == 2 and "No mesh object named 'Nope'" in done.stderr and "Wolf3D_Head" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def _import_avatar_into_this_file():
+    """The avatar's meshes imported into the current (registered) file, its ARKit keys removed."""
+    bpy.ops.import_scene.gltf(filepath=str(AVATAR))
+    obj = bpy.data.objects[HEAD]
+    mb.strip_arkit(obj)
+    bpy.context.view_layer.objects.active = obj
+    return obj
+
+
+def test_panel_step_finds_landmarks_that_the_animator_can_move(registered_scene):
+    obj = _import_avatar_into_this_file()
+    assert bpy.ops.exomni.shapes_find_landmarks() == {"FINISHED"}
+    marks = {c[ms.LANDMARK_PROPERTY]: c for c in obj.children if c.get(ms.LANDMARK_PROPERTY)}
+    assert len(marks) == 18
+    assert bpy.ops.exomni.shapes_make() == {"FINISHED"}
+    first = mb.key_deltas(obj)["mouthSmileLeft"]
+    # the animator drags the left mouth corner 1 cm outward: the smile follows it
+    marks["mouthL"].location.x += 0.01
+    bpy.context.view_layer.update()
+    assert bpy.ops.exomni.shapes_make() == {"FINISHED"}
+    moved = mb.key_deltas(obj)["mouthSmileLeft"]
+    centre = lambda d: (np.linalg.norm(d, axis=1)[:, None] * ms.read_mesh(obj).points).sum(0) / np.linalg.norm(d, axis=1).sum()
+    assert centre(moved)[0] > centre(first)[0] + 0.0008  # the field follows toward the new corner
+    assert bpy.ops.exomni.shapes_remove() == {"FINISHED"}
+    assert obj.data.shape_keys.key_blocks.keys() == ["Basis"]
+
+
+def test_panel_step_says_what_to_select(registered_scene):
+    bpy.ops.object.empty_add()
+    with pytest.raises(RuntimeError, match="Select the head mesh"):
+        bpy.ops.exomni.shapes_make()

@@ -13,7 +13,7 @@ ADDON_PACKAGE = __package__.rpartition(".")[0]
 
 # In registration order: a property group before the groups that hold it, a panel before its sub-panels.
 _MODULES = ("takes.props", "generate.props", "preferences", "connection", "generate.operators", "takes.operators",
-            "generate.panel", "takes.panel", "retarget", "dialogue")
+            "generate.panel", "takes.panel", "retarget", "dialogue", "make_shapes")
 
 
 def _modules():
