@@ -76,9 +76,9 @@ def place(owner, action, start: float, kind: str, *, name: str | None = None, ow
     end = start + (last - first)
     track = None if own_track else _free_track(ad, kind, start, end)
     if track is None:
-        track = ad.nla_tracks.new()
         count = sum(1 for t in ad.nla_tracks if t.name.startswith(kind))
-        track.name = kind if count <= 1 else f"{kind} {count}"
+        track = ad.nla_tracks.new()
+        track.name = kind if count == 0 else f"{kind} {count + 1}"
     strip = compat.new_nla_strip(track, name or action.name, start, action, owner)
     if name:
         strip.name = name
