@@ -163,3 +163,15 @@ def test_panel_step_says_what_to_select(registered_scene):
     bpy.ops.object.empty_add()
     with pytest.raises(RuntimeError, match="Select the head mesh"):
         bpy.ops.exomni.shapes_make()
+
+
+def test_eye_meshes_beside_the_head_get_their_gaze_shapes():
+    obj = mb.load_avatar(AVATAR, HEAD)
+    eye = bpy.data.objects["EyeLeft"]
+    artist = mb.strip_arkit(eye)
+    mb.strip_arkit(obj)
+    ms.make_shapes(obj)
+    made = mb.key_deltas(eye)
+    assert sorted(made) == sorted(f"eyeLook{d}Left" for d in ("Up", "Down", "In", "Out"))
+    for name, (cos, size) in mb.compare(made, artist, names=sorted(made)).items():
+        assert cos > 0.85 and 0.5 < size < 2.0, (name, cos, size)

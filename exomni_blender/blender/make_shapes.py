@@ -94,6 +94,7 @@ def find_eyeballs(obj, mesh: Mesh):
         inside = np.all(ball.centre > lo - 0.05 * size) and np.all(ball.centre < hi + 0.05 * size)
         if inside and ball.radius < 0.2 * size:
             found.append(ball)
+            ball.source = other  # the eye object, which gets the gaze shapes
     own = np.zeros(len(mesh.points), bool)
     if len(found) == 2:
         return found, own
@@ -183,7 +184,7 @@ def make_shapes(obj, replace: bool = False) -> dict:
         raise MakeShapesError("Pick a mesh object (the head) to make shapes on.")
     if not compat.is_editable(obj.data):
         raise MakeShapesError(f"{obj.name!r} comes from a linked library: make it local or override it first.")
-    mesh, skin, lm, _ = find_landmarks(obj)
+    mesh, skin, lm, eyes = find_landmarks(obj)
     made = transfer(template(), mesh, skin, lm)
     if obj.data.shape_keys is None:
         compat.add_shape_key(obj, "Basis")
@@ -203,8 +204,55 @@ def make_shapes(obj, replace: bool = False) -> dict:
         names.append(name)
     obj[MADE_PROPERTY] = json.dumps(sorted(previously | set(names)))
     obj.data.update()
+    for ball in eyes:
+        eye_obj = getattr(ball, "source", None)
+        if eye_obj is not None and compat.is_editable(eye_obj.data):
+            side = "Left" if (ball.centre - 0.5 * (eyes[0].centre + eyes[1].centre)) @ lm.rotation[0] > 0 else "Right"
+            make_gaze_shapes(eye_obj, obj, ball, lm.rotation, side, replace)
     return {"object": obj.name, "made": names, "kept": kept, "estimated": lm.estimated,
             "scale": round(made.scale, 4), "landmarks": {k: [round(float(x), 5) for x in v] for k, v in lm.points.items()}}
+
+
+GAZE_DEGREES = {"Up": 25.0, "Down": 25.0, "In": 30.0, "Out": 30.0}  # as the demo head turns its eyes
+
+
+def _turn(axis, degrees):
+    a = np.radians(degrees)
+    k = np.array([[0, -axis[2], axis[1]], [axis[2], 0, -axis[0]], [-axis[1], axis[0], 0]], float)
+    return np.eye(3) + np.sin(a) * k + (1 - np.cos(a)) * k @ k
+
+
+def make_gaze_shapes(eye_obj, head_obj, ball, rotation, side, replace=False) -> list:
+    """eyeLook{Up,Down,In,Out}{side} on a separate eye mesh: the eyeball turned about its centre."""
+    from . import compat
+
+    # eye local -> head local, where the eyeball and the face's frame are known
+    to_head = np.array(head_obj.matrix_world.inverted() @ eye_obj.matrix_world)
+    pts = read_mesh(eye_obj).points
+    in_head = np.c_[pts, np.ones(len(pts))] @ to_head.T
+    sign = 1.0 if side == "Left" else -1.0  # "Out" turns the left eye toward +X (canonical)
+    turns = {"Up": ((1, 0, 0), -GAZE_DEGREES["Up"]), "Down": ((1, 0, 0), GAZE_DEGREES["Down"]),
+             "Out": ((0, 0, 1), sign * GAZE_DEGREES["Out"]), "In": ((0, 0, 1), -sign * GAZE_DEGREES["In"])}
+    if eye_obj.data.shape_keys is None:
+        compat.add_shape_key(eye_obj, "Basis")
+    blocks = eye_obj.data.shape_keys.key_blocks
+    previously = set(json.loads(eye_obj.get(MADE_PROPERTY, "[]")))
+    made = []
+    back = np.linalg.inv(to_head)
+    for direction, (axis, degrees) in turns.items():
+        name = f"eyeLook{direction}{side}"
+        if blocks.get(name) is not None and name not in previously and not replace:
+            continue
+        turn = rotation.T @ _turn(np.asarray(axis, float), degrees) @ rotation
+        moved = (in_head[:, :3] - ball.centre) @ turn.T + ball.centre
+        local = (np.c_[moved, np.ones(len(moved))] @ back.T)[:, :3]
+        block = blocks.get(name) or compat.add_shape_key(eye_obj, name)
+        block.data.foreach_set("co", local.astype(np.float32).ravel())
+        block.slider_min, block.slider_max = 0.0, 1.0
+        made.append(name)
+    eye_obj[MADE_PROPERTY] = json.dumps(sorted(previously | set(made)))
+    eye_obj.data.update()
+    return made
 
 
 def remove_made_shapes(obj) -> list:
