@@ -224,3 +224,16 @@ def test_key_mood_needs_a_layered_take():
     layers.key_layers(head, make_take(), start_frame=1)
     with pytest.raises(ValueError, match="moods are"):
         layers.key_mood(head, "glad")
+
+
+def test_a_live_link_face_csv_with_head_rotation_keys_the_head_layer(tmp_path):
+    from exomni_blender.core.exchange.livelink import read_livelink_csv, write_livelink_csv
+
+    take = make_take("neutral")
+    back = read_livelink_csv(write_livelink_csv(take, tmp_path / "line.csv"), fps=FPS, audio=False)
+    head = create_head()
+    made = layers.key_layers(head, back, start_frame=1)
+    assert "head" in made.strips and "expression" not in made.actions  # neutral: no mood layer
+    bpy.context.scene.frame_set(40)
+    pitch, yaw, roll = np.radians(face.head_rotation(take.meta)[39])
+    assert head.delta_rotation_euler.x == pytest.approx(pitch, abs=math.radians(0.2))

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .. import face
 from ..arkit import ARKIT_52, INDEX
 from ..files import atomic_write
 from ..take import Take
@@ -39,6 +40,10 @@ LIVELINK_BLENDSHAPES = (
 LIVELINK_ROTATIONS = ("HeadYaw", "HeadPitch", "HeadRoll", "LeftEyeYaw", "LeftEyePitch", "LeftEyeRoll",
                       "RightEyeYaw", "RightEyePitch", "RightEyeRoll")
 LIVELINK_HEADER = ("Timecode", "BlendShapeCount") + LIVELINK_BLENDSHAPES + LIVELINK_ROTATIONS
+# The head's columns and the take's head rotation (core.face: [pitch, yaw, roll] in degrees, + nods
+# down, turns and tilts to the subject's left). The format does not state a unit; angles are written
+# in radians, as ARKit reports them.
+HEAD_COLUMNS = {"HeadPitch": 0, "HeadYaw": 1, "HeadRoll": 2}
 assert sorted(n.lower() for n in LIVELINK_BLENDSHAPES) == sorted(n.lower() for n in ARKIT_52)
 
 # Rates a recording can have; without a change of second in the file only the app's own two (30, 60).
@@ -175,6 +180,12 @@ def read_livelink_csv(path, fps: float | None = None, audio: bool = True) -> Tak
     meta = {"audio": record, "livelink": {
         "file": path.name, "start_timecode": timecodes[0], "fps": rate, "fps_from": rate_from, "rows": len(timecodes),
         "rotations": rotation_curves, "missing_channels": missing, "ignored_columns": ignored}}
+    head = np.zeros((frames, 3))
+    for name, axis in HEAD_COLUMNS.items():
+        if name in rotation_curves:
+            head[:, axis] = np.degrees(rotation_curves[name])
+    if np.abs(head).max() > 0:  # the head moves: key it like a generated take's head motion
+        meta[face.HEAD_ROTATION] = face.head_rotation_json(head)
     return Take(fps=rate, weights=weights, audio=samples, sample_rate=sample_rate, text=path.stem,
                 engine="import", meta=meta)
 
@@ -183,18 +194,22 @@ def livelink_csv_text(take: Take, start_timecode: str = "") -> str:
     """A take as a Live Link Face CSV, the app's exact header and column order.
 
     The first row's timecode is `start_timecode`, else the one the take was recorded from (when it
-    came from a Live Link Face CSV), else midnight. Head and eye rotation columns are 0, unless the
-    take came from a Live Link Face CSV with the same frame count (then they are written back as read).
+    came from a Live Link Face CSV), else midnight. Head and eye rotation columns are written back as
+    read when the take came from a Live Link Face CSV with the same frame count; else the head's are
+    the take's head rotation (radians) when it has one, and the rest 0.
     """
     source = (take.meta or {}).get("livelink") or {}
     start = timecode_seconds(start_timecode or str(source.get("start_timecode") or ""),
                              float(source.get("fps") or take.fps))
     rotations = source.get("rotations") or {}
     rot = np.zeros((take.frames, len(LIVELINK_ROTATIONS)))
+    head = face.head_rotation(take.meta, take.frames)
     for i, name in enumerate(LIVELINK_ROTATIONS):
         curve = rotations.get(name)
         if isinstance(curve, list) and len(curve) == take.frames:
             rot[:, i] = curve
+        elif head is not None and name in HEAD_COLUMNS:
+            rot[:, i] = np.radians(head[:, HEAD_COLUMNS[name]])
     order = [INDEX[n[0].lower() + n[1:]] for n in LIVELINK_BLENDSHAPES]
     shapes = take.weights[:, order].astype(np.float64)
     out = io.StringIO()
