@@ -110,6 +110,51 @@ def plan_lines(script: Script, cast: Cast, engine: str, engine_version: str, fps
     return planned
 
 
+@dataclass
+class DialoguePlan:
+    """A script planned for an engine: its cast and every line's take request and cache key."""
+    script: Script
+    cast: Cast
+    engine: str
+    engine_version: str
+    fps: float
+    lines: list[PlannedLine]
+
+
+def engine_version(engine) -> str:
+    """The engine as the cache keys know it (a new release of the package makes new takes)."""
+    from .. import __version__
+
+    return f"{engine.name} (exomni {__version__})"
+
+
+def plan_script(script: Script, objects: list, registry, *, engine: str, fps: float, seed: int = 0,
+                cast_table: dict | None = None, voices: dict | None = None, create_heads=None,
+                mouth_only: bool = False, scene_name: str = "the scene") -> DialoguePlan:
+    """The one dialogue planner (`exomni batch` and POST /v1/dialogue/plan): cast the script's
+    characters on the scene's objects, then plan every line as a take request that the engine can
+    make, checked with the one request validator before any take is made.
+
+    Raises cast.CastError (a character without a head) or EngineError (an unknown or unavailable
+    engine, a line the engine cannot say), each with a message that says what to do."""
+    from ..engines.base import EngineError
+    from .cast import resolve_cast
+
+    cast = resolve_cast(script.characters, objects, dict(cast_table or {}), dict(voices or {}), create_heads,
+                        base_seed=seed, line_counts=script.line_counts, scene_name=scene_name)
+    made_by = registry.get(engine, "say")
+    registry.check_available(engine)
+    version = engine_version(made_by)
+    planned = plan_lines(script, cast, made_by.name, version, fps, mouth_only=mouth_only)
+    for p in planned:
+        try:
+            registry.validate(p.request)
+        except EngineError as exc:
+            raise EngineError(f"line {p.line.index + 1} ({p.line.character}): {exc}", exc.code) from None
+    return DialoguePlan(script=script, cast=cast, engine=made_by.name, engine_version=version, fps=float(fps),
+                        lines=planned)
+
+
 def measure(p: PlannedLine, take, fps: float) -> None:
     """Record a take's length on its planned line."""
     p.seconds = float(take.duration)

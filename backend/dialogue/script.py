@@ -329,6 +329,9 @@ def _truthy(value) -> bool:
     return bool(value)
 
 
+_INLINE_PAREN = re.compile(r"\(([^()]*)\)")
+
+
 def _line_from_record(record: dict, index: int, where: str, number: int) -> Optional[Line]:
     character = str(record.get("character") or "").strip()
     text = str(record.get("line") or "").strip()
@@ -348,6 +351,23 @@ def _line_from_record(record: dict, index: int, where: str, number: int) -> Opti
                 inner = inner[1:-1].strip()
             if inner:
                 parentheticals.append(inner)
+    # "(whispering) Get down!" in the line's own cell: the direction is a parenthetical, not speech.
+    pauses = {p.strip(".") for p in _PAUSES}
+
+    def direction(match: re.Match) -> str:
+        inner = " ".join(match.group(1).split())
+        if inner.lower().strip(" .") in pauses:
+            return " ... "  # a beat is a pause in the speech, as in Fountain
+        if inner:
+            parentheticals.append(inner)
+        return " "
+
+    spoken = " ".join(_INLINE_PAREN.sub(direction, text).split()).strip()
+    spoken = spoken[4:] if spoken.startswith("... ") else spoken
+    if not spoken.strip(" \t.,;:-"):
+        raise ScriptError(f"{where}{character}'s line {text[:40]!r} is only a direction in parentheses; "
+                          "write what they say beside it")
+    text = spoken
     name, extension, _ = _split_cue(character)
     voice = record.get("voice")
     voice = str(voice).strip() if voice not in (None, "") else None

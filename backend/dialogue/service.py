@@ -14,17 +14,11 @@ from exomni_blender.core.dialogue_layout import clip_name
 
 from ..engines.base import EngineError
 from . import cast as castmod
-from .plan import plan_lines
+from .plan import plan_script
 from .script import ScriptError, parse_csv, parse_fountain, parse_json
 
 FORMATS = ("fountain", "csv", "json")
 MAX_SCRIPT_CHARS = 2_000_000
-
-
-def engine_version(engine) -> str:
-    from .. import __version__
-
-    return f"{engine.name} (exomni {__version__})"
 
 
 def sniff_format(text: str) -> str:
@@ -94,31 +88,24 @@ def plan_dialogue(body, registry) -> dict:
     except ScriptError as exc:
         raise EngineError(str(exc), C.E_BAD_SCRIPT) from None
     try:
-        cast = castmod.resolve_cast(script.characters, objects, table, voices, create, base_seed=seed,
-                                    line_counts=script.line_counts, scene_name=str(body.get("scene") or "the scene"))
+        plan = plan_script(script, objects, registry, engine=engine_name, fps=fps, seed=seed, cast_table=table,
+                           voices=voices, create_heads=create, mouth_only=mouth_only,
+                           scene_name=str(body.get("scene") or "the scene"))
     except castmod.CastError as exc:
         raise EngineError(str(exc), C.E_UNCAST) from None
-    engine = registry.get(engine_name, "say")
-    registry.check_available(engine_name)
-    version = engine_version(engine)
-    planned = plan_lines(script, cast, engine.name, version, fps, mouth_only=mouth_only)
-    for p in planned:  # every line's request is one the engine can make, before any take is made
-        try:
-            registry.validate(p.request)
-        except EngineError as exc:
-            raise EngineError(f"line {p.line.index + 1} ({p.line.character}): {exc}", exc.code) from None
     return {
-        "engine": engine.name, "engine_version": version, "fps": fps, "title": script.title.get("title", ""),
-        "characters": [r.to_json() for r in cast],
+        "engine": plan.engine, "engine_version": plan.engine_version, "fps": fps,
+        "title": script.title.get("title", ""),
+        "characters": [r.to_json() for r in plan.cast],
         "lines": [{
             "index": p.line.index, "character": p.line.character, "object": p.object, "channel": p.channel,
             "text": p.line.text, "parentheticals": p.line.parentheticals, "dual": p.line.dual,
             "given_start": p.line.start, "scene": p.line.scene, "marker": p.marker, "strip": p.strip_name,
             "gain": p.delivery.volume, "intensity": p.delivery.intensity, "delivery": p.delivery.to_json(),
             "hash": p.hash, "request": p.request,
-        } for p in planned],
+        } for p in plan.lines],
         "scenes": [{"name": clip_name(h.text), "before_line": h.before_line} for h in script.scenes],
-        "warnings": cast.warnings,
+        "warnings": plan.cast.warnings,
     }
 
 
