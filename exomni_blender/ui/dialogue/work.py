@@ -3,15 +3,14 @@ dialogue in the open scene, the same as `exomni batch` makes it headless.
 
 The backend plans the script (POST /v1/dialogue/plan: characters cast on the scene's heads, each
 line's take request with its delivery), the takes are made through POST /v1/takes on a worker
-thread and cached by their content key beside the .blend (an edited script remakes only the edited
+thread and kept in the one dialogue take cache (core/take_cache.py, shared with `exomni batch`) by
+their content key beside the .blend (an edited script remakes only the edited
 lines), and on the main thread the lines are laid out from the playhead and keyed by
 `dialogue_scene.build_into_scene`: one NLA strip per line, the audio on each character's own
 channel, a marker per line, idle layers.
 """
 
-import os
-import re
-import shutil
+import tempfile
 from pathlib import Path
 
 import bpy
@@ -19,11 +18,12 @@ import bpy
 from ...core import contract as C
 from ...core import dialogue_layout as L
 from ...core.take import Take
+from ...core.take_cache import CacheKeyError, TakeCache, finish
 from ...remote.client import BackendError, Client
 from .. import jobs
 from .. import preferences
 from ..common import UserError, check_online, scene_fps, session_ids, takes_root, undo_push
-from ..generate.operators import TAKE_ID, job_error
+from ..generate.operators import job_error
 
 KIND = "dialogue"
 CACHE_FOLDER = "dialogue"  # under the add-on's take folder
@@ -85,16 +85,9 @@ def cache_root() -> Path:
     return takes_root() / CACHE_FOLDER
 
 
-def _safe_key(key: str) -> str:
-    if not re.fullmatch(r"[0-9a-f]{8,64}", str(key)):
-        raise BackendError(f"The backend sent an unusable cache key {key!r}; update the add-on and the backend "
-                           "to the same version.")
-    return key
-
-
 def make_takes(job, url: str, token: str, body: dict, root: str) -> dict:
     """Worker thread: plan the script on the backend, then make (or reuse) every line's take."""
-    root_path = Path(root)
+    cache = TakeCache(root)
     with Client(url, token) as client:
         job.report(0.01, "Planning the script on the backend")
         plan = client.plan_dialogue(body)
@@ -104,9 +97,12 @@ def make_takes(job, url: str, token: str, body: dict, root: str) -> dict:
         made = reused = 0
         for i, line in enumerate(lines):
             job.check()
-            folder = root_path / _safe_key(line["hash"])
+            try:
+                folder = cache.path(line["hash"])
+            except CacheKeyError as exc:
+                raise BackendError(f"The backend sent an unusable cache key: {exc}.") from None
             label = f"{line['character']}: {L.first_words(line['text'])}"
-            if (folder / "take.json").is_file():
+            if cache.has(line["hash"]):
                 line["take"] = str(folder)
                 reused += 1
                 continue
@@ -119,19 +115,15 @@ def make_takes(job, url: str, token: str, body: dict, root: str) -> dict:
             if final["state"] == C.FAILED:
                 raise BackendError(f"Line {line['index'] + 1} ({line['character']}): {job_error(final)}")
             take_id = str(final.get("take_id") or "")
-            if not TAKE_ID.fullmatch(take_id):
+            if not C.is_take_id(take_id):
                 raise BackendError(f"The backend finished line {line['index'] + 1} with an unusable take id.")
-            partial = root_path / f".{folder.name}.part"
-            if partial.exists():
-                shutil.rmtree(partial)
-            take = client.fetch_take(take_id, partial)
-            # The delivery's intensity (a shout moves more) is applied here, once, before caching.
-            take.weights = scale_intensity(take.weights, float(line.get("intensity", 1.0)))
-            take.save(partial)
-            if folder.exists():
-                shutil.rmtree(folder)
-            os.replace(partial, folder)
-            line["take"] = str(folder)
+            cache.root.mkdir(parents=True, exist_ok=True)
+            with tempfile.TemporaryDirectory(prefix=".download-", dir=cache.root) as download:
+                take = client.fetch_take(take_id, Path(download) / "take")
+            # The delivery's intensity (a shout moves more) is applied once, before caching, as in `exomni batch`.
+            take = finish(take, intensity=float(line.get("intensity", 1.0)),
+                          meta={"character": line["character"], "line": line["index"] + 1, "hash": line["hash"]})
+            line["take"] = str(cache.put(line["hash"], take))
             made += 1
         return {"plan": plan, "made": made, "reused": reused}
 

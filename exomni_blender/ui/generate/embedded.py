@@ -65,7 +65,7 @@ def child_path(root: Path, site_packages=None) -> list:
 
 def make_take(job, request: dict, out_root: str, path: list, executable: str = sys.executable) -> dict:
     """Worker thread: run the embedded engine for `request` and load the take it wrote under `out_root`."""
-    take_id = f"embedded-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
+    take_id = f"embedded-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"  # a contract.TAKE_ID
     folder = Path(out_root) / take_id
     folder.parent.mkdir(parents=True, exist_ok=True)
     fd, request_file = tempfile.mkstemp(prefix="exomni-request-", suffix=".json")

@@ -7,7 +7,6 @@ callbacks, which run on the main thread.
 No `from __future__ import annotations` here: Blender reads the property annotations as objects.
 """
 
-import re
 from pathlib import Path
 
 import bpy
@@ -25,8 +24,6 @@ from . import embedded, props
 from .recording import recording_for, uses_recording
 
 KIND = "generate"
-# A take id names a folder on this disk.
-TAKE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 
 
 def take_request(context) -> dict:
@@ -152,7 +149,7 @@ def backend_work(job, url, token, request, root, recording=None) -> dict:
             if final["state"] == C.FAILED:
                 raise BackendError(job_error(final))
             take_id = str(final.get("take_id") or "")
-            if not TAKE_ID.fullmatch(take_id):
+            if not C.is_take_id(take_id):  # it names a folder on this disk
                 raise BackendError(f"The backend finished the job with an unusable take id {take_id!r}; "
                                    "update the add-on and the backend to the same version.")
             job.check()
