@@ -45,6 +45,13 @@ class ExOmniPreferences(bpy.types.AddonPreferences):
     def draw(self, context):
         layout = self.layout
         layout.row().prop(self, "takes_from", expand=True)
+        from .generate import embedded
+        if embedded.shipped():
+            layout.label(text="Embedded engine: in this install (says typed lines with the phonetic engine)",
+                         icon="CHECKMARK")
+        else:
+            layout.label(text="Embedded engine: not in this install; the extension zip for your platform has it",
+                         icon="INFO")
         col = layout.column()
         col.prop(self, "backend_url")
         col.prop(self, "token")
