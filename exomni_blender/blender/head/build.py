@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
@@ -23,7 +24,57 @@ from .shape_keys import _Fields, _shape_keys
 def _build():
     """Rest positions, faces, materials and the 52 shape key positions (cached; pure numpy)."""
     mesh = _Mesh()
+    skin = _skin(mesh)
+    n_skin = mesh.count
+    closed = np.concatenate(mesh.points)
+    row_of, is_lower_copy, mouth_corner_ids = _skin_tags(skin, n_skin)
+    lid_up, lid_down, eye_of, lid_angle = _lid_opening(closed, skin, row_of, is_lower_copy)
+    extra_closed, extra_src = _lid_flanges(mesh, skin, closed, n_skin)
+    n_lidded = mesh.count
+    # Flange verts follow their edge vertex's lid rotation.
+    lid_up = np.concatenate([lid_up, lid_up[extra_src]])
+    lid_down = np.concatenate([lid_down, lid_down[extra_src]])
+    eye_of = np.concatenate([eye_of, eye_of[extra_src]])
+    lid_angle = np.concatenate([lid_angle, lid_angle[extra_src]])
+    closed = np.concatenate([closed, extra_closed])
+    rest_skin = _lid_rotate(closed, eye_of, lid_angle)
+    corner_x, bag_ids, bag_s, bag_edge_dist = _mouth_cavity(mesh, skin, n_lidded)
+    _islands(mesh, skin)
 
+    points = np.concatenate(mesh.points)
+    parts = np.concatenate(mesh.parts)
+    rest = points.copy()
+    rest[: len(rest_skin)] = rest_skin
+
+    fields = _Fields(rest, parts, n_skin=n_lidded, row_of=row_of, is_lower_copy=is_lower_copy,
+                     mouth_row=skin.mouth_row, mouth_corner_ids=mouth_corner_ids,
+                     corner_x=corner_x, lid_up=lid_up, lid_down=lid_down, eye_of=eye_of,
+                     bag_ids=bag_ids, bag_s=bag_s, bag_edge_dist=bag_edge_dist)
+    materials = _face_materials(mesh, skin.face_end, skin.slits, skin.mouth_row)
+    keys = _shape_keys(fields)
+    return rest, mesh.faces, materials, keys
+
+
+@dataclass
+class _Skin:
+    """The skin grid as built: ray hits per row and column, their vertex ids, and the slits."""
+    grid: np.ndarray  # [rows, N_COLUMNS, 3]
+    grid_ids: np.ndarray  # [rows, N_COLUMNS]
+    top: int
+    bottom: int
+    slits: dict  # name -> (row, columns from corner to corner)
+    lower_edge: dict  # name -> {column: lower-edge vertex id}
+    lower_copy_of: dict  # (row, column) -> the lower-edge copy of that grid vertex
+    face_end: int  # faces before this index are skin
+    eye_row: int
+    mouth_row: int
+    sin_t: np.ndarray
+    cos_t: np.ndarray
+    theta: np.ndarray
+
+
+def _skin_rays():
+    """(grid [rows, N_COLUMNS, 3], poles [2, 3], theta): where rays from the axis meet the sculpture."""
     # Columns: symmetric about the front (theta = 0 looks toward -Y), denser on the face.
     u = -1.0 + 2.0 * np.arange(N_COLUMNS) / N_COLUMNS
     theta = np.pi * (0.42 * u + 0.58 * u ** 3)
@@ -71,6 +122,12 @@ def _build():
 
     grid = origins + _cast(origins, dirs)[..., None] * dirs
     poles = pole_o + _cast(pole_o, pole_d)[..., None] * pole_d
+    return grid, poles, theta
+
+
+def _skin(mesh) -> _Skin:
+    """The skin: the grid of ray hits as quads, the eye and mouth slits cut along their rows."""
+    grid, poles, theta = _skin_rays()
     rows = grid.shape[0]
     eye_row = ROWS_UPPER
     mouth_row = ROWS_UPPER + ROWS_MIDDLE
@@ -114,22 +171,30 @@ def _build():
         mesh.add_face((top, grid_ids[0, j], grid_ids[0, j1]), M_SKIN)
         mesh.add_face((grid_ids[-1, j], bottom, grid_ids[-1, j1]), M_SKIN)
     skin_face_end = len(mesh.faces)
+    return _Skin(grid, grid_ids, int(top), int(bottom), slits, lower_edge, lower_copy_of, skin_face_end,
+                 eye_row, mouth_row, np.sin(theta), np.cos(theta), theta)
 
-    # Per-vertex tags of the skin: which side of the lip line, which lid.
-    n_skin = mesh.count
-    pts = np.concatenate(mesh.points)
+
+def _skin_tags(skin: _Skin, n_skin: int):
+    """Per skin vertex: its grid row and whether it is a slit's lower-edge copy; the mouth corners."""
+    grid_ids, lower_copy_of, mouth_row = skin.grid_ids, skin.lower_copy_of, skin.mouth_row
+    rows = grid_ids.shape[0]
     row_of = np.full(n_skin, -1)
     row_of[grid_ids.ravel()] = np.repeat(np.arange(rows), N_COLUMNS)
-    row_of[top], row_of[bottom] = -1, rows
+    row_of[skin.top], row_of[skin.bottom] = -1, rows
     for (row, _), copy in lower_copy_of.items():
         row_of[copy] = row
     is_lower_copy = np.zeros(n_skin, bool)
     is_lower_copy[list(lower_copy_of.values())] = True
-    mouth_cols = slits["mouth"][1]
+    mouth_cols = skin.slits["mouth"][1]
     mouth_corner_ids = (int(grid_ids[mouth_row, mouth_cols[0]]), int(grid_ids[mouth_row, mouth_cols[-1]]))
+    return row_of, is_lower_copy, mouth_corner_ids
 
+
+def _lid_opening(pts, skin: _Skin, row_of, is_lower_copy):
+    """How much each skin vertex belongs to an upper or lower lid, which eye, and its opening angle."""
+    n_skin, grid, slits, eye_row = len(pts), skin.grid, skin.slits, skin.eye_row
     # Open the eyes: rotate the lids about the eyeball centres, most at the slit, fading away.
-    closed = pts.copy()
     lid_up = np.zeros(n_skin)
     lid_down = np.zeros(n_skin)
     eye_of = np.zeros(n_skin)
@@ -151,8 +216,13 @@ def _build():
         lid_down = np.where(near, down, lid_down)
         eye_of = np.where(near & ((up > 1e-4) | (down > 1e-4)), side, eye_of)
     lid_angle = np.radians(-LID_UP_DEGREES * lid_up + LID_DOWN_DEGREES * lid_down)
+    return lid_up, lid_down, eye_of, lid_angle
 
-    # Lid flanges: the lid edges turn inward, under the eyeball surface, so no gap shows.
+
+def _lid_flanges(mesh, skin: _Skin, closed, n_skin: int):
+    """Lid edges turned inward under the eyeball, so no gap shows; returns (their closed-lid
+    positions, the lid vertex each follows)."""
+    grid_ids, lower_edge, slits = skin.grid_ids, skin.lower_edge, skin.slits
     extra_closed, extra_src, flanges = [], [], []
 
     def flange_vertex(i, centre):
@@ -179,17 +249,14 @@ def _build():
         for k in range(len(up_ids) - 1):
             mesh.add_face((up_ids[k], up_f[k], up_f[k + 1], up_ids[k + 1]), M_LASHES)
             mesh.add_face((lo_f[k], lo_ids[k], lo_ids[k + 1], lo_f[k + 1]), M_SKIN)
-    n_lidded = mesh.count
-    # Flange verts follow their edge vertex's lid rotation.
-    lid_up = np.concatenate([lid_up, lid_up[extra_src]])
-    lid_down = np.concatenate([lid_down, lid_down[extra_src]])
-    eye_of = np.concatenate([eye_of, eye_of[extra_src]])
-    lid_angle = np.concatenate([lid_angle, lid_angle[extra_src]])
-    closed = np.concatenate([closed, np.array(extra_closed)])
-    rest_skin = _lid_rotate(closed, eye_of, lid_angle)
+    return np.array(extra_closed), extra_src
 
-    # The mouth: a cavity continuing the lips inward, closed at the corners.
-    m_row, m_cols = slits["mouth"]
+
+def _mouth_cavity(mesh, skin: _Skin, first_id: int):
+    """A cavity continuing the lips inward, closed at the corners; returns (corner_x, its vertex ids,
+    how far round from the upper lip to the lower each is (0..1), how deep from the lips)."""
+    grid, grid_ids, lower_edge = skin.grid, skin.grid_ids, skin.lower_edge
+    m_row, m_cols = skin.slits["mouth"]
     edge_up = [int(grid_ids[m_row, c]) for c in m_cols]
     edge_lo = [lower_edge["mouth"][int(c)] for c in m_cols]
     corner_x = np.abs(grid[m_row, m_cols, 0]).max()
@@ -233,10 +300,15 @@ def _build():
             mesh.add_face((chain0[i], chain0[i + 1], chain1[i + 1], chain1[i]), material)
     n_bag_end = mesh.count
     # bag vertex attributes, in id order (ids were handed out in the order appended above)
-    bag_ids = np.arange(n_lidded, n_bag_end)
+    bag_ids = np.arange(first_id, n_bag_end)
     bag_s = np.array(bag_s)
     bag_edge_dist = np.array(bag_edge_dist)
+    return corner_x, bag_ids, bag_s, bag_edge_dist
 
+
+def _islands(mesh, skin: _Skin) -> None:
+    """Eyeballs, teeth, tongue, brows and hair, each its own island of the mesh."""
+    m_row, m_cols = skin.slits["mouth"]
     # Eyeballs, each with a sclera, an iris and a pupil facing -Y.
     iris_a = math.asin(IRIS_RADIUS / EYE_RADIUS)
     pupil_a = math.asin(PUPIL_RADIUS / EYE_RADIUS)
@@ -251,7 +323,7 @@ def _build():
                        eye_rings, 28, eye_material, part)
 
     # Teeth: two arches behind the lips; the lower one rides on the jaw.
-    lip_front_y = grid[m_row, m_cols[len(m_cols) // 2], 1]
+    lip_front_y = skin.grid[m_row, m_cols[len(m_cols) // 2], 1]
     _teeth_island(mesh, lip_front_y + 0.0075, MOUTH_Z - 0.0022, MOUTH_Z + 0.009, 0.019, TEETH_UPPER)
     _teeth_island(mesh, lip_front_y + 0.0088, MOUTH_Z - 0.0105, MOUTH_Z - 0.0012, 0.0175, TEETH_LOWER)
 
@@ -262,20 +334,7 @@ def _build():
 
     for sign in (1.0, -1.0):
         _brow_island(mesh, sign)
-    _hair_island(mesh, sin_t, cos_t, theta)
-
-    points = np.concatenate(mesh.points)
-    parts = np.concatenate(mesh.parts)
-    rest = points.copy()
-    rest[: len(rest_skin)] = rest_skin
-
-    fields = _Fields(rest, parts, n_skin=n_lidded, row_of=row_of, is_lower_copy=is_lower_copy,
-                     mouth_row=mouth_row, mouth_corner_ids=mouth_corner_ids,
-                     corner_x=corner_x, lid_up=lid_up, lid_down=lid_down, eye_of=eye_of,
-                     bag_ids=bag_ids, bag_s=bag_s, bag_edge_dist=bag_edge_dist)
-    materials = _face_materials(mesh, skin_face_end, slits, mouth_row)
-    keys = _shape_keys(fields)
-    return rest, mesh.faces, materials, keys
+    _hair_island(mesh, skin.sin_t, skin.cos_t, skin.theta)
 
 
 def _lid_rotate(points, eye_of, angle):
