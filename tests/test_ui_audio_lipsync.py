@@ -183,7 +183,7 @@ def test_a_file_that_is_not_audio_shows_the_backends_message_and_keys_nothing(ad
     settings.audio_file = str(notes)
     # What the backend says about this file, asked directly.
     r = requests.post(live_server + C.TAKES, files={"audio": ("notes.wav", notes.read_bytes())},
-                      data={"mode": "lipsync"}, timeout=30)
+                      data={"mode": "lipsync"}, headers={C.CLIENT_HEADER: "tests"}, timeout=30)
     assert r.status_code == 422
     server_message = r.json()["error"]["message"]
 
