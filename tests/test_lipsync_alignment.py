@@ -95,10 +95,16 @@ def test_word_error_pairs_words_by_text():
 
 
 def test_chunks_are_cut_in_pauses():
-    segs = [("a", 0, 100), ("<sil>", 100, 120), ("b", 120, 3000), ("<sil>", 3000, 3100), ("c", 3100, 3500),
-            ("<sil>", 3500, 3600)]
-    assert pa._chunks(segs) == [(0, 4), (4, 6)]
-    assert pa._chunks(segs[:2]) == [(0, 2)]
+    rate = pa.SAMPLE_RATE
+    x = 0.3 * np.sin(2 * np.pi * 220 * np.arange(10 * rate) / rate).astype(np.float32)
+    x[int(3.2 * rate):int(3.6 * rate)] = 0.0  # the only pause in the stretch where a cut may fall
+    x[int(7.0 * rate):int(7.4 * rate)] = 0.0
+    chunks = pa.speech_chunks(x, seconds=4.0)
+    assert chunks[0][0] == 0 and chunks[-1][1] == 1000
+    assert all(a[1] == b[0] for a, b in zip(chunks, chunks[1:]))  # no gap, no overlap
+    assert all(b - a <= 400 for a, b in chunks)
+    assert 320 <= chunks[0][1] <= 360 and 700 <= chunks[1][1] <= 740
+    assert pa.speech_chunks(x[:rate], seconds=4.0) == [(0, 100)]
 
 
 # -- real speech, real pocketsphinx ---------------------------------------------------------------
@@ -160,19 +166,22 @@ def test_long_recordings_are_aligned_in_chunks(monkeypatch):
             "So much for retirement! We found Brick and Steel!")
     s, x = _speech(text)
     whole = pa.align(x, text, letter_to_sound)
-    monkeypatch.setattr(pa, "CHUNK_SECONDS", 1.5)
-    segs_chunked = pa.align(x, text, letter_to_sound)
-    assert len(segs_chunked.words) == len(whole.words)
+    monkeypatch.setattr(pa, "CHUNK_SECONDS", 3.0)
+    assert len(pa.speech_chunks(x)) >= 3
+    reports = []
+    segs_chunked = pa.align(x, text, letter_to_sound, progress=lambda f, m="": reports.append(f))
+    assert [w.text for w in segs_chunked.words] == [w.text for w in whole.words]
+    assert len(reports) >= 4 and reports == sorted(reports)  # progress moves through the stretches
     err = pa.phone_boundary_error(s.phonemes, segs_chunked.phones)
     assert err["mean"] < PHONE_LIMIT and err["matched"] >= 0.9 * err["reference"]
     starts = [p.start for p in segs_chunked.phones]
     assert starts == sorted(starts)
 
 
-def test_phone_recognition_without_transcript():
+def test_recognition_without_transcript():
     s, x = _speech("Everyone's coming after you mate! Scorpio, the boy band, Sparrow.")
     result = pa.align(x, "")
-    assert result.method == "recognized" and result.words == []
+    assert result.method == "recognized" and result.words  # recognised words, force-aligned
     assert len(result.phones) >= 0.6 * len(s.phonemes)
     # The phones cover the speech, not the silence around it.
     assert abs(result.phones[0].start - s.phonemes[0].start) < 0.15
@@ -180,3 +189,11 @@ def test_phone_recognition_without_transcript():
     err = pa.phone_boundary_error(s.phonemes, result.phones)
     assert err["matched"] >= 0.4 * err["reference"]
     assert err["mean"] < PHONE_LIMIT
+
+
+def test_phone_only_recognition():
+    s, x = _speech("Everyone's coming after you mate! Scorpio, the boy band, Sparrow.")
+    result = pa.recognize_phones(x)
+    assert result.method == "recognized" and result.words == []
+    err = pa.phone_boundary_error(s.phonemes, result.phones)
+    assert err["matched"] >= 0.4 * err["reference"] and err["mean"] < PHONE_LIMIT

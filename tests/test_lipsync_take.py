@@ -105,7 +105,8 @@ def test_without_transcript_the_phones_are_recognised(recordings):
     _, files = recordings
     takes = {ext: _take(files[ext], text="") for ext in ("wav", "mp3")}
     wav = takes["wav"]
-    assert wav.meta["alignment"] == "recognized" and wav.meta["words"] == [] and wav.text == ""
+    assert wav.meta["alignment"] == "recognized" and wav.text == ""
+    assert len(wav.meta["words"]) >= 5  # the recognised words, placed in the recording
     assert len(wav.phonemes) > 20
     n = min(wav.frames, takes["mp3"].frames)
     assert np.abs(wav.weights[:n, MOUTH] - takes["mp3"].weights[:n, MOUTH]).mean() < 0.03

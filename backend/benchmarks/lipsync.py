@@ -1,10 +1,15 @@
 """lipsync: seconds to lip-sync a minute of speech (target under 10 s) and the alignment error.
 
-eSpeak NG (the phonetic engine's synthesizer) speaks screenplay dialogue for about a minute; its
-phoneme and word events are the exact timeline. The recording then goes through the `lipsync`
-mode as a WAV file, once with its transcript (forced alignment) and once without (phone
-recognition), and the numbers are: seconds to make each take, times faster than real time,
-and the mean phone-boundary and word-boundary errors against eSpeak's timeline.
+Two parts. eSpeak NG (the phonetic engine's synthesizer) speaks screenplay dialogue for about a
+minute; its phoneme and word events are the exact timeline. The recording then goes through the
+`lipsync` mode as a WAV file, once with its transcript (forced alignment) and once without (word
+recognition, then forced alignment), and the numbers are: seconds to make each take, times faster
+than real time, and the mean phone-boundary and word-boundary errors against eSpeak's timeline.
+
+Then real speech (tests/data/aligned_speech: recordings with independent Montreal Forced Aligner
+alignments), each recording and a 6-minute one joined from them, aligned three ways side by side:
+with the transcript, without it (recognised words), and with the phone recogniser alone (the
+earlier way without a transcript).
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ import time
 from pathlib import Path
 
 TARGET_SECONDS = 10.0
+ALIGNED_SPEECH = Path(__file__).resolve().parents[2] / "tests" / "data" / "aligned_speech"
 FALLBACK_LINES = (
     "Hey steel, I'm brick, and I think this is a great day to go and do stuff.",
     "Does a bear crap in the woods?",
@@ -29,6 +35,8 @@ def add_arguments(parser):
     parser.add_argument("--script", default=None,
                         help="a Fountain/CSV/JSON script whose dialogue is spoken (default: the shared sample)")
     parser.add_argument("--fps", type=float, default=30.0, help="frame rate of the curves (default 30)")
+    parser.add_argument("--long-repeats", type=int, default=7,
+                        help="times each real recording is repeated in the long one (default 7: 6 minutes)")
 
 
 def dialogue_lines(script: str | None = None) -> list[str]:
@@ -43,6 +51,43 @@ def dialogue_lines(script: str | None = None) -> list[str]:
             if lines:
                 return lines
     return list(FALLBACK_LINES)
+
+
+def aligned_recordings(folder: Path = ALIGNED_SPEECH) -> list[dict]:
+    """Real recordings with their transcript and independent word and phone alignments (16 kHz)."""
+    from backend.audio_input import load_recording
+    from backend.engines.phonetic.textgrid import reference_phones, reference_words
+
+    out = []
+    for grid in sorted(Path(folder).glob("*.TextGrid")):
+        audio = next((p for p in grid.parent.glob(grid.stem + ".*") if p.suffix in (".flac", ".wav")), None)
+        lab = grid.with_suffix(".lab")
+        if audio is None or not lab.is_file():
+            continue
+        out.append({"name": grid.stem, "samples": load_recording(audio).analysis(),
+                    "text": lab.read_text(encoding="utf-8").strip(),
+                    "words": reference_words(grid), "phones": reference_phones(grid)})
+    return out
+
+
+def joined(recordings: list[dict], repeats: int) -> dict:
+    """One long recording: each recording `repeats` times in a row (one room change, as in a session
+    recorded on two days), with the transcripts and reference timelines shifted to match."""
+    import numpy as np
+
+    from backend.engines.phonetic.align import SAMPLE_RATE, Word
+    from exomni_blender.core.take import Phoneme
+
+    parts, text, words, phones, t = [], [], [], [], 0.0
+    for rec in recordings:
+        for _ in range(repeats):
+            parts.append(rec["samples"])
+            text.append(rec["text"])
+            words += [Word(w.text, w.start + t, w.end + t) for w in rec["words"]]
+            phones += [Phoneme(p.symbol, p.start + t, p.end + t) for p in rec["phones"]]
+            t += rec["samples"].size / SAMPLE_RATE
+    return {"name": f"joined x{repeats}", "samples": np.concatenate(parts), "text": " ".join(text),
+            "words": words, "phones": phones}
 
 
 def speech_of_length(seconds: float, lines: list[str]):
@@ -99,4 +144,45 @@ def run(args) -> int:
     verdict = "meets" if worst < TARGET_SECONDS else "misses"
     print(f"slowest mode per 60 s of speech: {worst:.2f} s wall clock ({verdict} the {TARGET_SECONDS:g} s target); "
           "the CPU column is the time this process computed, the wall clock includes waiting for the cores")
+    real_speech(args.long_repeats)
     return 0
+
+
+def real_speech(repeats: int) -> None:
+    """Real recordings against their independent alignments: transcript, recognised words, phones only."""
+    from backend.engines.phonetic import align as pa
+    from backend.engines.phonetic.lipsync import letter_to_sound
+
+    recordings = aligned_recordings()
+    if not recordings:
+        print(f"\nno real recordings found in {ALIGNED_SPEECH} (a source checkout has them): skipped")
+        return
+    ways = (("transcript", lambda r: pa.align(r["samples"], r["text"], letter_to_sound)),
+            ("no text", lambda r: pa.align(r["samples"], "")),
+            ("phones only", lambda r: pa.recognize_phones(r["samples"])))
+    print("\nreal speech against Montreal Forced Aligner alignments (tests/data/aligned_speech)")
+    print(f"{'recording':18s} {'length':>7s} {'way':12s} {'s/min':>6s} {'word err ms':>11s} {'words':>9s} "
+          f"{'phone err ms':>12s} {'phones':>9s}")
+    totals = {}
+    for rec in recordings + [joined(recordings, repeats)]:
+        seconds = rec["samples"].size / pa.SAMPLE_RATE
+        for way, run in ways:
+            t0 = time.perf_counter()
+            result = run(rec)
+            elapsed = time.perf_counter() - t0
+            w = pa.word_boundary_error(rec["words"], result.words)
+            p = pa.phone_boundary_error(rec["phones"], result.phones)
+            if not rec["name"].startswith("joined"):
+                acc = totals.setdefault(way, [0.0, 0, 0.0, 0, 0])
+                acc[0] += (w["mean"] * w["matched"]) if w["matched"] else 0.0
+                acc[1] += w["matched"]
+                acc[2] += (p["mean"] * p["matched"]) if p["matched"] else 0.0
+                acc[3] += p["matched"]
+                acc[4] += p["reference"]
+            word_ms = f"{w['mean'] * 1000:11.1f}" if w["matched"] else f"{'-':>11s}"
+            print(f"{rec['name']:18s} {seconds:6.1f}s {way:12s} {elapsed * 60 / seconds:6.2f} {word_ms} "
+                  f"{w['matched']:4d}/{w['reference']:<4d} {p['mean'] * 1000:12.1f} {p['matched']:4d}/{p['reference']:<4d}")
+    for way, (wsum, wn, psum, pn, pref) in totals.items():
+        word_ms = f"{wsum / wn * 1000:.1f} ms" if wn else "-"
+        print(f"all short recordings, {way}: word error {word_ms}, phone error {psum / max(pn, 1) * 1000:.1f} ms, "
+              f"{pn}/{pref} phones matched")
