@@ -244,3 +244,25 @@ def test_benchmark_runs_from_the_command_line_and_prints_its_numbers():
     out = result.stdout
     assert "key_take" in out and "keyframe_insert" in out and "speedup" in out
     assert "same curves from both: yes" in out
+
+
+def test_sparse_keys_on_a_spoken_line_stay_within_the_tolerance():
+    from backend.engines.base import Progress, TakeRequest
+    from backend.engines.phonetic.engine import PhoneticEngine
+
+    scene = bpy.context.scene
+    scene.render.fps, scene.render.fps_base = 30, 1.0
+    take = PhoneticEngine().make_take(TakeRequest(
+        text="Move the big blue box before the mob from the embassy shows up with their lawyers.", fps=30),
+        Progress())
+    dense = key_take(create_head("Dense"), take, start_frame=1)
+    sparse = key_take(create_head("Sparse"), take, start_frame=1, tolerance=0.01)
+    count = lambda action: sum(len(fc.keyframe_points) for fc in compat.all_fcurves(action))  # noqa: E731
+    assert count(dense) == 52 * take.frames
+    assert count(sparse) < 0.3 * count(dense)
+    for name, fc in curves_by_name(sparse).items():
+        want = take.channel(name)
+        got = np.array([fc.evaluate(f) for f in range(1, take.frames + 1)])
+        assert np.abs(got - want).max() <= 0.01 + 1e-5, name
+        if want.max() == 0:
+            assert len(fc.keyframe_points) == 1  # a still channel: one key, nothing to edit

@@ -15,7 +15,7 @@ import bpy
 import numpy as np
 
 from . import compat, nla
-from .fcurves import write_fcurves
+from .fcurves import sparse_channels, write_fcurves
 from ..core.arkit import ARKIT_52
 from ..core.errors import ExOmniError
 
@@ -60,7 +60,7 @@ def _identity_targets(key_names, weights):
 
 # -- the public entry point ------------------------------------------------------------------
 
-def key_take(obj, take, start_frame=1, preset=None) -> bpy.types.Action:
+def key_take(obj, take, start_frame=1, preset=None, tolerance=None) -> bpy.types.Action:
     """Key `take` onto the shape keys of `obj` as a new Action and make it the active one.
 
     obj          a mesh object with shape keys (`create_head()` makes one with all 52 ARKit keys)
@@ -71,6 +71,8 @@ def key_take(obj, take, start_frame=1, preset=None) -> bpy.types.Action:
                  matching by ARKit name, case and separators ignored, when no family fits), or a
                  retarget preset: any object with `targets(key_names, weights) -> (dict, report)`
                  returning {shape key name: curve [frames]} and a report with `missing`
+    tolerance    None to key every channel on every frame; a number (such as 0.01) to key only what the
+                 motion needs to stay within it, linear between keys, and one key on a still channel
 
     Returns the new Action, named after the take ("ExOmni: <first words of the line>"), with one
     linear F-curve per target shape key (`key_blocks["<name>"].value`). The report is kept on
@@ -118,7 +120,7 @@ def key_take(obj, take, start_frame=1, preset=None) -> bpy.types.Action:
 
     action = compat.new_action(_action_name(take))
     try:
-        _write_curves(action, key, targets, frames)
+        _write_curves(action, key, targets, frames, tolerance)
         nla.activate(key, action)
     except (RuntimeError, TypeError, AttributeError) as exc:
         if action.users == 0:
@@ -178,7 +180,7 @@ def _checked_targets(targets, key, frames, preset):
     return checked
 
 
-def _write_curves(action, key, targets, frames):
+def _write_curves(action, key, targets, frames, tolerance=None):
     for name, curve in targets.items():
         block = key.key_blocks[name]
         # Shape key values are clamped to the slider range; widen it when a preset goes beyond.
@@ -187,8 +189,10 @@ def _write_curves(action, key, targets, frames):
             block.slider_min = max(-10.0, low)
         if high > block.slider_max:
             block.slider_max = min(10.0, high)
-    write_fcurves(action, key, {shape_key_path(name): curve for name, curve in targets.items()}, frames,
-                  group=CHANNEL_GROUP)
+    channels = {shape_key_path(name): curve for name, curve in targets.items()}
+    if tolerance is not None:
+        channels = sparse_channels(channels, frames, float(tolerance), skip_still=False)
+    write_fcurves(action, key, channels, frames, group=CHANNEL_GROUP)
 
 
 def shape_key_path(name: str) -> str:
