@@ -1,5 +1,7 @@
 """The main job, as a new user runs it: `exomni demo` through the real server, Blender and the preview."""
 
+import os
+import stat
 import subprocess
 import sys
 
@@ -15,8 +17,9 @@ LINE = "Bob may move the map."
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory):
     out = tmp_path_factory.mktemp("demo")
+    # Under umask 022, as most users have it: every file written must be readable by others.
     r = subprocess.run([sys.executable, "-m", "backend.cli", "demo", "--out", str(out), "--text", LINE],
-                       capture_output=True, text=True, timeout=900)
+                       capture_output=True, text=True, timeout=900, preexec_fn=lambda: os.umask(0o022))
     assert r.returncode == 0, r.stdout + r.stderr
     return out
 
@@ -26,6 +29,18 @@ def test_demo_writes_every_file(demo):
         assert (demo / name).is_file() and (demo / name).stat().st_size > 0, name
     take = Take.load(demo / "take")
     assert take.text == LINE and take.engine == "phonetic" and take.has_audio and take.phonemes
+
+
+def test_demo_files_honour_the_umask(demo):
+    """demo.blend, demo.mp4, the take folder and the server's take store: 0644 files, 0755 folders."""
+    seen = {"file": 0, "dir": 0}
+    for path in demo.rglob("*"):
+        mode = stat.S_IMODE(path.lstat().st_mode)
+        kind = "dir" if path.is_dir() else "file"
+        seen[kind] += 1
+        assert mode == (0o755 if kind == "dir" else 0o644), f"{path.relative_to(demo)} is {oct(mode)}"
+    assert not list(demo.rglob("*.part")) and not list(demo.rglob(".*rendering*"))
+    assert seen["file"] >= 8 and (demo / "store").is_dir(), seen  # the store's take is among them
 
 
 def test_demo_blend_has_head_action_and_strip(demo):

@@ -100,7 +100,7 @@ def runs(work, unknown_run):
     common = ["--blend", work["blend"], "--create-heads", "--cast", "MR. STEEL=Steel Head", "--gap", "0.3"]
     r1 = exomni("batch", work["script"], "--out", first, *common, "--flamenco-job", first / "job.json")
     assert r1.returncode == 0, r1.stderr[-3000:]
-    plan1 = json.loads((first / "plan.json").read_text())
+    plan1 = json.loads((first / "brick_and_steel.plan.json").read_text())
     # The edit: one line of Steel's. The second run reuses the first run's takes.
     text = work["script"].read_text()
     edited = text.replace("Beer's ready!", "Beer's ready, partner!")
@@ -123,7 +123,7 @@ def runs(work, unknown_run):
         manager.server_close()
         work["script"].write_text(text)
     assert r2.returncode == 0, r2.stderr[-3000:]
-    plan2 = json.loads((second / "plan.json").read_text())
+    plan2 = json.loads((second / "brick_and_steel.plan.json").read_text())
     blends = [first / "brick_and_steel.blend", second / "brick_and_steel.blend"]
     dump = subprocess.run([sys.executable, "-c", DUMP, "--", *map(str, blends)], capture_output=True, text=True,
                           cwd=REPO, timeout=300)
@@ -297,9 +297,9 @@ def test_render_has_the_timeline_length_and_the_dialogue_audio(work):
                       "Steel,\"Does a bear crap in the woods?\",(shouting)\nBrick,To retirement.,\n")
     # 12 fps (over the scene's 24) keeps the render short.
     r = exomni("batch", script, "--blend", work["blend"], "--out", out, "--cast", "Steel=Steel Head", "--render",
-               "--gap", "0.4", "--fps", 12)
+               "--gap", "0.4", "--fps", 12, "--resolution", 96)
     assert r.returncode == 0, r.stderr[-3000:]
-    plan = json.loads((out / "plan.json").read_text())
+    plan = json.loads((out / "short.plan.json").read_text())
     fps = plan["fps"]
     assert fps == 12
     video = out / "short.mp4"

@@ -17,8 +17,10 @@ or cancelled render leaves no video, and a video of an earlier run never stays b
 
 import argparse
 import json
+import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -31,7 +33,7 @@ from exomni_blender.core.request import FPS_RANGE
 
 from ._common import ProgressBar, add_engine_options, fail, make_registry
 
-PREVIEW_WIDTH = 480  # the preview's default width: a face reads well, and 2 cores render it in real time
+PREVIEW_WIDTH = 384  # the preview's default width: a close-up's mouth reads well, and 2 CPU cores keep up
 
 
 class RenderRefused(ExOmniError):
@@ -186,7 +188,10 @@ def run(args) -> int:
         try:
             preview = render_preview(plan_path, out_blend, video, out / f"{stem}.render.log", args)
         except RenderRefused as exc:
-            return fail(f"the scene is saved ({out_blend}), not rendered: {exc}", status=3)
+            lighter = "leave out --own-render-settings for the Workbench preview" if args.own_render_settings else \
+                "give a smaller --resolution"
+            return fail(f"the scene is saved ({out_blend}), not rendered: {exc}; add --confirm-long-render to render "
+                        f"it anyway, raise --render-limit (minutes), or {lighter}", status=3)
         except RuntimeError as exc:
             return fail(f"the scene is saved ({out_blend}), but the render failed: {exc}")
 
@@ -330,6 +335,7 @@ def render_preview(plan_path: Path, blend: Path, video: Path, log_path: Path, ar
     written beside under a temporary name and renamed when whole: a failed, refused or cancelled
     render leaves no file."""
     partial = video.with_name(f".{video.stem}.rendering{video.suffix}")
+    partial.unlink(missing_ok=True)  # left by a run that was killed outright
     cmd = ["--plan", str(plan_path), "--blend", str(blend), "--video", str(partial),
            "--limit", str(args.render_limit * 60.0)]
     if args.own_render_settings:
@@ -339,6 +345,11 @@ def render_preview(plan_path: Path, blend: Path, video: Path, log_path: Path, ar
     if args.confirm_long_render:
         cmd.append("--confirm")
     bar = ProgressBar("render")
+
+    def stop(signum, frame):  # a kill is a cancel: the partial video goes, as on Ctrl-C
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, stop) if threading.current_thread() is threading.main_thread() else None
     try:
         code, text, tagged = _blender("dialogue_preview", cmd, log_path, bar)
         result = tagged.get(RESULT_TAG) or {}
@@ -349,6 +360,8 @@ def render_preview(plan_path: Path, blend: Path, video: Path, log_path: Path, ar
         partial.replace(video)
     finally:
         partial.unlink(missing_ok=True)
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
     bar.done(f"{result['frames']} frames")
     return result
 

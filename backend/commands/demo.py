@@ -76,16 +76,27 @@ def run(args) -> int:
         cmd = blender_process.command("demo_scene", "--take", take_dir, "--blend", out / "demo.blend")
     except blender_process.BlenderMissing as exc:
         return fail(str(exc))
+    # The video is rendered under a temporary name and renamed when whole: a failed or cancelled
+    # render leaves no broken demo.mp4, and the one of an earlier run never stays beside a new scene.
+    video, partial = out / "demo.mp4", out / ".demo.rendering.mp4"
+    video.unlink(missing_ok=True)
     if not args.no_render:
-        cmd += ["--video", str(out / "demo.mp4")]
+        cmd += ["--video", str(partial)]
         print(f"blender: building the scene and rendering {take.frames} frames of preview...", flush=True)
-    result = subprocess.run(cmd, capture_output=True, text=True)
-    (out / "blender.log").write_text(result.stdout + result.stderr)
-    if result.returncode != 0:
-        return fail(f"building the Blender scene failed; see {out / 'blender.log'}:\n{result.stderr[-2000:]}")
+    try:
+        result = subprocess.run(cmd, capture_output=True, text=True)
+        (out / "blender.log").write_text(result.stdout + result.stderr)
+        if result.returncode != 0:
+            return fail(f"building the Blender scene failed; see {out / 'blender.log'}:\n{result.stderr[-2000:]}")
+        if not args.no_render:
+            if not partial.is_file() or partial.stat().st_size < 1024:
+                return fail(f"the preview render wrote no video; see {out / 'blender.log'}")
+            partial.replace(video)
+    finally:
+        partial.unlink(missing_ok=True)
     for line in result.stdout.splitlines():
         if line.startswith(("scene:", "rendered")):
-            print("blender: " + line, flush=True)
+            print("blender: " + line.replace(str(partial), str(video)), flush=True)
     made = [p for p in ("demo.blend", "demo.mp4", "curves.png", "take") if (out / p).exists()]
     print(f"done in {time.monotonic() - t0:.1f} s: " + ", ".join(str(out / m) for m in made))
     return 0

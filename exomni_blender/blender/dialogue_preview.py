@@ -4,7 +4,7 @@
 Run headless on a scene that `dialogue_scene` saved (the backend's `exomni batch --render` does):
 
     python -m exomni_blender.blender.dialogue_preview --plan PLAN.json --blend SCENE.blend --video OUT.mp4
-        [--width 480] [--own-settings] [--limit SECONDS] [--confirm]
+        [--width 384] [--own-settings] [--limit SECONDS] [--confirm]
 
 The .blend is never saved here: the shot cameras and the preview settings exist only for the render.
 With --own-settings the scene renders as it is set up (its engine, resolution and camera). Before
@@ -149,24 +149,18 @@ def add_shots(scene, plan: dict) -> list[dict]:
         shot["camera"] = cam.name
     if shots:
         scene.camera = bpy.data.objects[shots[0]["camera"]]
-        _show_only_heads_in_view(scene, plan, shots)
+        _show_only_shot_heads(scene, plan, shots)
     return shots
 
 
-def _in_view(scene, cam, obj) -> bool:
-    view = [world_to_camera_view(scene, cam, obj.matrix_world @ Vector(c)) for c in obj.bound_box]
-    return (any(v.z > 0 for v in view) and max(v.x for v in view) > 0 and min(v.x for v in view) < 1
-            and max(v.y for v in view) > 0 and min(v.y for v in view) < 1)
-
-
-def _show_only_heads_in_view(scene, plan, shots) -> None:
-    """Heads that a shot does not see are left out of its frames: each head costs its shape-key
-    evaluation on every rendered frame, whether it is seen or not."""
+def _show_only_shot_heads(scene, plan, shots) -> None:
+    """Each shot shows only its own heads; the other dialogue heads are left out of its frames (the
+    rest of the scene stays). A head costs its shape-key evaluation on every rendered frame, seen or
+    not, and a neighbour cut by the frame's edge only distracts from who speaks."""
     heads = [scene.objects[n] for n in dict.fromkeys(l["object"] for l in plan["lines"]) if n in scene.objects]
     for shot in shots:
-        cam = bpy.data.objects[shot["camera"]]
         for head in heads:
-            head.hide_render = head.name not in shot["objects"] and not _in_view(scene, cam, head)
+            head.hide_render = head.name not in shot["objects"]
             head.keyframe_insert("hide_render", frame=shot["start"])
 
 
@@ -277,7 +271,7 @@ def preview(plan: dict, blend: str, video: str, width: int | None = None, own_se
             scene.render.resolution_x = int(width)
             scene.render.resolution_y = max(2, int(round(width * aspect / 2)) * 2)
     else:
-        preview_settings(scene, width or 480)
+        preview_settings(scene, width or 384)
         shots = add_shots(scene, plan)
     measured = measure_lines(scene, plan)
     r = scene.render
@@ -289,8 +283,7 @@ def preview(plan: dict, blend: str, video: str, width: int | None = None, own_se
                "shots": measured, "cameras": len(shots)}
     if limit is not None and estimate > limit and not confirm:
         summary["refused"] = (f"the render of {frames} frames at {size[0]}x{size[1]} in {r.engine} is estimated at "
-                              f"{_clock(estimate)}, over the limit of {_clock(limit)}; confirm it to render anyway, "
-                              "raise the limit, or render the Workbench preview at a smaller size")
+                              f"{_clock(estimate)}, over the limit of {_clock(limit)}")
         return summary
     seconds = render(scene, video)
     return {**summary, "video": os.path.abspath(video), "seconds": round(seconds, 2)}
