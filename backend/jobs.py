@@ -133,8 +133,8 @@ class JobTable:
     def forget_old(self, keep: int, max_age_s: float) -> None:
         """Drop finished jobs beyond the newest `keep` or older than `max_age_s`; remember the horizon."""
         finished = tuple(C.FINISHED_STATES)
-        where = (f"state IN (?, ?, ?) AND (finished < ? OR seq <= COALESCE((SELECT seq FROM jobs WHERE state IN "
-                 f"(?, ?, ?) ORDER BY seq DESC LIMIT 1 OFFSET ?), -1))")
+        where = ("state IN (?, ?, ?) AND (finished < ? OR seq <= COALESCE((SELECT seq FROM jobs WHERE state IN "
+                 "(?, ?, ?) ORDER BY seq DESC LIMIT 1 OFFSET ?), -1))")
         args = (*finished, time.time() - max_age_s, *finished, max(keep, 0))
         with self._lock:
             newest = self._db.execute(f"SELECT MAX(created) FROM jobs WHERE {where}", args).fetchone()[0]

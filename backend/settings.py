@@ -41,7 +41,9 @@ class Settings:
     speech_generator: str | None = None
 
     @classmethod
-    def from_env(cls, env=None) -> "Settings":
+    def from_env(cls, env=None, strict: bool = True) -> "Settings":
+        """The settings the environment gives; a malformed number is a UserError (with `strict=False`,
+        its default: for commands that do not use it, `exomni serve` then says what is wrong)."""
         env = os.environ if env is None else env
 
         def get(name):
@@ -55,6 +57,8 @@ class Settings:
             try:
                 value = kind(raw)
             except ValueError:
+                if not strict:
+                    return default
                 raise UserError(f"EXOMNI_{name}={raw!r} is not a {'whole ' if kind is int else ''}number; "
                                 "fix or unset it") from None
             if value < 0:

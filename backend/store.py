@@ -12,7 +12,6 @@ from __future__ import annotations
 import errno
 import json
 import os
-import re
 import shutil
 import threading
 import time
@@ -153,6 +152,12 @@ class TakeStore:
             return 0
         return sum(f.stat().st_size for f in folder.iterdir() if _plain_file(f))
 
+    def _age_key(self, take_id: str):
+        try:
+            return (self.root.joinpath(take_id, TAKE_JSON).stat().st_mtime_ns, take_id)
+        except OSError:
+            return (0, take_id)
+
     @contextmanager
     def reading(self, take_id: str):
         """While a take is being sent, retention leaves it alone."""
@@ -172,7 +177,7 @@ class TakeStore:
         """Delete the oldest takes beyond `keep_takes` takes or `keep_bytes` bytes (0: no limit)."""
         if not keep_takes and not keep_bytes:
             return []
-        ids = self.list()
+        ids = sorted(self.list(), key=self._age_key)
         sizes = {i: self.size(i) for i in ids} if keep_bytes else {}
         total = sum(sizes.values())
         removed = []

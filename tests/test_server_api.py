@@ -1,9 +1,5 @@
 """The HTTP API on a real server on 127.0.0.1: takes end to end, errors, cancel, persistence."""
 
-import base64
-import io
-
-import numpy as np
 import pytest
 import requests
 
@@ -121,3 +117,24 @@ def test_finished_takes_survive_a_restart(tmp_path, make_take):
     with LocalServer(tmp_path / "store") as server:
         assert tid in requests.get(server.url + C.TAKES, timeout=5).json()["takes"]
         assert requests.get(server.url + C.take_path(tid, "blendshapes.json"), timeout=5).content == before
+
+
+def test_retention_keeps_the_newest_takes(tmp_path, make_take):
+    from backend.server.launcher import LocalServer
+
+    with LocalServer(tmp_path / "store", extra_args=["--keep-takes", "2"]) as server:
+        made = [make_take(server.url, seed=i)["take_id"] for i in range(3)]
+        assert requests.get(server.url + C.TAKES, timeout=5).json()["takes"] == made[1:]
+
+
+def test_settings_come_from_the_environment_and_bad_values_say_which():
+    from backend.settings import Settings
+    from exomni_blender.core.errors import UserError
+
+    s = Settings.from_env({"EXOMNI_PORT": "9000", "EXOMNI_KEEP_TAKES": "5", "EXOMNI_TOKEN": "",
+                           "EXOMNI_ALLOW_ORIGINS": "http://a.example, http://b.example", "EXOMNI_STORE": "/x/takes"})
+    assert (s.port, s.keep_takes, s.token, str(s.store)) == (9000, 5, "", "/x/takes")
+    assert s.allow_origins == ("http://a.example", "http://b.example")
+    with pytest.raises(UserError, match="EXOMNI_MAX_QUEUED"):
+        Settings.from_env({"EXOMNI_MAX_QUEUED": "lots"})
+    assert Settings.from_env({"EXOMNI_MAX_QUEUED": "lots"}, strict=False).max_queued == Settings().max_queued

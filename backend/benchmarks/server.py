@@ -1,7 +1,7 @@
 """server: N clients x M takes against a real server on 127.0.0.1: latency, throughput, health, memory.
 
-Starts `exomni serve` on a free loopback port with a fresh store, then N client threads (the add-on's
-own client) each make M takes of a short line, one after another. Prints p50/p95/max submit-to-done
+Starts `exomni serve` on a free loopback port with a fresh store, then N client threads (each with the
+headers the add-on's client sends, over a keep-alive session) each make M takes of a short line, one after another. Prints p50/p95/max submit-to-done
 latency, takes per second, then /v1/health latency while a long lip sync runs in the engine worker,
 and the memory growth of the server (its HTTP process and its engine worker, resident set) per
 1,000 takes after a warm-up round.
@@ -9,7 +9,7 @@ and the memory growth of the server (its HTTP process and its engine worker, res
 
 from __future__ import annotations
 
-import io
+import json
 import tempfile
 import threading
 import time
@@ -47,17 +47,62 @@ def _rss_kb(pid: int) -> int:
     return total
 
 
+class ApiError(Exception):
+    pass
+
+
 def _percentile(values, q):
     return float(np.percentile(np.asarray(values), q)) if values else float("nan")
 
 
 def run(args) -> int:
+    import requests
     import soundfile as sf
 
     from exomni_blender.core import contract as C
-    from exomni_blender.remote.client import ApiError, Client
 
     from ..server.launcher import LocalServer
+
+    class Client:
+        """What the add-on's client sends, over one keep-alive session (the backend imports only the core)."""
+
+        def __init__(self, url):
+            self.url, self.session = url, requests.Session()
+            self.session.headers[C.CLIENT_HEADER] = "exomni-bench"
+            self.session.trust_env = False
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.session.close()
+
+        def _call(self, method, path, **kw):
+            r = self.session.request(method, self.url + path, timeout=60, **kw)
+            if r.status_code >= 400:
+                raise ApiError(r.text[:200])
+            return r.json()
+
+        def submit_take(self, audio=None, **fields):
+            if audio is None:
+                return self._call("POST", C.TAKES, json=fields)
+            with open(audio, "rb") as fh:
+                return self._call("POST", C.TAKES, files={"audio": (Path(audio).name, fh)},
+                                  data={"request": json.dumps(fields)})
+
+        def job(self, job_id):
+            return self._call("GET", C.job_path(job_id))
+
+        def cancel(self, job_id):
+            return self._call("DELETE", C.job_path(job_id))
+
+        def health(self):
+            return self._call("GET", C.HEALTH)
+
+        def wait(self, job_id, interval=0.02):
+            while (status := self.job(job_id))["state"] not in C.FINISHED_STATES:
+                time.sleep(interval)
+            return status
 
     if args.clients < 1 or args.takes < 1:
         print("exomni bench server: --clients and --takes must be at least 1")

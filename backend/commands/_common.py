@@ -2,25 +2,27 @@
 
 from __future__ import annotations
 
-import os
 import sys
 import time
 from pathlib import Path
 
 
 def add_engine_options(p) -> None:
+    from ..settings import Settings
+
+    env = Settings.from_env(strict=False)  # the one reader of the EXOMNI_* variables
     g = p.add_argument_group("Ex-Omni model")
-    g.add_argument("--exomni-checkpoint", default=os.environ.get("EXOMNI_CHECKPOINT"), metavar="DIR",
+    g.add_argument("--exomni-checkpoint", default=env.checkpoint, metavar="DIR",
                    help="released Ex-Omni checkpoint folder (default: $EXOMNI_CHECKPOINT)")
-    g.add_argument("--exomni-decoder", default=os.environ.get("EXOMNI_DECODER"), metavar="DIR",
+    g.add_argument("--exomni-decoder", default=env.decoder, metavar="DIR",
                    help="glm-4-voice-decoder folder with flow.pt and hift.pt (default: $EXOMNI_DECODER)")
-    g.add_argument("--exomni-speech-encoder", default=os.environ.get("EXOMNI_SPEECH_ENCODER"), metavar="DIR",
+    g.add_argument("--exomni-speech-encoder", default=env.speech_encoder, metavar="DIR",
                    help="folder with the Whisper encoder's config files, when the checkpoint's "
                         "pretrain_speech_encoder_weights cannot be found offline (default: $EXOMNI_SPEECH_ENCODER)")
-    g.add_argument("--exomni-speech-generator", default=os.environ.get("EXOMNI_SPEECH_GENERATOR"), metavar="DIR",
+    g.add_argument("--exomni-speech-generator", default=env.speech_generator, metavar="DIR",
                    help="folder with the speech generator's Qwen3 config, when the checkpoint's "
                         "pretrain_speech_generator_weights cannot be found offline (default: $EXOMNI_SPEECH_GENERATOR)")
-    g.add_argument("--device", default=os.environ.get("EXOMNI_DEVICE"), help="cuda, cuda:1 or cpu (default: cuda if present)")
+    g.add_argument("--device", default=env.device, help="cuda, cuda:1 or cpu (default: cuda if present)")
 
 
 def make_registry(args):
@@ -32,8 +34,9 @@ def make_registry(args):
 
 
 def default_store() -> Path:
-    base = os.environ.get("XDG_DATA_HOME") or os.path.join(Path.home(), ".local", "share")
-    return Path(base) / "exomni" / "takes"
+    from ..settings import Settings
+
+    return Settings.from_env(strict=False).store
 
 
 class ProgressBar:

@@ -48,12 +48,15 @@ async def submit(request: Request):
     try:
         if request.headers.get("content-type", "").startswith("multipart/form-data"):
             form = await request.form(max_files=1, max_fields=32)
-            data = form_fields(form)
-            part = form.get("audio")
-            if part is not None and not isinstance(part, str):
-                filename = part.filename or "upload" + upload_suffix(None)
-                upload = jobs.upload_path(job_id, upload_suffix(part.filename))
-                await save_upload(part, upload)
+            try:
+                data = form_fields(form)
+                part = form.get("audio")
+                if part is not None and not isinstance(part, str):
+                    filename = part.filename or "upload" + upload_suffix(None)
+                    upload = jobs.upload_path(job_id, upload_suffix(part.filename))
+                    await save_upload(part, upload)
+            finally:
+                await form.close()  # the parser's spooled copy; the recording now lives in the store
         else:
             data = decode_json(await read_body(request))
             if isinstance(data, dict) and data.get("audio_base64"):
