@@ -374,3 +374,35 @@ def test_the_store_over_http_delete_symlinks_and_odd_names(tmp_path):
         with Client(s.url) as client:
             job = client.wait(client.submit_take(text="Another one.")["job_id"])
             assert client.delete_take(job["take_id"])["deleted"] is True
+
+
+def test_websockets_get_the_same_host_origin_and_token_rules():
+    """For a streaming endpoint to come: a page can open a WebSocket to any origin, so the guard closes it."""
+    import asyncio
+
+    from backend.server.guard import Guard
+
+    reached = []
+
+    async def app(scope, receive, send):
+        reached.append(scope["path"])
+
+    def connect(headers, token=None):
+        sent = []
+
+        async def receive():
+            return {"type": "websocket.connect"}
+
+        async def send(message):
+            sent.append(message)
+
+        scope = {"type": "websocket", "path": "/v1/stream", "headers": [(k.encode(), v.encode()) for k, v in headers]}
+        asyncio.run(Guard(app, token=token, bound_host="127.0.0.1")(scope, receive, send))
+        return sent
+
+    assert connect([("host", "evil.example")]) == [{"type": "websocket.close", "code": 1008}]
+    assert connect([("host", "127.0.0.1:8765"), ("origin", EVIL)]) == [{"type": "websocket.close", "code": 1008}]
+    assert connect([("host", "127.0.0.1:8765")], token="t") == [{"type": "websocket.close", "code": 1008}]
+    assert not reached
+    assert connect([("host", "127.0.0.1:8765"), ("authorization", "bearer t")], token="t") == []
+    assert reached == ["/v1/stream"]

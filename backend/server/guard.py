@@ -90,11 +90,11 @@ class Guard:
         return origin.split("://", 1)[-1] == host.lower()
 
     async def __call__(self, scope, receive, send):
+        if scope["type"] == "websocket":
+            return await self._websocket(scope, receive, send)
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
-        headers = {}
-        for key, value in scope.get("headers", ()):
-            headers.setdefault(key.lower(), value)
+        headers = _headers(scope)
         host = headers.get(b"host", b"").decode("latin-1")
         if not self.host_allowed(host):
             return await send_error(send, C.E_FORBIDDEN, (
@@ -153,6 +153,27 @@ class Guard:
                 await send(message)
             return await self.app(scope, receive, send_with_cors)
         return await self.app(scope, receive, send)
+
+
+    async def _websocket(self, scope, receive, send):
+        """A page may open a WebSocket to any origin: the same Host, Origin and token rules, or closed."""
+        headers = _headers(scope)
+        host = headers.get(b"host", b"").decode("latin-1")
+        origin = headers.get(b"origin", b"").decode("latin-1")
+        ok = self.host_allowed(host) and (not origin or self.origin_allowed(origin, host))
+        if ok and self.token is not None:
+            ok = token_matches(headers.get(b"authorization"), self.token)
+        if not ok:
+            await receive()  # websocket.connect
+            return await send({"type": "websocket.close", "code": 1008})
+        return await self.app(scope, receive, send)
+
+
+def _headers(scope) -> dict:
+    headers = {}
+    for key, value in scope.get("headers", ()):
+        headers.setdefault(key.lower(), value)
+    return headers
 
 
 def too_large_message(cap: int) -> str:
