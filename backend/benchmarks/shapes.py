@@ -9,13 +9,13 @@ import sys
 import tempfile
 from pathlib import Path
 
-AVATAR = Path(__file__).resolve().parents[2] / "tests" / "data" / "avatars" / "rpm_brunette_head.glb"
+AVATAR = Path(__file__).resolve().parents[2] / "tests" / "data" / "avatars" / "makehuman_head.glb"
 LINE = "Bob, please pass me the big blue map, maybe by the boat."
 
 
 def add_arguments(parser):
     parser.add_argument("--avatar", default=str(AVATAR), help="a glTF/VRM/.blend head with the 52 ARKit shapes")
-    parser.add_argument("--object", default="Wolf3D_Head", help="the head mesh's name (default Wolf3D_Head)")
+    parser.add_argument("--object", default="Head", help="the head mesh's name (default Head)")
 
 
 def run(args) -> int:
