@@ -1,7 +1,9 @@
 """The phonetic engine's `lipsync` mode: a recording (and optionally its transcript) in, a take out.
 
 The take's audio is the recording itself (its own sample rate, channels mixed to mono); the
-phone timeline found in it drives the same viseme model as synthesized speech.
+phone timeline found in it drives the same viseme model as synthesized speech. A recording of any
+length up to the upload limit aligns with its whole transcript: progress moves through it, and a
+cancelled job stops at the next stretch (see align.force_align).
 """
 
 from __future__ import annotations
@@ -80,7 +82,7 @@ def lipsync_take(request: TakeRequest, progress: Progress) -> Take:
     timings["load"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    progress(0.1, "aligning" if request.text.strip() else "recognising phones")
+    progress(0.1, "aligning" if request.text.strip() else "recognising words")
     result = align(analysis, request.text, letter_to_sound,
                    progress=lambda f, message="": progress(0.1 + 0.75 * f, message))
     timings["align"] = time.perf_counter() - t
