@@ -430,6 +430,7 @@ class JobQueue:
         job.message, job.finished = message, time.time()
         job.error = {"code": error[0], "message": error[1]} if error else None
         job.state = state  # last: a poller never sees "failed" without its error
+        job.events = []  # streamed output is memory; a finished take streams from the store
         self._persist(job)
         if job.upload:
             shutil.rmtree(Path(job.upload).parent, ignore_errors=True)

@@ -23,6 +23,7 @@ from exomni_blender.core import contract as C
 from exomni_blender.core.request import RequestError, TakeRequest
 
 from .engines.base import Cancelled, Progress
+from .server.stream_wire import make_take_streamed
 from .store import TakeStore, is_disk_full, store_full
 
 ENGINE_POLL_S = 0.5  # how often model-loading progress is sent while it changes
@@ -122,7 +123,7 @@ def _run(job_id, fields, audio_path, registry, store, send, is_cancelled) -> Non
     try:
         request = TakeRequest(**fields, audio_path=audio_path)
         engine = registry.get(request.engine)
-        take = engine.make_take(request, progress)
+        take = make_take_streamed(engine, request, progress)  # pieces go out as they are made
         progress.check()
         take_id = store.put(take)
         send("done", job_id, take_id)

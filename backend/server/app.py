@@ -26,6 +26,7 @@ from ..settings import Settings
 from ..store import TakeStore
 from .guard import Guard
 from .routes import jobs_router, system, takes_router
+from .stream import stream_router
 
 log = logging.getLogger("exomni.server")
 
@@ -63,6 +64,7 @@ def create_app(store_dir=None, registry: EngineRegistry | None = None, token: st
     app.include_router(system)
     app.include_router(jobs_router)
     app.include_router(takes_router)
+    app.include_router(stream_router)
     app.include_router(make_dialogue_router(registry))
     return app
 

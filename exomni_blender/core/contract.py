@@ -26,6 +26,7 @@ TAKE = API_PREFIX + "/takes/{take_id}"  # GET: take.json, DELETE: remove the tak
 TAKE_BLENDSHAPES = API_PREFIX + "/takes/{take_id}/blendshapes.json"
 TAKE_AUDIO = API_PREFIX + "/takes/{take_id}/audio.wav"
 DIALOGUE_PLAN = API_PREFIX + "/dialogue/plan"  # POST: a script in, its lines' take requests out
+JOB_STREAM = API_PREFIX + "/jobs/{job_id}/stream"  # GET: the job's output as it is made (below)
 
 # Job states.
 QUEUED, RUNNING, DONE, FAILED, CANCELLED = "queued", "running", "done", "failed", "cancelled"
@@ -68,6 +69,28 @@ STATUS = {
     E_FORBIDDEN: 403, E_UNSUPPORTED_MEDIA: 415, E_BUSY: 429, E_STORE_FULL: 507, E_JOB_EXPIRED: 410,
     E_TAKE_DAMAGED: 409,
 }
+
+
+# -- the take stream: GET JOB_STREAM, server-sent events (text/event-stream) -----------------------
+# Each event is `event: <name>` + `data: <one JSON object>`. A client that connects at any time first
+# gets everything already made, then the rest as it comes; pieces are contiguous (no gap, no overlap):
+# - STREAM_AUDIO {"start", "sample_rate", "count", "pcm16"}: samples [start, start+count) of the take's
+#   audio as base64 of little-endian 16-bit PCM, the very samples its audio.wav stores. SSE is a text
+#   transport, so binary goes base64. A `start` below what a client holds replaces from there on.
+# - STREAM_FRAMES {"start", "fps", "count", "channels", "f32"}: rows [start, start+count) of the take's
+#   weights, ARKit-52 order, as base64 of little-endian float32 [count x channels] holding exactly the
+#   values its blendshapes.json stores (rounded to STREAM_DECIMALS).
+# - STREAM_PROGRESS {"state", "progress", "message"} when they change.
+# - STREAM_END: the job's final status (as GET JOB: state, take_id, error); the stream then closes.
+# Both pieces carry "elapsed": seconds since the engine began the take (0 for pieces read from the store).
+# A comment line (": alive") comes every STREAM_KEEPALIVE_S seconds, so a silent stream means a lost one.
+STREAM_AUDIO, STREAM_FRAMES, STREAM_PROGRESS, STREAM_END = "audio", "frames", "progress", "end"
+STREAM_DECIMALS = 5  # what the Audio2Face JSON keeps
+STREAM_KEEPALIVE_S = 2.0
+
+
+def job_stream_path(job_id: str) -> str:
+    return JOB_STREAM.format(job_id=job_id)
 
 
 def job_path(job_id: str) -> str:
