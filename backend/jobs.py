@@ -344,45 +344,53 @@ class JobQueue:
 
     def _dispatch(self) -> None:
         while not self._stopping:
-            if self._worker is None:
-                self._start_worker()
-            with self._lock:
-                if self._current is None:
-                    while self._queue and self._current is None:
-                        job = self._queue.popleft()
-                        if job.state == C.QUEUED:
-                            job.state, job.message, job.started = C.RUNNING, "starting", time.time()
-                            job.progress = 0.0
-                            self._persist(job)
-                            self._current = job
-                            self._send(("run", job.job_id, job.request, job.upload))
-                current = self._current
-            timeout = None
-            if current is not None and current.cancel_at is not None:
-                timeout = max(0.0, current.cancel_at + CANCEL_GRACE_S - time.monotonic())
-            ready = multiprocessing.connection.wait([self._conn, self._wake_r, self._worker.sentinel], timeout)
-            if self._wake_r in ready:
-                while self._wake_r.poll():
-                    self._wake_r.recv_bytes()
-            if self._conn in ready:
-                try:
-                    while self._conn.poll():
-                        self._handle(self._conn.recv())
-                except (EOFError, OSError):
-                    self._worker_died()
-                    continue
-            elif self._worker.sentinel in ready:
-                self._worker_died()
-                continue
-            with self._lock:
-                late = (self._current is not None and self._current.cancel_at is not None
-                        and time.monotonic() >= self._current.cancel_at + CANCEL_GRACE_S)
-            if late:  # the engine is deep in a call that does not look at cancel: stop its process
-                self._kill_worker()
-                with self._lock:
-                    if self._current is not None:
-                        self._finish(self._current, C.CANCELLED, "cancelled")
+            try:
+                self._dispatch_once()
+            except Exception:  # e.g. no process could be started: say so, wait, try again
+                log.exception("the job dispatcher hit an error; retrying in a second")
+                time.sleep(1.0)
         self._kill_worker()
+
+    def _dispatch_once(self) -> None:
+        """Start the next job when the worker is free, then wait for the worker, a wake-up or a deadline."""
+        if self._worker is None:
+            self._start_worker()
+        with self._lock:
+            if self._current is None:
+                while self._queue and self._current is None:
+                    job = self._queue.popleft()
+                    if job.state == C.QUEUED:
+                        job.state, job.message, job.started = C.RUNNING, "starting", time.time()
+                        job.progress = 0.0
+                        self._persist(job)
+                        self._current = job
+                        self._send(("run", job.job_id, job.request, job.upload))
+            current = self._current
+        timeout = None
+        if current is not None and current.cancel_at is not None:
+            timeout = max(0.0, current.cancel_at + CANCEL_GRACE_S - time.monotonic())
+        ready = multiprocessing.connection.wait([self._conn, self._wake_r, self._worker.sentinel], timeout)
+        if self._wake_r in ready:
+            while self._wake_r.poll():
+                self._wake_r.recv_bytes()
+        if self._conn in ready:
+            try:
+                while self._conn.poll():
+                    self._handle(self._conn.recv())
+            except (EOFError, OSError):
+                self._worker_died()
+                return
+        elif self._worker.sentinel in ready:
+            self._worker_died()
+            return
+        with self._lock:
+            late = (self._current is not None and self._current.cancel_at is not None
+                    and time.monotonic() >= self._current.cancel_at + CANCEL_GRACE_S)
+        if late:  # the engine is deep in a call that does not look at cancel: stop its process
+            self._kill_worker()
+            with self._lock:
+                if self._current is not None:
+                    self._finish(self._current, C.CANCELLED, "cancelled")
 
     def _worker_died(self) -> None:
         code = self._worker.exitcode if self._worker is not None else None
