@@ -406,6 +406,9 @@ class JobQueue:
         if kind == "engines":
             self._engines = message[1]
             return
+        if kind == "done" and (self.settings.keep_takes or self.settings.keep_bytes):
+            # Before the job reads "done": whoever sees it done sees the store already within its limits.
+            self.store.prune(self.settings.keep_takes, self.settings.keep_bytes, protect={message[2]})
         with self._lock:
             job = self._current
             if job is None or job.job_id != message[1]:
@@ -423,8 +426,6 @@ class JobQueue:
                 self._finish(job, C.CANCELLED, "cancelled")
             elif kind == "failed":
                 self._finish(job, C.FAILED, message[3], error=(message[2], message[3]))
-        if kind == "done" and (self.settings.keep_takes or self.settings.keep_bytes):
-            self.store.prune(self.settings.keep_takes, self.settings.keep_bytes, protect={message[2]})
 
     def _persist(self, job: Job) -> None:
         """Save from the dispatcher: a full disk must not stop it (the job still answers from memory)."""
