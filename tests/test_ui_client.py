@@ -126,3 +126,21 @@ def test_urls_are_normalized(url, expected):
 def test_bad_urls_say_how_to_fix_them(url):
     with pytest.raises(BackendError, match="preferences|like http"):
         normalize_url(url)
+
+
+def test_a_take_without_sound_downloads_without_audio(tmp_path):
+    """A take with no audio (e.g. the model without its audio decoder) has no audio.wav on the server."""
+    import numpy as np
+
+    from backend.store import TakeStore
+    from exomni_blender.core.take import Take
+
+    store = tmp_path / "store"
+    silent = TakeStore(store).put(Take(fps=30.0, weights=np.full((5, 52), 0.1, np.float32), text="mime",
+                                       engine="exomni"))
+    (tmp_path / "take").mkdir()
+    (tmp_path / "take" / AUDIO_WAV).write_bytes(b"an older take's sound")
+    with LocalServer(store, log_path=tmp_path / "log") as server, Client(server.url) as client:
+        take = client.fetch_take(silent, tmp_path / "take")
+    assert not take.has_audio and take.frames == 5 and take.text == "mime"
+    assert not (tmp_path / "take" / AUDIO_WAV).exists()

@@ -224,7 +224,11 @@ class Client:
         info = self._json("GET", C.take_path(take_id))
         atomic_write(folder / TAKE_JSON, json.dumps(info, indent=2).encode("utf-8"))
         atomic_write(folder / BLENDSHAPES_JSON, self._bytes(C.take_path(take_id, BLENDSHAPES_JSON)))
-        atomic_write(folder / AUDIO_WAV, self._bytes(C.take_path(take_id, AUDIO_WAV)))
+        has_audio = info.get("has_audio", True) if isinstance(info, dict) else True
+        if has_audio:
+            atomic_write(folder / AUDIO_WAV, self._bytes(C.take_path(take_id, AUDIO_WAV)))
+        elif (folder / AUDIO_WAV).exists():  # a take without sound has no audio.wav; an older one is not its
+            (folder / AUDIO_WAV).unlink()
         return folder
 
     def fetch_take(self, take_id: str, folder) -> Take:
