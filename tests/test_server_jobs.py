@@ -35,6 +35,9 @@ class SteeredEngine(Engine):
 
     def make_take(self, request, progress):
         self.started.write_text(request.text)
+        if request.text == "publish":  # incremental output, as a streaming engine hands it out
+            for i in range(3):
+                progress.publish({"piece": i})
         while not self.release.exists():
             if request.text != "busy":
                 progress(0.5, "working")
@@ -199,3 +202,12 @@ def test_the_real_server_leaves_no_upload_behind(tmp_path, wait_job):
         assert malformed.status_code == 400 and malformed.json()["error"]["code"] == C.E_MALFORMED_JSON
         assert wait_job(server.url, ok.json()["job_id"])["state"] == C.DONE
         assert list((tmp_path / "store" / ".uploads").iterdir()) == []
+
+
+def test_incremental_output_is_an_event_list_per_job(queue):
+    jobs, engine = queue
+    engine.release.touch()
+    job = _wait(jobs, jobs.submit(TakeRequest(engine="steered", text="publish")).job_id)
+    assert job.state == C.DONE
+    assert jobs.events(job.job_id) == [{"piece": 0}, {"piece": 1}, {"piece": 2}]
+    assert jobs.events(job.job_id, since=2) == [{"piece": 2}]
