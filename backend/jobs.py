@@ -40,7 +40,6 @@ from .store import TakeStore, store_full
 CANCEL_GRACE_S = 0.5  # a running job that has not stopped by then is stopped by killing its worker
 MAX_ATTEMPTS = 2  # a job that was running when the server died this many times is not run again
 RECENT = 256  # finished jobs kept in memory for polling (the rest are read from SQLite)
-RECENT_EVENTS = 8  # finished jobs whose event lists stay readable (streamed output is large; the take is stored)
 UPLOADS = ".uploads"
 DB_NAME = ".jobs.sqlite3"
 log = logging.getLogger("exomni.jobs")
@@ -176,7 +175,6 @@ class JobQueue:
         self._lock = threading.Lock()
         self._active: dict[str, Job] = {}  # queued and running
         self._recent: "OrderedDict[str, Job]" = OrderedDict()
-        self._with_events: deque = deque()
         self._queue: deque = deque()
         self._current: Job | None = None
         self._engines: list | None = None  # as the worker last described them
@@ -453,9 +451,7 @@ class JobQueue:
         self._recent[job.job_id] = job
         while len(self._recent) > RECENT:
             self._recent.popitem(last=False)
-        self._with_events.append(job)
-        while len(self._with_events) > RECENT_EVENTS:
-            self._with_events.popleft().events = []
+
         self._finished_since_forget += 1
         if self._finished_since_forget >= 50:
             self._finished_since_forget = 0
