@@ -451,7 +451,6 @@ class JobQueue:
         self._recent[job.job_id] = job
         while len(self._recent) > RECENT:
             self._recent.popitem(last=False)
-
         self._finished_since_forget += 1
         if self._finished_since_forget >= 50:
             self._finished_since_forget = 0
