@@ -141,8 +141,19 @@ def run(args) -> int:
                   f"{take.timings['align']:6.2f} {take.timings['curves']:6.2f} {phones['mean'] * 1000:12.1f} "
                   f"{phones['median'] * 1000:7.1f} {phones['matched']:4d}/{phones['reference']:<4d} "
                   f"{word_ms} {words['matched']:4d}/{words['reference']:<4d}")
+        # The earlier way without a transcript, for comparison: the phone recogniser alone.
+        from backend.audio_input import load_recording
+        from backend.engines.phonetic.align import recognize_phones
+
+        analysis = load_recording(path).analysis()
+        t0, c0 = time.perf_counter(), time.process_time()
+        phones = phone_boundary_error(speech.phonemes, recognize_phones(analysis).phones)
+        elapsed, cpu = time.perf_counter() - t0, time.process_time() - c0
+        print(f"{'phones only':12s} {elapsed:8.2f} {cpu:6.2f} {speech.duration / elapsed:7.1f} {'-':>6s} "
+              f"{elapsed:6.2f} {'-':>6s} {phones['mean'] * 1000:12.1f} {phones['median'] * 1000:7.1f} "
+              f"{phones['matched']:4d}/{phones['reference']:<4d} {'-':>11s}")
     verdict = "meets" if worst < TARGET_SECONDS else "misses"
-    print(f"slowest mode per 60 s of speech: {worst:.2f} s wall clock ({verdict} the {TARGET_SECONDS:g} s target); "
+    print(f"slowest lipsync mode per 60 s of speech: {worst:.2f} s wall clock ({verdict} the {TARGET_SECONDS:g} s target); "
           "the CPU column is the time this process computed, the wall clock includes waiting for the cores")
     real_speech(args.long_repeats)
     return 0
