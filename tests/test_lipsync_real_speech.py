@@ -86,6 +86,15 @@ def test_forced_alignment_of_real_speech_within_30_ms(recordings):
     assert phone_mean <= PHONE_LIMIT and matched >= 0.95 * reference, (phone_mean, matched, reference)
 
 
+def test_words_past_the_end_of_the_recording_are_reported_and_the_rest_kept(recordings):
+    rec = recordings[0]
+    result = pa.align(rec["samples"], rec["text"] + " goodbye everyone", letter_to_sound)
+    assert result.method == "forced"
+    assert "could not be placed" in result.warning and "everyone" in result.warning
+    words = pa.word_boundary_error(rec["words"], result.words)
+    assert words["matched"] == words["reference"] and words["mean"] <= WORD_LIMIT
+
+
 # -- no transcript --------------------------------------------------------------------------------
 
 def test_recognised_words_beat_the_phone_recogniser(recordings):

@@ -335,7 +335,8 @@ def force_align(samples16k: np.ndarray, words: Sequence[str], letter_to_sound: O
     score = fit[0] / fit[1] if fit[1] else None
     warning = ""
     if unplaced:
-        warning = (f"the last {unplaced} words of the transcript ({' '.join(usable[placed:placed + 6])} ...) "
+        last = "the last word" if unplaced == 1 else f"the last {unplaced} words"
+        warning = (f"{last} of the transcript ({' '.join(usable[placed:placed + 6])}) "
                    "could not be placed in the recording; check that the text ends where the recording does")
     elif score is not None and score < MISMATCH_SCORE:
         warning = ("the recording fits its transcript poorly (alignment score "
