@@ -146,8 +146,7 @@ def test_six_minutes_align_with_their_whole_transcript(six_minutes):
 
 
 def test_a_long_alignment_is_cancelled_between_stretches(six_minutes):
-    _, path = six_minutes
-    rec, _ = six_minutes
+    rec, path = six_minutes
     reports = []
 
     def cancelled():
