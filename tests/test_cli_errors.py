@@ -5,6 +5,7 @@ import socket
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from backend.cli import main
@@ -111,3 +112,34 @@ def test_errors_speak_of_the_command_line_not_of_http(capsys, tmp_path):
 def test_voices_lists_what_voice_accepts(capsys):
     status, out, _ = run(capsys, "voices")
     assert status == 0 and "en-us" in out and "en-gb" in out
+
+
+def test_take_with_mood_intensity_and_head_motion(capsys, tmp_path):
+    from exomni_blender.core import face
+
+    status, _, _ = run(capsys, "take", "--text", "Bring the boat back by noon.", "--mood", "sad", "--intensity", 0.5,
+                       "--head-motion", 0, "--out", tmp_path / "t")
+    assert status == 0
+    take = Take.load(tmp_path / "t")
+    assert face.mood_of(take.meta) == ("sad", 0.5) and face.head_rotation(take.meta) is None  # 0: a still head
+    status, _, _ = run(capsys, "take", "--text", "Bring the boat back by noon.", "--head-motion", 2,
+                       "--out", tmp_path / "h")
+    assert status == 0 and np.abs(face.head_rotation(Take.load(tmp_path / "h").meta)).max() > 1.0
+
+
+@pytest.mark.parametrize("args, stated", [
+    (["--mood", "grumpy"], "mood must be one of neutral, happy, sad"),
+    (["--intensity", "1.5"], "intensity must be a number from 0 to 1"),
+    (["--head-motion", "-1"], "head_motion must be a number from 0 to 2"),
+])
+def test_mood_options_out_of_range_say_the_range(capsys, tmp_path, args, stated):
+    from exomni_blender.core.request import HEAD_MOTION_RANGE, INTENSITY_RANGE
+
+    status, _, err = run(capsys, "take", "--text", "Hi", *args, "--out", tmp_path / "t")
+    assert status != 0 and stated in err and not (tmp_path / "t" / "take.json").exists()
+    with pytest.raises(SystemExit):
+        main(["take", "--help"])
+    help_text = " ".join(capsys.readouterr().out.split())
+    for low, high in (INTENSITY_RANGE, HEAD_MOTION_RANGE):
+        assert f"{low:g} to {high:g}" in help_text
+    assert "disgusted" in help_text

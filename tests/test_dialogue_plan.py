@@ -26,8 +26,8 @@ def test_delivery_from_parentheticals():
     assert delivery_for(["angry"]).intensity > 1.0 and delivery_for(["softly"]).volume < 1.0
     # "very" strengthens, several cues combine, limits hold.
     assert delivery_for(["very quickly"]).rate > delivery_for(["quickly"]).rate
-    both = delivery_for(["angrily", "quickly"])
-    assert both.rate > delivery_for(["quickly"]).rate and both.intensity > 1.0
+    both = delivery_for(["angrily", "quickly"])  # the mood's voice is the engine's: no second rate change here
+    assert both.rate == delivery_for(["quickly"]).rate and both.intensity > 1.0 and both.mood == "angry"
     assert delivery_for(["screaming, very loud, furious"]).volume <= 2.0
 
 

@@ -121,3 +121,21 @@ def test_a_screenplay_with_angry_and_happy_lines_makes_takes_that_differ_as_expe
     assert angry.weights[:, brow_down].mean() > happy.weights[:, brow_down].mean() + 0.2
     assert happy.weights[:, smile].mean() > angry.weights[:, smile].mean() + 0.2
     assert (angry.meta["mood"], happy.meta["mood"]) == ("angry", "happy")
+
+
+def test_angrily_changes_the_voice_once_through_the_mood():
+    """A parenthetical naming a mood adds no rate or pitch of its own: eSpeak speaks at the request's
+    rate and pitch times the mood's voice, exactly, for each mood cue."""
+    from backend.dialogue.delivery import apply_to_request, delivery_for
+    from backend.engines.phonetic import espeak
+
+    for paren in ("angrily", "very happily", "sadly", "nervously", "furious", "excitedly"):
+        delivery = delivery_for([paren])
+        assert (delivery.rate, delivery.pitch) == (1.0, 1.0), paren
+        request = apply_to_request(TakeRequest(text="Get out of my kitchen.", rate=1.2, pitch=0.9), delivery)
+        take = PhoneticEngine().make_take(request, Progress())
+        rate, pitch = face.mood_voice(delivery.mood, delivery.mood_intensity)
+        wpm, espeak_pitch = espeak.check_rate_pitch(1.2 * rate, 0.9 * pitch)
+        assert (take.meta["words_per_minute"], take.meta["espeak_pitch"]) == (wpm, espeak_pitch), paren
+    plain = PhoneticEngine().make_take(TakeRequest(text="Get out of my kitchen.", rate=1.2, pitch=0.9), Progress())
+    assert take.meta["words_per_minute"] != plain.meta["words_per_minute"]  # the mood did change it, once

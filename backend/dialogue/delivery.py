@@ -1,7 +1,8 @@
 """How a line is delivered: parentheticals such as (whispering), (shouting), (quickly) become
 volume, pitch, rate and intensity, applied where each belongs:
 
-- rate and pitch go into the take request (the engine speaks faster, higher);
+- rate and pitch go into the take request (the engine speaks faster, higher); a mood's voice is
+  the engine's to apply, from the mood alone (cues naming a mood add no rate or pitch of their own);
 - a whisper switches the eSpeak voice to its whisper variant;
 - volume becomes the gain of the line's audio strip in the scene (the take's own audio stays clean);
 - intensity scales the take's expression around rest (a shout opens wider, a whisper moves less);
@@ -18,10 +19,15 @@ from __future__ import annotations
 import re
 from dataclasses import asdict, dataclass
 
-from exomni_blender.core.face import scale_intensity
+import numpy as np
+
+from exomni_blender.core.face import mood_curves, mood_of, scale_intensity
 
 # Each cue word (matched as a word prefix, so "whisper" also matches "whispering", "whispered")
 # with the factors it multiplies: volume, pitch, rate, intensity; and whether it whispers.
+# A cue that names a mood (angr, sad, happ, ...) leaves pitch and rate at 1: the mood's own voice
+# (`core.face.MOOD_VOICE`, applied by the engine at the mood's intensity) is the one place that
+# decides how a mood sounds, so "(angrily)" raises rate and pitch once, not twice.
 _CUES: dict[str, tuple[float, float, float, float, bool]] = {
     "whisper": (0.35, 1.0, 0.95, 0.6, True),
     "hush": (0.4, 1.0, 0.95, 0.6, True),
@@ -39,16 +45,16 @@ _CUES: dict[str, tuple[float, float, float, float, bool]] = {
     "slow": (1.0, 0.97, 0.75, 0.95, False),
     "deliberate": (1.0, 1.0, 0.8, 1.0, False),
     "drawl": (1.0, 0.97, 0.75, 1.0, False),
-    "angr": (1.25, 1.05, 1.1, 1.3, False),
-    "furious": (1.35, 1.08, 1.1, 1.4, False),
-    "annoyed": (1.1, 1.0, 1.05, 1.15, False),
+    "angr": (1.25, 1.0, 1.0, 1.3, False),
+    "furious": (1.35, 1.0, 1.0, 1.4, False),
+    "annoyed": (1.1, 1.0, 1.0, 1.15, False),
     "soft": (0.6, 1.0, 0.95, 0.8, False),
     "quiet": (0.55, 1.0, 0.95, 0.8, False),
     "gentl": (0.7, 1.0, 0.95, 0.85, False),
-    "sad": (0.85, 0.93, 0.88, 0.8, False),
-    "excit": (1.15, 1.1, 1.12, 1.2, False),
-    "happ": (1.05, 1.06, 1.05, 1.1, False),
-    "nervous": (0.9, 1.05, 1.15, 0.95, False),
+    "sad": (0.85, 1.0, 1.0, 0.8, False),
+    "excit": (1.15, 1.0, 1.0, 1.2, False),
+    "happ": (1.05, 1.0, 1.0, 1.1, False),
+    "nervous": (0.9, 1.0, 1.0, 0.95, False),
 }
 _AMPLIFIERS = ("very", "really", "extremely")
 _SOFTENERS = ("slightly", "a bit", "somewhat", "mildly", "faintly")
@@ -172,9 +178,16 @@ def apply_to_request(request, delivery: Delivery):
 
 
 def apply_to_take(take, delivery: Delivery):
-    """Scale the take's expression by the delivery's intensity (in place; returns it)."""
+    """Scale the take's performance by the delivery's intensity (in place; returns it).
+
+    The mood's layer is kept as the take records it (its strength is the mood's intensity), so the
+    Blender side can still take it apart from the rest and replace it."""
     if abs(delivery.intensity - 1.0) < 1e-6:
         return take
-    take.weights = scale_intensity(take.weights, delivery.intensity)
+    weights = np.asarray(take.weights, np.float32)
+    mood, mood_intensity = mood_of(take.meta)
+    layer = mood_curves(weights.shape[0], float(take.fps), mood, mood_intensity)
+    scaled = scale_intensity(np.clip(weights - layer, 0.0, 1.0), delivery.intensity)
+    take.weights = np.clip(scaled + layer, 0.0, 1.0).astype(np.float32)
     take.meta = {**take.meta, "delivery": delivery.to_json()}
     return take

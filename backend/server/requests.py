@@ -18,7 +18,8 @@ from ..engines.registry import EngineRegistry
 from ..store import is_disk_full, store_full
 
 UPLOAD_FIELDS = ("audio_base64", "audio_filename")  # a recording inside a JSON body
-FORM_NUMBERS = {"fps": float, "seed": int, "rate": float, "pitch": float}
+# Form fields arrive as strings; these become numbers before the validator sees them.
+FORM_NUMBERS = {"fps": float, "seed": int, "rate": float, "pitch": float, "intensity": float, "head_motion": float}
 MAX_FORM_FIELDS = 32
 
 

@@ -26,7 +26,13 @@ class TakeRequestBody(BaseModel):
     seed: int = Field(0, ge=R.SEED_RANGE[0], le=R.SEED_RANGE[1])
     rate: float = Field(1.0, ge=R.RATE_RANGE[0], le=R.RATE_RANGE[1])
     pitch: float = Field(1.0, ge=R.PITCH_RANGE[0], le=R.PITCH_RANGE[1])
-    mouth_only: bool = False
+    mouth_only: bool = Field(False, description="only the mouth: no blinks, brows, gaze, mood or head motion")
+    mood: Literal[R.MOOD_NAMES] = Field("neutral", description="the face's (and where the engine can, the "
+                                                                "voice's) mood: " + ", ".join(R.MOOD_NAMES))
+    intensity: float = Field(1.0, ge=R.INTENSITY_RANGE[0], le=R.INTENSITY_RANGE[1],
+                             description="how strongly the mood shows")
+    head_motion: float = Field(1.0, ge=R.HEAD_MOTION_RANGE[0], le=R.HEAD_MOTION_RANGE[1],
+                               description="head nods and sway: 1 = natural, 0 = a still head")
     options: dict = Field(default_factory=dict, description="engine options: " + ", ".join(R.OPTIONS))
     audio_base64: Optional[str] = Field(None, description=f"a short recording, base64 (the whole body stays under "
                                                           f"{C.MAX_JSON_BYTES // 1024} KB)")
@@ -40,6 +46,11 @@ class TakeUpload(BaseModel):
     request: Optional[str] = Field(None, description='the other fields as one JSON object, e.g. {"mode": "lipsync"}')
     mode: Optional[str] = "lipsync"
     text: Optional[str] = None
+    mood: Optional[str] = Field(None, description=", ".join(R.MOOD_NAMES))
+    intensity: Optional[float] = Field(None, ge=R.INTENSITY_RANGE[0], le=R.INTENSITY_RANGE[1],
+                                       description="a number sent as a form field")
+    head_motion: Optional[float] = Field(None, ge=R.HEAD_MOTION_RANGE[0], le=R.HEAD_MOTION_RANGE[1],
+                                         description="a number sent as a form field")
 
 
 class ErrorDetail(BaseModel):
