@@ -2,8 +2,8 @@
 and a take keyed onto the made head.
 
 The avatar is a MakeHuman head (tests/data/README.md): its mouth is one closed surface with the
-mouth bag (no lip slit), as on MakeHuman and MPFB characters, so its mouth landmarks are estimated
-from the face's proportions, and the tests marked xfail record what such a head does not get yet."""
+mouth bag (no lip slit), as on MakeHuman and MPFB characters: its lip line is found from the lips'
+crease and its orientation from the eyes' openings and the nose."""
 
 import hashlib
 import json
@@ -20,12 +20,11 @@ from exomni_blender.blender import make_shapes as ms  # noqa: E402
 from exomni_blender.blender import make_shapes_bench as mb  # noqa: E402
 from exomni_blender.core.arkit import ARKIT_52  # noqa: E402
 
+TURNED = ("a turned closed-mouth head is now found the right way up with the same landmarks, but its made "
+          "shapes stretch an edge 17x (6.6x upright): something in the transfer still depends on the mesh's axes")
 REPO = Path(__file__).resolve().parents[1]
 AVATAR = REPO / "tests" / "data" / "avatars" / "makehuman_head.glb"
 HEAD = "Head"
-MOUTH_LANDMARKS = ["mouthL", "mouthR", "lipUpper", "lipLower"]
-NO_LIP_SLIT = ("a closed mouth (no lip slit) gives no up direction: a turned head is refused, and mouth "
-               "landmarks the animator places are refused too instead of giving it")
 
 
 @pytest.fixture(scope="module")
@@ -40,8 +39,13 @@ def test_all_52_are_made_and_marked(made):
     keys = obj.data.shape_keys.key_blocks
     assert all(n in keys for n in ARKIT_52) and sorted(summary["made"]) == sorted(ARKIT_52)
     assert sorted(json.loads(obj[ms.MADE_PROPERTY])) == sorted(ARKIT_52)
-    # eyes from the eye meshes; the closed mouth has no lip slit, so its landmarks are flagged to be checked
-    assert summary["estimated"] == MOUTH_LANDMARKS
+    # eyes from the eye meshes; the closed mouth's lip line from its crease: nothing estimated
+    assert summary["estimated"] == []
+    # the crease splits the lips where the artist's jawOpen does: upper lip still, lower lip moving
+    pts = ms.read_mesh(obj).points
+    jaw = np.linalg.norm(made[1]["jawOpen"], axis=1)
+    near = lambda name: int(np.argmin(np.linalg.norm(pts - np.asarray(summary["landmarks"][name]), axis=1)))
+    assert jaw[near("lipUpper")] < 0.1 * jaw.max() and jaw[near("lipLower")] > 0.5 * jaw.max()
 
 
 def test_made_shapes_move_like_the_artists(made):
@@ -57,12 +61,18 @@ def test_mouth_and_brow_shapes_are_sized_like_the_artists(made):
     _, artist, deltas, _ = made
     scores = mb.compare(deltas, artist)
     for name, (_, size) in scores.items():
-        if not name.startswith("eye"):
+        if not name.startswith("eye") and name != "mouthRollUpper":
             assert 1 / 3 <= size <= 3, (name, scores[name])
 
 
-@pytest.mark.xfail(strict=True, reason="the made eyelid shapes (blink, wide, squint) move 0.23-0.33 as much "
-                   "as this artist's, whose lids travel over the whole eyeball")
+@pytest.mark.xfail(strict=True, reason="with the lip line at the crease the made upper-lip roll moves 0.30 as "
+                   "much as this artist's (0.36 with the estimated lip line)")
+def test_upper_lip_roll_is_sized_like_the_artists(made):
+    _, artist, deltas, _ = made
+    _, size = mb.compare(deltas, artist, names=["mouthRollUpper"])["mouthRollUpper"]
+    assert 1 / 3 <= size <= 3
+
+
 def test_eyelid_shapes_are_sized_like_the_artists(made):
     _, artist, deltas, _ = made
     scores = mb.compare(deltas, artist)
@@ -110,7 +120,8 @@ def test_existing_keys_are_kept_and_remaking_replaces_only_the_made_ones():
 
 
 @pytest.mark.parametrize("label", [
-    pytest.param("Y-up (turned 90 deg about X)", marks=pytest.mark.xfail(strict=True, reason=NO_LIP_SLIT)),
+    pytest.param("Y-up (turned 90 deg about X)", marks=pytest.mark.xfail(strict=True, reason=TURNED)),
+    pytest.param("turned 37 deg, tilted 20 deg", marks=pytest.mark.xfail(strict=True, reason=TURNED)),
     "stylised (wide 1.3, flat 0.75)"])
 def test_other_orientations_and_proportions_get_sound_shapes(label, made):
     obj = mb.load_avatar(AVATAR, HEAD)
@@ -167,7 +178,6 @@ def _import_avatar_into_this_file():
     return obj
 
 
-@pytest.mark.xfail(strict=True, raises=RuntimeError, reason=NO_LIP_SLIT)
 def test_panel_step_finds_landmarks_that_the_animator_can_move(registered_scene):
     obj = _import_avatar_into_this_file()
     assert bpy.ops.exomni.shapes_find_landmarks() == {"FINISHED"}
@@ -203,3 +213,18 @@ def test_eye_meshes_beside_the_head_get_their_gaze_shapes():
     # the same turns; this artist turns the eyes less far (about 10-15 deg) than the made 25-30 deg
     for name, (cos, size) in mb.compare(made, artist, names=sorted(made)).items():
         assert cos > 0.75 and 1 / 3 < size < 3, (name, cos, size)
+
+
+def test_teeth_and_tongue_beside_the_head_get_their_jaw_and_tongue_shapes():
+    obj = mb.load_avatar(AVATAR, HEAD)
+    artist = {n: mb.strip_arkit(bpy.data.objects[n]) for n in ("Teeth", "Tongue")}
+    mb.strip_arkit(obj)
+    ms.make_shapes(obj)
+    teeth, tongue = (mb.key_deltas(bpy.data.objects[n]) for n in ("Teeth", "Tongue"))
+    assert sorted(teeth) == sorted(ms.JAW_SHAPES) and sorted(tongue) == sorted(ms.JAW_SHAPES + ("tongueOut",))
+    for made, own in ((teeth, artist["Teeth"]), (tongue, artist["Tongue"])):
+        for name, (cos, size) in mb.compare(made, own, names=sorted(made)).items():
+            assert cos > 0.75 and 1 / 3 < size < 3, (name, cos, size)
+    # the upper teeth stay with the skull when the jaw opens, the lower ones go with it
+    still = np.linalg.norm(teeth["jawOpen"], axis=1) < 1e-6
+    assert 0.2 < still.mean() < 0.8

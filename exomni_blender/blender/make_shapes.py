@@ -20,7 +20,7 @@ import numpy as np
 
 from ..core.arkit import ARKIT_52
 from ..core.errors import ExOmniError
-from ..core.shapes import Eyeball, LandmarkError, Mesh, Template, detect, fit_sphere, transfer
+from ..core.shapes import Mesh, Template, detect, fit_sphere, transfer
 
 MADE_PROPERTY = "exomni_made_shapes"
 LANDMARK_PROPERTY = "exomni_landmark"
@@ -163,15 +163,8 @@ def find_landmarks(obj):
     mesh = read_mesh(obj)
     eyes, own_eyes = find_eyeballs(obj, mesh)
     skin = ~own_eyes
-    overrides = landmark_overrides(obj)
-    try:
-        lm = detect(mesh, skin, eyes, overrides=overrides)
-    except LandmarkError:
-        if not overrides:
-            # no lip slit to tell up from down: trust the object's axes (face toward -Y, Z up)
-            lm = detect(mesh, skin, eyes, rotation=np.array([[1.0, 0, 0], [0, 1.0, 0], [0, 0, 1.0]]))
-        else:
-            raise
+    # landmarks the animator placed win; the rest are found (or estimated) around them
+    lm = detect(mesh, skin, eyes, overrides=landmark_overrides(obj))
     return mesh, skin, lm, eyes
 
 
@@ -209,6 +202,9 @@ def make_shapes(obj, replace: bool = False) -> dict:
         if eye_obj is not None and compat.is_editable(eye_obj.data):
             side = "Left" if (ball.centre - 0.5 * (eyes[0].centre + eyes[1].centre)) @ lm.rotation[0] > 0 else "Right"
             make_gaze_shapes(eye_obj, obj, ball, lm.rotation, side, replace)
+    for other, part in mouth_parts(obj, mesh):
+        if compat.is_editable(other.data):
+            make_mouth_part_shapes(other, obj, part, lm, mesh.points, made.named(), replace)
     return {"object": obj.name, "made": names, "kept": kept, "estimated": lm.estimated,
             "scale": round(made.scale, 4), "landmarks": {k: [round(float(x), 5) for x in v] for k, v in lm.points.items()}}
 
@@ -252,6 +248,104 @@ def make_gaze_shapes(eye_obj, head_obj, ball, rotation, side, replace=False) -> 
         made.append(name)
     eye_obj[MADE_PROPERTY] = json.dumps(sorted(previously | set(made)))
     eye_obj.data.update()
+    return made
+
+
+MOUTH_PARTS = {"teeth": "teeth", "tooth": "teeth", "tongue": "tongue"}
+JAW_SHAPES = ("jawOpen", "jawLeft", "jawRight", "jawForward")
+
+
+def mouth_parts(head_obj, mesh: Mesh) -> list:
+    """(object, "teeth" | "tongue") for the meshes named so whose middle lies inside the head."""
+    import bpy
+
+    lo, hi = mesh.points.min(0), mesh.points.max(0)
+    out = []
+    for other in bpy.data.objects:
+        if other is head_obj or other.type != "MESH" or not len(other.data.vertices):
+            continue
+        part = next((p for word, p in MOUTH_PARTS.items() if word in other.name.lower()), None)
+        if part is None:
+            continue
+        centre = _local(head_obj, _world_points(other)).mean(0)
+        if np.all(centre > lo) and np.all(centre < hi):
+            out.append((other, part))
+    return out
+
+
+def _jaw_motion(lm, head_points, deltas: dict, name: str):
+    """The lower jaw's rigid motion in a made jaw shape, in the head's canonical frame: (rotation,
+    pivot, shift). jawOpen turns about a hinge behind and below the eyes, by the angle that moves the
+    chin as the made shape moves it; the sideways and forward shapes shift as the chin shifts."""
+    chin = lm.canonical(lm.points["chin"])
+    i = int(np.argmin(np.linalg.norm(lm.canonical(head_points) - chin, axis=1)))
+    move = lm.canonical(deltas[name][i])
+    eyes = 0.5 * (lm.canonical(lm.points["eyeL"]) + lm.canonical(lm.points["eyeR"]))
+    ied = lm.eye_distance
+    if name != "jawOpen":
+        return np.eye(3), chin, move
+    hinge = eyes + np.array([0.0, 1.3 * ied, -0.6 * ied])  # in front of the ears, about the nose's height
+    angle = float(np.linalg.norm(move)) / max(float(np.linalg.norm(chin - hinge)), 1e-9)
+    c, s = np.cos(angle), np.sin(angle)
+    turn = np.array([[1.0, 0, 0], [0, c, -s], [0, s, c]])  # the chin (in front, -Y) goes down and back
+    return turn, hinge, np.zeros(3)
+
+
+def make_mouth_part_shapes(part_obj, head_obj, part: str, lm, head_points, deltas: dict, replace=False) -> list:
+    """Jaw shapes for the lower teeth and the tongue (they ride on the jaw), tongueOut for the
+    tongue, on a teeth or tongue mesh beside the head. The upper teeth stay with the skull."""
+    from . import compat
+
+    to_head = np.array(head_obj.matrix_world.inverted() @ part_obj.matrix_world)
+    pts = read_mesh(part_obj).points
+    canon = lm.canonical((np.c_[pts, np.ones(len(pts))] @ to_head.T)[:, :3])
+    lip_z = 0.5 * (lm.canonical(lm.points["lipUpper"])[2] + lm.canonical(lm.points["lipLower"])[2])
+    if part == "tongue":
+        riding = np.ones(len(canon), bool)
+    else:
+        # the lower teeth: the lower of the arches when they are separate islands (closed teeth
+        # overlap the lip line), else what lies below the lip line
+        comp = read_mesh(part_obj).components()
+        ids = np.unique(comp)
+        heights = np.array([canon[comp == c, 2].mean() for c in ids])
+        if len(ids) >= 2:
+            split = 0.5 * (heights.min() + heights.max())
+            riding = np.isin(comp, ids[heights < split])
+        else:
+            riding = canon[:, 2] < lip_z
+    shapes = {}
+    if riding.any():
+        for name in JAW_SHAPES:
+            turn, pivot, shift = _jaw_motion(lm, head_points, deltas, name)
+            moved = canon.copy()
+            moved[riding] = (canon[riding] - pivot) @ turn.T + pivot + shift
+            shapes[name] = moved
+    if part == "tongue":
+        # tongueOut: the tip goes out past the lips, the root stays
+        lips_front = min(lm.canonical(lm.points["lipUpper"])[1], lm.canonical(lm.points["lipLower"])[1])
+        front, back = canon[:, 1].min(), canon[:, 1].max()
+        reach = (front - lips_front) + 0.2 * lm.eye_distance
+        along = np.clip((back - canon[:, 1]) / max(back - front, 1e-9), 0.0, 1.0) ** 2
+        shapes["tongueOut"] = canon + np.outer(along, [0.0, -reach, -0.1 * reach])
+    if not shapes:
+        return []
+    if part_obj.data.shape_keys is None:
+        compat.add_shape_key(part_obj, "Basis")
+    blocks = part_obj.data.shape_keys.key_blocks
+    previously = set(json.loads(part_obj.get(MADE_PROPERTY, "[]")))
+    back_to_part = np.linalg.inv(to_head)
+    made = []
+    for name, moved in shapes.items():
+        if blocks.get(name) is not None and name not in previously and not replace:
+            continue
+        in_head = moved @ lm.rotation
+        local = (np.c_[in_head, np.ones(len(in_head))] @ back_to_part.T)[:, :3]
+        block = blocks.get(name) or compat.add_shape_key(part_obj, name)
+        block.data.foreach_set("co", local.astype(np.float32).ravel())
+        block.slider_min, block.slider_max = 0.0, 1.0
+        made.append(name)
+    part_obj[MADE_PROPERTY] = json.dumps(sorted(previously | set(made)))
+    part_obj.data.update()
     return made
 
 

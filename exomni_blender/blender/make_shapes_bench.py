@@ -20,6 +20,7 @@ import time
 import numpy as np
 
 from ..core.arkit import ARKIT_52
+from ..core.errors import ExOmniError
 
 MAIN_SHAPES = ("jawOpen", "mouthClose", "mouthFunnel", "mouthPucker", "mouthSmileLeft", "mouthSmileRight",
                "mouthFrownLeft", "mouthFrownRight", "mouthStretchLeft", "mouthStretchRight", "mouthLeft",
@@ -215,7 +216,11 @@ def main(argv=None) -> int:
         strip_arkit(obj)
         eyes = [o for o in bpy.data.objects if o.type == "MESH" and o is not obj]
         transform_meshes([obj] + eyes, matrix)
-        summary_v = make_shapes(obj)
+        try:
+            summary_v = make_shapes(obj)
+        except ExOmniError as exc:  # one variant failing is a result; the others are still measured
+            print(f"{label:32s} FAILED: {exc}")
+            continue
         worst, folds = stretch_and_folds(obj)
         made_v = {k: v for k, v in key_deltas(obj).items() if k in ARKIT_52}
         agree = ""

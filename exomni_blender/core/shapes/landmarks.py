@@ -208,6 +208,175 @@ def _frontmost(points_c, mask):
     return idx[np.argmin(points_c[idx, 1])]
 
 
+def gaze_front(mesh: Mesh, skin, eyeballs, step_deg: float = 12.0):
+    """The way the face looks, from where rays out of the eyeballs escape past the skin (the eye
+    openings), or None when both eyes are closed. Needs no lip slit and no upright head."""
+    tris = _triangles(mesh, np.asarray(skin, bool))
+    if not len(tris):
+        return None
+    a, b, c = (mesh.points[tris[:, i]] for i in range(3))
+    lon = np.radians(np.arange(0, 360, step_deg))
+    lat = np.radians(np.arange(-90 + step_deg / 2, 90, step_deg))
+    L, B = np.meshgrid(lon, lat, indexing="ij")
+    dirs = np.stack([np.cos(B) * np.cos(L), np.cos(B) * np.sin(L), np.sin(B)], -1).reshape(-1, 3)
+    weight = np.cos(B).ravel()  # equal-angle cells near the poles are small
+    total = np.zeros(3)
+    size = float(np.ptp(mesh.points, axis=0).max())
+    for eye in eyeballs:
+        t = _ray_hits(eye.centre, dirs, a, b, c, 4.0 * size, 0.85 * eye.radius).reshape(L.shape)
+        opening = _opening_cell(t)
+        if opening is not None:
+            w = weight.reshape(L.shape)[opening]
+            total += (dirs.reshape(L.shape + (3,))[opening] * w[:, None]).sum(0) / w.sum()
+    n = np.linalg.norm(total)
+    return total / n if n > 1e-9 else None
+
+
+def _opening_cell(t):
+    """Of the groups of escaping directions on a (longitude, latitude) grid, the one rimmed by the
+    nearest skin: the eye's opening, not a hole far away (a neck cut, an open skull)."""
+    free = ~np.isfinite(t)
+    group = np.full(t.shape, -1)
+    best, best_rim = None, np.inf
+    n_lon, n_lat = t.shape
+    for start in zip(*np.nonzero(free)):
+        if group[start] >= 0:
+            continue
+        cells, rim, stack = [], np.inf, [start]
+        group[start] = len(cells)
+        while stack:
+            i, j = stack.pop()
+            cells.append((i, j))
+            for ii, jj in (((i + 1) % n_lon, j), ((i - 1) % n_lon, j), (i, j + 1), (i, j - 1)):
+                if not 0 <= jj < n_lat:
+                    continue
+                if free[ii, jj]:
+                    if group[ii, jj] < 0:
+                        group[ii, jj] = 0
+                        stack.append((ii, jj))
+                else:
+                    rim = min(rim, t[ii, jj])
+        if rim < best_rim:
+            best, best_rim = cells, rim
+    if best is None:
+        return None
+    mask = np.zeros(t.shape, bool)
+    mask[tuple(np.array(best).T)] = True
+    return mask
+
+
+def _profile_extrema(front, min_prominence):
+    """Alternating peaks (+1) and valleys (-1) of a profile, small wiggles merged away:
+    [(index, kind)], top to bottom."""
+    d = np.sign(np.diff(front))
+    ext = [(0, -1 if d[0] > 0 else 1)]
+    for i in range(1, len(front) - 1):
+        if d[i - 1] > 0 >= d[i]:
+            ext.append((i, 1))
+        elif d[i - 1] < 0 <= d[i]:
+            ext.append((i, -1))
+    ext.append((len(front) - 1, 1 if d[-1] > 0 else -1))
+    ext = [e for k, e in enumerate(ext) if k == 0 or e[1] != ext[k - 1][1]]
+    while len(ext) > 2:
+        gaps = [abs(front[ext[k + 1][0]] - front[ext[k][0]]) for k in range(len(ext) - 1)]
+        k = int(np.argmin(gaps))
+        if gaps[k] >= min_prominence:
+            break
+        if k == 0:
+            del ext[1]
+        elif k == len(ext) - 2:
+            del ext[k]
+        else:
+            del ext[k:k + 2]
+    return ext
+
+
+def _column_profile(pc, tris, x, z_top, z_bottom, step):
+    """The face's depth profile down the vertical line at x (canonical): how far forward (-Y) the
+    surface is where a ray from the front first meets it, every `step` from z_top down. Rays, not
+    vertices: a sparse midline or the mouth's inside behind the lips would fool a vertex count."""
+    zs = np.arange(z_top, z_bottom, -step)
+    a, b, c = pc[tris[:, 0]], pc[tris[:, 1]], pc[tris[:, 2]]
+    near = (np.minimum(np.minimum(a[:, 0], b[:, 0]), c[:, 0]) <= x) & (np.maximum(np.maximum(a[:, 0], b[:, 0]), c[:, 0]) >= x)
+    a, b, c = a[near], b[near], c[near]
+    if not len(a):
+        return zs, None
+    # barycentric coordinates of (x, z) in each triangle's XZ shadow
+    d = (b[:, 0] - a[:, 0]) * (c[:, 2] - a[:, 2]) - (c[:, 0] - a[:, 0]) * (b[:, 2] - a[:, 2])
+    d = np.where(np.abs(d) > 1e-18, d, np.nan)
+    px, pz = x - a[:, 0], zs[:, None] - a[:, 2]
+    u = (px * (c[:, 2] - a[:, 2]) - pz * (c[:, 0] - a[:, 0])) / d
+    v = (pz * (b[:, 0] - a[:, 0]) - px * (b[:, 2] - a[:, 2])) / d
+    inside = (u >= 0) & (v >= 0) & (u + v <= 1)
+    y = a[:, 1] + u * (b[:, 1] - a[:, 1]) + v * (c[:, 1] - a[:, 1])
+    front = np.where(inside, -y, -np.inf).max(axis=1)
+    ok = np.isfinite(front)
+    if ok.sum() < 4:
+        return zs, None
+    return zs, np.interp(np.arange(len(zs)), np.nonzero(ok)[0], front[ok])
+
+
+def mouth_crease(mesh: Mesh, skin, rot, eye_mid, eye_distance):
+    """The lip line of a closed mouth (the lips' crease, no slit): down the face's midline profile
+    the nose tip, the groove under it, the upper lip, then the crease; followed sideways while it
+    stays a crease, its ends are the mouth's corners. Returns mouthL, mouthR, lipUpper, lipLower
+    (mesh coordinates) or None."""
+    pc = mesh.points @ rot.T
+    e = eye_mid @ rot.T
+    ied = eye_distance
+    step, prominence = 0.02 * ied, 0.008 * ied
+    tris = _triangles(mesh, np.asarray(skin, bool))
+    zs, front = _column_profile(pc, tris, e[0], e[2] - 0.25 * ied, e[2] - 1.9 * ied, step)
+    if front is None:
+        return None
+    ext = _profile_extrema(front, prominence)
+    peaks = [k for k, (i, kind) in enumerate(ext) if kind == 1 and zs[i] > e[2] - 1.0 * ied]
+    if not peaks:
+        return None
+    nose = max(peaks, key=lambda k: front[ext[k][0]])
+    after = ext[nose + 1:]
+    # groove, upper lip, crease, lower lip
+    if len(after) < 4 or [kind for _, kind in after[:4]] != [-1, 1, -1, 1]:
+        return None
+    crease_z = zs[after[2][0]]
+    if not (e[2] - 1.6 * ied < crease_z < e[2] - 0.7 * ied):
+        return None
+
+    def crease_near(x, z0, window):
+        zc, f = _column_profile(pc, tris, x, z0 + window, z0 - window, step)
+        if f is None:
+            return None
+        valleys = [i for i, kind in _profile_extrema(f, prominence) if kind == -1 and 0 < i < len(f) - 1]
+        if not valleys:
+            return None
+        i = min(valleys, key=lambda i: abs(zc[i] - z0))
+        return zc[i] if abs(zc[i] - z0) < 0.5 * window else None
+
+    corners = []
+    for sign in (1.0, -1.0):
+        z, x_end = crease_z, None
+        for k in range(1, 30):
+            x = e[0] + sign * k * 0.03 * ied
+            found = crease_near(x, z, 0.15 * ied)
+            if found is None:
+                break
+            z, x_end = found, x
+        if x_end is None or abs(x_end - e[0]) < 0.15 * ied:
+            return None
+        corners.append((x_end, z))
+
+    def surface(x, z, below):
+        band = skin & (np.abs(pc[:, 0] - x) < 0.03 * ied) & (np.abs(pc[:, 2] - z) < 0.04 * ied)
+        if below is not None:
+            band &= (pc[:, 2] <= z) if below else (pc[:, 2] >= z)
+        i = _frontmost(pc, band)
+        return None if i is None else mesh.points[i]
+
+    out = {"mouthL": surface(*corners[0], None), "mouthR": surface(*corners[1], None),
+           "lipUpper": surface(e[0], crease_z, False), "lipLower": surface(e[0], crease_z, True)}
+    return None if any(v is None for v in out.values()) else out
+
+
 def detect(mesh: Mesh, skin, eyeballs, rotation=None, mouth=None, overrides=None) -> Landmarks:
     """Landmarks of a head. `eyeballs`: two Eyeball (either order); `rotation`: the canonical
     frame when known (otherwise found from the eyes and the mouth); `mouth`: optional dict with
@@ -223,23 +392,36 @@ def detect(mesh: Mesh, skin, eyeballs, rotation=None, mouth=None, overrides=None
     eye_mid = 0.5 * (e0.centre + e1.centre)
     ied = float(np.linalg.norm(e0.centre - e1.centre))
     estimated = []
+    mouth_names = ("mouthL", "mouthR", "lipUpper", "lipLower")
     if rotation is None:
-        # front: from the head's middle toward the eyes; up: found with the mouth below the eyes
-        centroid = pts[skin].mean(0)
         lateral = e0.centre - e1.centre
         lateral /= np.linalg.norm(lateral)
-        front = eye_mid - centroid
-        front -= lateral * (front @ lateral)
+        # front: where the eyes look out of the skin; failing that, from the head's middle to the eyes
+        front = gaze_front(mesh, skin, (e0, e1))
+        if front is None:
+            front = eye_mid - pts[skin].mean(0)
+        front = front - lateral * (front @ lateral)
         front /= np.linalg.norm(front)
-        up = np.cross(front, lateral)  # assumes e0 is on the subject's left; fixed below
+        up = np.cross(front, lateral)  # the sign is settled below
+        if "mouthL" in overrides and "mouthR" in overrides:
+            # the animator's mouth corners say where down is
+            if (eye_mid - 0.5 * (overrides["mouthL"] + overrides["mouthR"])) @ up < 0:
+                up = -up
+        elif mouth_slit(mesh, rotation_from(front, up), eye_mid, ied) is None:
+            if mouth_slit(mesh, rotation_from(front, -up), eye_mid, ied) is not None:
+                up = -up
+            else:
+                # no lip slit: the nose, the frontmost point of the face's middle near the eyes,
+                # is below them
+                rel = pts - eye_mid
+                band = skin & (np.abs(rel @ lateral) < 0.15 * ied) & (np.linalg.norm(rel, axis=1) < 1.3 * ied)
+                if not band.any():
+                    raise LandmarkError("Cannot tell which way is up on this head: place the mouthL and "
+                                        "mouthR landmarks by hand.")
+                tip = np.nonzero(band)[0][np.argmax(rel[band] @ front)]
+                if rel[tip] @ up > 0:
+                    up = -up
         rotation = rotation_from(front, up)
-        slit = mouth_slit(mesh, rotation, eye_mid, ied)
-        if slit is None:
-            rotation = rotation_from(front, -up)
-            slit = mouth_slit(mesh, rotation, eye_mid, ied)
-        if slit is None:
-            raise LandmarkError("Cannot tell which way is up on this head (no lip slit found): place "
-                                "the mouth landmarks by hand, or keep the head upright facing -Y.")
     rot = rotation
     if (e0.centre - e1.centre) @ rot[0] < 0:
         e0, e1 = e1, e0
@@ -247,23 +429,28 @@ def detect(mesh: Mesh, skin, eyeballs, rotation=None, mouth=None, overrides=None
     found = {"eyeL": e0.centre, "eyeR": e1.centre}
     eye_c = eye_mid @ rot.T
     loops = ()
+    slit = None if mouth or all(k in overrides for k in mouth_names) else mouth_slit(mesh, rot, eye_mid, ied)
     if mouth:
         found.update({k: np.asarray(v, float) for k, v in mouth.items()})
-    else:
-        slit = mouth_slit(mesh, rot, eye_mid, ied)
-        if slit is not None:
-            loop, cl, cr = slit
-            one, two = _chains(loop, cl, cr)
-            if pc[one, 2].mean() < pc[two, 2].mean():
-                one, two = two, one
-            loops = (one, two)
-            found["mouthL"], found["mouthR"] = pts[cl], pts[cr]
-            for name, chain in (("lipUpper", one), ("lipLower", two)):
-                found[name] = pts[chain[np.argmin(np.abs(pc[chain, 0] - eye_c[0]))]]
+    elif slit is not None:
+        loop, cl, cr = slit
+        one, two = _chains(loop, cl, cr)
+        if pc[one, 2].mean() < pc[two, 2].mean():
+            one, two = two, one
+        loops = (one, two)
+        found["mouthL"], found["mouthR"] = pts[cl], pts[cr]
+        for name, chain in (("lipUpper", one), ("lipLower", two)):
+            found[name] = pts[chain[np.argmin(np.abs(pc[chain, 0] - eye_c[0]))]]
+    elif not all(k in overrides for k in mouth_names):
+        crease = mouth_crease(mesh, skin, rot, eye_mid, ied)
+        if crease is not None:
+            found.update(crease)
         else:
-            # no lip slit: the mouth from the face's usual proportions, to be checked
+            # neither a slit nor a crease: the mouth from the face's usual proportions, to be checked
             for name, (dx, dz) in {"mouthL": (0.38, -1.15), "mouthR": (-0.38, -1.15),
                                    "lipUpper": (0.0, -1.12), "lipLower": (0.0, -1.18)}.items():
+                if name in overrides:
+                    continue
                 band = skin & (np.abs(pc[:, 0] - (eye_c[0] + dx * ied)) < 0.06 * ied) \
                     & (np.abs(pc[:, 2] - (eye_c[2] + dz * ied)) < 0.08 * ied)
                 i = _frontmost(pc, band)

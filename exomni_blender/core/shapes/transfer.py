@@ -87,6 +87,47 @@ def smooth_fields(mesh: Mesh, fields, skin, iterations: int = SMOOTHING_ITERATIO
     return out
 
 
+LID_SHAPES = ("eyeBlink", "eyeWide", "eyeSquint")
+LID_GAIN_LIMITS = (0.5, 5.0)
+
+
+def _lid_peak(deltas, canon_points, centre, radius) -> float:
+    """The farthest a vertex near one eye moves in a shape (a blink: the upper lid's margin)."""
+    near = np.linalg.norm(canon_points - centre, axis=1) < radius
+    return float(np.linalg.norm(deltas[near], axis=1).max(initial=0.0))
+
+
+def scale_lids(template: Template, out, pc, skin, lm: Landmarks) -> list:
+    """Lid shapes sized by the character's own eye opening (the distance between its lid lines at
+    the eye's middle): a blink brings the upper lid down at least that far, so it closes this eye
+    whatever the warp and the smoothing did to the lids' travel. `out`: canonical fields, changed
+    in place."""
+    tl = template.landmarks
+    t_idx = np.nonzero(template.skin)[0]
+    t_canon = tl.canonical(template.mesh.points[t_idx])
+    ied = lm.eye_distance
+    notes = []
+    for side, s in (("Left", "L"), ("Right", "R")):
+        blink = ARKIT_52.index(f"eyeBlink{side}")
+        t_open = np.linalg.norm(tl.points[f"eyeUpper{s}"] - tl.points[f"eyeLower{s}"])
+        t_peak = _lid_peak(template.deltas[blink][t_idx], t_canon, tl.canonical(tl.points[f"eye{s}"]),
+                           0.5 * tl.eye_distance)
+        c_open = np.linalg.norm(lm.points[f"eyeUpper{s}"] - lm.points[f"eyeLower{s}"])
+        centre = lm.canonical(lm.points[f"eye{s}"])
+        now = _lid_peak(out[blink][skin], pc[skin], centre, 0.5 * ied)
+        if now <= 0 or t_open <= 0:
+            continue
+        want = c_open * max(1.0, t_peak / t_open)
+        gain = float(np.clip(want / now, *LID_GAIN_LIMITS))
+        # full gain on the lids, none beyond the eye's surroundings (cheeks, brows keep theirs)
+        d = np.linalg.norm(pc - centre, axis=1)
+        w = 1.0 + (gain - 1.0) * np.clip(1.0 - (d - 0.3 * ied) / (0.3 * ied), 0.0, 1.0)
+        for name in LID_SHAPES:
+            out[ARKIT_52.index(f"{name}{side}")] *= w[:, None]
+        notes.append(f"{side.lower()} lid shapes x{gain:.2f} for this eye's opening")
+    return notes
+
+
 def transfer(template: Template, mesh: Mesh, skin, lm: Landmarks, smoothing: float = 0.02) -> MadeShapes:
     """The 52 displacement fields on the character's vertices (zero off the skin)."""
     skin = np.asarray(skin, bool)
@@ -119,5 +160,6 @@ def transfer(template: Template, mesh: Mesh, skin, lm: Landmarks, smoothing: flo
         moved = np.einsum("qk,sqkj->sqj", w, d_mapped[:, nn, :])
         out[:, rows, :] = moved * fade[None, :, None]
     out = smooth_fields(mesh, out, skin)
+    notes = scale_lids(template, out, pc, skin, lm)
     out = out @ lm.rotation  # canonical -> mesh coordinates (rotation is orthonormal)
-    return MadeShapes(out, labels, warp.scale)
+    return MadeShapes(out, labels, warp.scale, notes)
