@@ -287,3 +287,68 @@ def test_a_missing_backend_command_is_explained(addon):
     addon.backend_url = "http://192.0.2.7:8765"
     with pytest.raises(RuntimeError, match="another machine"):
         bpy.ops.exomni.start_backend()
+
+
+def test_mood_head_motion_and_layers_from_the_panel_and_change_mood_rekeys_only_the_expression(addon):
+    from exomni_blender.blender import layers
+    from exomni_blender.core import face
+    from exomni_blender.ui import jobs
+
+    scene = bpy.context.scene
+    head = new_head()
+    settings = scene.exomni
+    settings.text, settings.seed = LINE, 3
+    settings.mood, settings.intensity, settings.head_motion, settings.layered = "happy", 0.8, 1.5, True
+    job = generate_and_wait()
+    assert job.state == jobs.DONE, job.error
+
+    item = settings.takes[0]
+    take = Take.load(item.folder)
+    assert face.mood_of(take.meta) == ("happy", 0.8) and take.meta["head_motion"] == 1.5
+    key_ad = head.data.shape_keys.animation_data
+    assert key_ad.action is None  # every layer is a strip the animator can mute or scale
+    tracks = {t.name for t in key_ad.nla_tracks}
+    assert {layers.TRACKS[name] for name in ("mouth", "eyes", "expression")} <= tracks
+    mouth = bpy.data.actions[item.action_name]
+    assert mouth[layers.LAYER_KEY] == "mouth" and mouth[face.MOOD] == "happy"
+    head_strips = [s for t in head.animation_data.nla_tracks for s in t.strips]
+    assert len(head_strips) == 1 and head_strips[0].action.get(layers.LAYER_KEY) == "head"  # the delta rotation
+    head_name = head_strips[0].action.name
+
+    def expression_actions():  # looked up afresh: re-keying replaces strips (old references dangle)
+        return [s.action.name for t in key_ad.nla_tracks if t.name.startswith(layers.TRACKS["expression"])
+                for s in t.strips]
+
+    smile = expression_actions()
+    assert len(smile) == 1 and bpy.data.actions[smile[0]][face.MOOD] == "happy"
+    settings.mood, settings.intensity = "angry", 1.0
+    assert bpy.ops.exomni.change_mood() == {"FINISHED"}
+    [angry_name] = expression_actions()
+    angry = bpy.data.actions[angry_name]
+    assert angry[face.MOOD] == "angry"  # the happy layer is gone, not kept below the angry one
+    curves = shape_key_channels(angry)
+    assert 'key_blocks["browDownLeft"].value' in curves and 'key_blocks["mouthSmileLeft"].value' not in curves
+    assert bpy.data.actions[item.action_name] == mouth  # the mouth layer is the one keyed before
+    assert [s.action.name for t in head.animation_data.nla_tracks for s in t.strips] == [head_name]
+
+
+def test_change_mood_of_a_take_keyed_as_one_action_says_what_to_do(addon):
+    scene = bpy.context.scene
+    new_head()
+    scene.exomni.text = "Hello."
+    generate_and_wait()
+    with pytest.raises(RuntimeError, match="turn on Layers"):
+        bpy.ops.exomni.change_mood()
+
+
+def test_mouth_only_from_the_panel_keys_no_mood_or_head(addon):
+    from exomni_blender.core import face
+
+    scene = bpy.context.scene
+    head = new_head()
+    scene.exomni.text = LINE
+    scene.exomni.mood, scene.exomni.mouth_only, scene.exomni.layered = "sad", True, True
+    generate_and_wait()
+    take = Take.load(scene.exomni.takes[0].folder)
+    assert face.mood_of(take.meta)[0] == "neutral" and face.head_rotation(take.meta) is None
+    assert head.animation_data is None or not head.animation_data.nla_tracks

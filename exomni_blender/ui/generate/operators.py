@@ -42,7 +42,8 @@ def take_request(context) -> dict:
         raise UserError(f"Pick a mode: engine '{engine}' offers {', '.join(offered) or 'none the panel drives'}.")
     fields = {"engine": engine, "mode": mode, "text": settings.text, "fps": scene_fps(scene),
               "voice": settings.voice.strip() or None, "seed": int(settings.seed), "rate": float(settings.rate),
-              "pitch": float(settings.pitch), "mouth_only": bool(settings.mouth_only)}
+              "pitch": float(settings.pitch), "mouth_only": bool(settings.mouth_only), "mood": settings.mood,
+              "intensity": float(settings.intensity), "head_motion": float(settings.head_motion)}
     engines = {engine: EngineSpec.from_description(info)} if info is not None else None
     try:
         return validate(fields, has_audio=bool(uses_recording(settings)), engines=engines).to_json()
@@ -86,6 +87,7 @@ def start_generate(context) -> "jobs.Job":
             make = backend_work
         # Names, not references: the scene or head may be gone (undo, File > Open) when the take lands.
         scene_name, head_name = scene.name, head.name
+        layered = bool(scene.exomni.layered)
         identity = session_ids(scene, head)
 
         def work(job):
@@ -93,7 +95,7 @@ def start_generate(context) -> "jobs.Job":
 
         def finish(job):
             if job.state == jobs.DONE:
-                item = land_take(job.result, scene_name, head_name, start_frame, reuse_strip, identity)
+                item = land_take(job.result, scene_name, head_name, start_frame, reuse_strip, identity, layered)
                 job.message = f"Keyed '{item.name}' on {item.object_name} at frame {start_frame:g}" + (
                     f", lined up with the sound strip '{reuse_strip}'" if reuse_strip else "")
 
@@ -196,8 +198,9 @@ def job_error(status: dict) -> str:
 
 
 def land_take(result: dict, scene_name: str, object_name: str, start_frame: float, strip_name: str = "",
-              identity=None):
-    """Main thread: key a finished take on the head it was made for, if that head is still the one."""
+              identity=None, layered: bool = False):
+    """Main thread: key a finished take on the head it was made for, if that head is still the one
+    (`layered`: as NLA layers, blender.layers)."""
     scene = bpy.data.scenes.get(scene_name)
     head = bpy.data.objects.get(object_name)
     if scene is None or head is None:
@@ -209,7 +212,7 @@ def land_take(result: dict, scene_name: str, object_name: str, start_frame: floa
                         f"alone. The take is saved in {result['folder']}: key it with 'Key Take From Disk'.")
     try:
         item = apply_take(scene, head, result["take"], start_frame, folder=result["folder"],
-                          take_id=result["take_id"], strip_name=strip_name)
+                          take_id=result["take_id"], strip_name=strip_name, layered=layered)
     except ExOmniError as exc:  # the take is made and downloaded: say where, so it is not lost
         raise UserError(f"{str(exc).rstrip('.')}. The take itself is saved in {result['folder']}; "
                         "key it from there with 'Key Take From Disk'.") from None
@@ -243,6 +246,33 @@ class EXOMNI_OT_cancel(bpy.types.Operator):
         return {"FINISHED"}
 
 
+class EXOMNI_OT_change_mood(ExOmniOperator, bpy.types.Operator):
+    bl_idname = "exomni.change_mood"
+    bl_label = "Change Mood"
+    bl_description = ("Key the selected take's expression layer again with the panel's mood and intensity; "
+                      "its mouth, eyes and head layers stay as they are")
+    bl_options = {"REGISTER", "UNDO"}
+    kind = KIND
+
+    def run(self, context):
+        from ...blender import layers
+        from ..takes.operators import selected_take
+
+        settings = context.scene.exomni
+        item = selected_take(context)
+        head = bpy.data.objects.get(item.object_name)
+        action = bpy.data.actions.get(item.action_name)
+        if head is None or action is None:
+            raise UserError(f"'{item.name}' is no longer on its head (its object or Action is gone); "
+                            "generate it again.")
+        if action.get(layers.TAKE_KEY) is None:
+            raise UserError(f"'{item.name}' was keyed as one Action, not as layers; turn on Layers and "
+                            "generate it again.")
+        layers.key_mood(head, settings.mood, float(settings.intensity), take_action=action)
+        self.report({"INFO"}, f"'{item.name}' is now {settings.mood}"
+                              + (f" at {settings.intensity:.0%}" if settings.mood != "neutral" else ""))
+
+
 class EXOMNI_OT_add_demo_head(ExOmniOperator, bpy.types.Operator):
     bl_idname = "exomni.add_demo_head"
     bl_label = "Add Demo Head"
@@ -257,6 +287,6 @@ class EXOMNI_OT_add_demo_head(ExOmniOperator, bpy.types.Operator):
         context.view_layer.objects.active = head
 
 
-CLASSES = (EXOMNI_OT_generate, EXOMNI_OT_cancel, EXOMNI_OT_add_demo_head)
+CLASSES = (EXOMNI_OT_generate, EXOMNI_OT_cancel, EXOMNI_OT_change_mood, EXOMNI_OT_add_demo_head)
 
 register, unregister = bpy.utils.register_classes_factory(CLASSES)

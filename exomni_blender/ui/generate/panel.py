@@ -96,6 +96,16 @@ class EXOMNI_PT_main(SidebarPanel, bpy.types.Panel):
         if mode != "lipsync":
             row.prop(settings, "rate")
         opts.prop(settings, "mouth_only")
+        face = opts.column(align=True)
+        face.enabled = not settings.mouth_only
+        row = face.row(align=True)
+        row.prop(settings, "mood", text="")
+        row.prop(settings, "intensity")
+        face.prop(settings, "head_motion")
+        row = opts.row(align=True)
+        row.prop(settings, "layered")
+        if settings.takes:
+            row.operator("exomni.change_mood")
 
         if sound_start is not None:
             col.label(text=f"Keyed from frame {sound_start:g}, where the strip's sound starts", icon="KEYFRAME")

@@ -11,6 +11,7 @@ from bpy.props import (BoolProperty, CollectionProperty, EnumProperty, FloatProp
 
 from ...blender import compat
 from ...core import contract as C
+from ...core import face
 from ...core import request as R
 from ..common import is_head
 from ..takes.props import ExOmniTakeItem
@@ -29,6 +30,8 @@ PANEL_MODES = ("say", "chat", "lipsync")
 MODE_LABELS = {"say": ("Say", "Speak exactly the line typed"),
                "chat": ("Chat", "The model answers the line (or a spoken prompt); the answer is spoken and animated"),
                "lipsync": ("Lip sync", "Animate a recording: a sound strip, a sound or an audio file")}
+MOOD_ITEMS = [(m, m.capitalize(), f"A {m} face" if m != "neutral" else "No mood layer", i)
+              for i, m in enumerate(face.MOOD_NAMES)]
 AUDIO_SOURCES = [
     ("STRIP", "Strip", "The active sound strip in the Sequencer. In lip sync it is reused: the take is keyed "
                        "where the strip's sound starts and no new strip is added", "SEQUENCE", 0),
@@ -106,7 +109,19 @@ class ExOmniSceneSettings(bpy.types.PropertyGroup):
                         description="Speaking rate (1 = the voice's normal pace)")
     pitch: FloatProperty(name="Pitch", min=R.PITCH_RANGE[0], max=R.PITCH_RANGE[1], default=1.0,
                          description="Pitch of the voice (1 = its normal pitch)")
-    mouth_only: BoolProperty(name="Mouth only", default=False, description="No blinks, brows or gaze")
+    mouth_only: BoolProperty(name="Mouth only", default=False,
+                             description="Only the mouth: no blinks, brows, gaze, mood or head motion")
+    mood: EnumProperty(name="Mood", items=MOOD_ITEMS, default="neutral",
+                       description="The face's mood (and the voice's, where the engine can change it)")
+    intensity: FloatProperty(name="Intensity", min=R.INTENSITY_RANGE[0], max=R.INTENSITY_RANGE[1], default=1.0,
+                             subtype="FACTOR", description="How strongly the mood shows")
+    head_motion: FloatProperty(name="Head motion", min=R.HEAD_MOTION_RANGE[0], max=R.HEAD_MOTION_RANGE[1],
+                               default=1.0, description="Nods and sway from the speech (1 = natural, 0 = a still "
+                                                        "head); keyed on the head bone or the object's rotation")
+    layered: BoolProperty(name="Layers", default=False,
+                          description="Key the take as NLA layers (mouth, eyes, expression, head) that can be "
+                                      "muted, scaled or replaced on their own; Change Mood re-keys only the "
+                                      "expression layer")
     use_playhead: BoolProperty(name="At playhead", default=True,
                                description="Start the take at the current frame (off: at the start frame below)")
     start_frame: IntProperty(name="Start frame", default=1, description="Frame the take starts at")

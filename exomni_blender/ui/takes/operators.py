@@ -13,16 +13,18 @@ from ...core.take import BLENDSHAPES_JSON, TAKE_JSON, Take
 from ..common import ExOmniOperator, UserError, require_head, scene_fps
 
 
-def apply_take(scene, head, take: Take, start_frame, folder: str = "", take_id: str = "", strip_name: str = ""):
+def apply_take(scene, head, take: Take, start_frame, folder: str = "", take_id: str = "", strip_name: str = "",
+               layered: bool = False):
     """Key `take` on `head` from `start_frame` and list it in the scene's takes.
 
     Its audio gets a new strip at `start_frame`, unless `strip_name` names the sound strip it was
     made from (lip sync): that strip already plays it there, so it is reused, not duplicated.
+    `layered` keys a shape-key head as NLA layers (blender.layers); the item names its mouth layer.
     """
     from ...blender.timeline import add_audio_strip
 
     take = take.resampled(scene_fps(scene))
-    action = key_head(head, take, start_frame)
+    action = key_head(head, take, start_frame, layered)
     if take.has_audio and not strip_name:
         add_audio_strip(scene, take, start_frame)
     settings = scene.exomni
@@ -48,8 +50,13 @@ def apply_take(scene, head, take: Take, start_frame, folder: str = "", take_id: 
     return item
 
 
-def key_head(head, take: Take, start_frame):
+def key_head(head, take: Take, start_frame, layered: bool = False):
     """Key a take on a shape-key head, or on the jaw bone of a bone-driven face rig."""
+    if layered and head.type != "ARMATURE":
+        from ...blender.layers import key_layers
+
+        made = key_layers(head, take, start_frame=start_frame)
+        return made.actions.get("mouth") or next(iter(made.actions.values()))
     if head.type == "ARMATURE":
         from ...blender.bone_face import key_bone_face
 
