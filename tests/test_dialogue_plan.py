@@ -250,3 +250,25 @@ def test_service_refuses_bad_requests_with_a_code(registry, body, code):
     with pytest.raises(EngineError) as err:
         plan_dialogue(body, registry)
     assert err.value.code == code and str(err.value)
+
+
+def test_a_cast_file_sets_a_default_mood_that_a_parenthetical_overrides(tmp_path):
+    from backend.dialogue.plan import plan_lines
+    from backend.dialogue.script import parse_fountain
+
+    cast_file = tmp_path / "scene.cast.json"
+    cast_file.write_text(json.dumps({"ANNA": {"object": "AnnaHead", "mood": "sad", "intensity": 0.5}, "BEN": "BenHead"}))
+    objects, voices, moods = castmod.read_cast_file(cast_file)
+    assert moods == {"ANNA": ("sad", 0.5)} and objects == {"ANNA": "AnnaHead", "BEN": "BenHead"}
+    script = parse_fountain("INT. HALL - DAY\n\nANNA\nIt rained all week.\n\nANNA\n(happily)\nBut look, the sun!\n\n"
+                            "BEN\nGood morning.\n")
+    cast = castmod.resolve_cast(script.characters, [], objects, create_heads=True, moods=moods)
+    planned = plan_lines(script, cast, "phonetic", "test", 30.0)
+    assert [(p.request["mood"], p.request["intensity"]) for p in planned] == [("sad", 0.5), ("happy", 0.7),
+                                                                              ("neutral", 1.0)]
+    plain = castmod.resolve_cast(script.characters, [], objects, create_heads=True)
+    assert plan_lines(script, plain, "phonetic", "test", 30.0)[0].hash != planned[0].hash  # cached apart
+    for bad, stated in (({"mood": "grumpy"}, "not one of neutral"), ({"mood": "sad", "intensity": 3}, "from 0 to 1")):
+        cast_file.write_text(json.dumps({"ANNA": bad}))
+        with pytest.raises(castmod.CastError, match=stated):
+            castmod.read_cast_file(cast_file)

@@ -120,18 +120,20 @@ def run(args) -> int:
         return fail(str(exc))
     fps = float(args.fps or scene["fps"])
     try:
-        table, voices = {}, {}
+        table, voices, moods = {}, {}, {}
         for source in (castmod.sidecar_for(args.script), args.cast_file):
             if source:
-                t, v = castmod.load_cast_file(source)
+                t, v, m = castmod.read_cast_file(source)
                 table.update(t)
                 voices.update(v)
+                moods.update(m)
         table.update(castmod.parse_cast_arg(args.cast))
         voices.update(castmod.parse_voices_arg(args.voices))
         registry = make_registry(args)
         plan = planmod.plan_script(script, scene["objects"], registry, engine=args.engine, fps=fps, seed=args.seed,
                                    cast_table=table, voices=voices, create_heads=args.create_heads,
-                                   mouth_only=args.mouth_only, scene_name=blend.name if blend else "the new scene")
+                                   mouth_only=args.mouth_only, scene_name=blend.name if blend else "the new scene",
+                                   moods=moods)
     except (castmod.CastError, EngineError) as exc:
         return fail(str(exc))
     cast, planned = plan.cast, plan.lines

@@ -3,8 +3,9 @@
 A character finds its head by name (case, spaces and punctuation ignored: BRICK matches "Brick",
 "brick_head" or "BrickHead"), or through a cast table: `--cast "BRICK=HeadA,STEEL=HeadB"` on the
 command line, or a sidecar file next to the script (SCRIPT.cast.json or SCRIPT.cast.toml) mapping
-names to an object or to {object, voice}. Characters without a head are reported all at once,
-before any take is made, unless heads are to be created for them.
+names to an object or to {object, voice, mood, intensity}: a mood there is the character's default
+for every line (a line's own parenthetical, "(angrily)", still wins). Characters without a head are
+reported all at once, before any take is made, unless heads are to be created for them.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 from exomni_blender.core.errors import ExOmniError
+from exomni_blender.core.face import MOOD_NAMES
+from exomni_blender.core.request import INTENSITY_RANGE
 
 # Distinct eSpeak NG timbres, handed out in order of first appearance.
 DEFAULT_VOICES = ("en-us+m3", "en-gb+m1", "en-us+f2", "en-us+m7", "en-gb+f3", "en-us+m2", "en-gb+m4",
@@ -47,10 +50,13 @@ class Role:
     create: bool = False  # the head does not exist yet and is to be created
     channel: int = 1  # the character's own sequencer channel, counted from the first free one
     lines: int = 0
+    mood: str = "neutral"  # the character's default mood, for lines whose parentheticals name none
+    intensity: float = 1.0
 
     def to_json(self) -> dict:
         return {"character": self.character, "object": self.object, "voice": self.voice, "seed": self.seed,
-                "create": self.create, "channel": self.channel, "lines": self.lines}
+                "create": self.create, "channel": self.channel, "lines": self.lines, "mood": self.mood,
+                "intensity": self.intensity}
 
 
 @dataclass
@@ -102,10 +108,17 @@ def sidecar_for(script_path) -> Optional[Path]:
 
 
 def load_cast_file(path) -> tuple[dict[str, str], dict[str, str]]:
-    """({character: object}, {character: voice}) from a JSON or TOML cast file.
+    """({character: object}, {character: voice}) from a JSON or TOML cast file (see read_cast_file)."""
+    objects, voices, _ = read_cast_file(path)
+    return objects, voices
+
+
+def read_cast_file(path) -> tuple[dict[str, str], dict[str, str], dict[str, tuple[str, float]]]:
+    """({character: object}, {character: voice}, {character: (mood, intensity)}) from a JSON or TOML
+    cast file.
 
     Either form works, at the top level or under a "cast" table:
-      {"BRICK": "HeadA", "STEEL": {"object": "HeadB", "voice": "en-gb+m3"}}
+      {"BRICK": "HeadA", "STEEL": {"object": "HeadB", "voice": "en-gb+m3", "mood": "angry", "intensity": 0.5}}
     """
     path = Path(path)
     try:
@@ -122,7 +135,7 @@ def load_cast_file(path) -> tuple[dict[str, str], dict[str, str]]:
     if not isinstance(data, dict):
         raise CastError(f"{path}: a cast file maps character names to an object name or to "
                         '{"object": ..., "voice": ...}')
-    objects, voices = {}, {}
+    objects, voices, moods = {}, {}, {}
     for name, value in data.items():
         if isinstance(value, str):
             objects[name] = value
@@ -131,10 +144,23 @@ def load_cast_file(path) -> tuple[dict[str, str], dict[str, str]]:
                 objects[name] = str(value["object"])
             if value.get("voice"):
                 voices[name] = str(value["voice"])
+            if value.get("mood") is not None or value.get("intensity") is not None:
+                moods[name] = _mood_entry(path, name, value)
         else:
             raise CastError(f"{path}: the entry for {name!r} must be an object name or "
                             '{"object": ..., "voice": ...}')
-    return objects, voices
+    return objects, voices, moods
+
+
+def _mood_entry(path, name, value) -> tuple[str, float]:
+    mood = value.get("mood", "neutral")
+    if not isinstance(mood, str) or mood.strip().lower() not in MOOD_NAMES:
+        raise CastError(f"{path}: {name}'s mood {mood!r} is not one of {', '.join(MOOD_NAMES)}")
+    intensity = value.get("intensity", 1.0)
+    low, high = INTENSITY_RANGE
+    if isinstance(intensity, bool) or not isinstance(intensity, (int, float)) or not low <= intensity <= high:
+        raise CastError(f"{path}: {name}'s intensity must be a number from {low:g} to {high:g}, not {intensity!r}")
+    return mood.strip().lower(), float(intensity)
 
 
 # -- resolving ------------------------------------------------------------------------------------
@@ -164,12 +190,13 @@ def _match_object(character: str, heads: list[str]) -> Optional[str]:
 def resolve_cast(characters: list[str], scene_objects: list[dict], table: dict[str, str] | None = None,
                  voices: dict[str, str] | None = None, create_heads: Optional[bool] = None,
                  base_seed: int = 0, line_counts: dict[str, int] | None = None,
-                 scene_name: str = "the scene") -> Cast:
+                 scene_name: str = "the scene", moods: dict[str, tuple[str, float]] | None = None) -> Cast:
     """Give every character a head, a voice and a seed, or raise CastError naming all who lack one.
 
     scene_objects: [{"name", "type", "shape_keys"}] as listed by the Blender side.
     create_heads: True creates a procedural head for every character without one; None (the
     default) does so only when the scene has no head at all (no mesh with shape keys).
+    moods: {character: (mood, intensity)}, each character's default mood (read_cast_file).
     """
     table = table or {}
     voices = voices or {}
@@ -184,6 +211,7 @@ def resolve_cast(characters: list[str], scene_objects: list[dict], table: dict[s
         by_key.setdefault(key(c), c)
     table_by_key = {key(k): (k, v) for k, v in table.items()}
     voices_by_key = {key(k): (k, v) for k, v in voices.items()}
+    moods_by_key = {key(k): v for k, v in (moods or {}).items()}
     for k, (name, _) in list(table_by_key.items()) + list(voices_by_key.items()):
         if k not in by_key:
             warnings.append(f"the cast names {name!r}, who has no line in the script")
@@ -222,7 +250,8 @@ def resolve_cast(characters: list[str], scene_objects: list[dict], table: dict[s
             voice = pool[(len(roles)) % len(pool)] if pool else DEFAULT_VOICES[len(roles) % len(DEFAULT_VOICES)]
         seed = (zlib.crc32(k.encode()) + base_seed) % (2**31 - 1)
         roles[k] = Role(character=character, object=obj, voice=voice, seed=seed, create=create, channel=channel,
-                        lines=sum(n for c, n in (line_counts or {}).items() if key(c) == k))  # BOB and Bob alike
+                        lines=sum(n for c, n in (line_counts or {}).items() if key(c) == k),  # BOB and Bob alike
+                        mood=moods_by_key.get(k, ("neutral", 1.0))[0], intensity=moods_by_key.get(k, ("", 1.0))[1])
     problems = []
     if missing:
         available = ", ".join(heads) if heads else "none"

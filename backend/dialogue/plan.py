@@ -30,7 +30,7 @@ PLAN_FORMAT = "exomni-dialogue-plan"
 PLAN_VERSION = 1
 # Bump when what this package does to a take after the engine (delivery, resampling) changes,
 # so cached takes made the old way are not reused.
-POSTPROCESS_VERSION = 1
+POSTPROCESS_VERSION = 2  # 2: a delivery's intensity scales the take around its mood layer
 
 @dataclass
 class PlannedLine:
@@ -82,6 +82,8 @@ def content_hash(request: dict, delivery: Delivery, engine_version: str) -> str:
         "options": request.get("options") or {}, "delivery": delivery.settings(),
         "postprocess": POSTPROCESS_VERSION,
     }
+    if request.get("mood", "neutral") != "neutral":  # neutral lines keep the keys they had before moods
+        payload.update(mood=request["mood"], intensity=round(float(request.get("intensity", 1.0)), 6))
     blob = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(blob.encode("utf-8")).hexdigest()[:20]
 
@@ -97,8 +99,9 @@ def plan_lines(script: Script, cast: Cast, engine: str, engine_version: str, fps
         delivery = delivery_for(line.parentheticals)
         voice = line.voice or role.voice
         request = TakeRequest(engine=engine, mode="say", text=line.text, fps=float(fps), voice=voice,
-                              seed=role.seed, mouth_only=mouth_only, options=dict(options or {}))
-        apply_to_request(request, delivery)
+                              seed=role.seed, mouth_only=mouth_only, options=dict(options or {}),
+                              mood=role.mood, intensity=role.intensity)  # the cast's default mood
+        apply_to_request(request, delivery)  # a parenthetical naming a mood overrides it
         fields = {"engine": request.engine, "mode": request.mode, "text": request.text, "fps": request.fps,
                   "voice": request.voice, "seed": request.seed, "rate": request.rate, "pitch": request.pitch,
                   "mouth_only": request.mouth_only, "mood": request.mood, "intensity": request.intensity,
@@ -130,7 +133,7 @@ def engine_version(engine) -> str:
 
 def plan_script(script: Script, objects: list, registry, *, engine: str, fps: float, seed: int = 0,
                 cast_table: dict | None = None, voices: dict | None = None, create_heads=None,
-                mouth_only: bool = False, scene_name: str = "the scene") -> DialoguePlan:
+                mouth_only: bool = False, scene_name: str = "the scene", moods: dict | None = None) -> DialoguePlan:
     """The one dialogue planner (`exomni batch` and POST /v1/dialogue/plan): cast the script's
     characters on the scene's objects, then plan every line as a take request that the engine can
     make, checked with the one request validator before any take is made.
@@ -141,7 +144,7 @@ def plan_script(script: Script, objects: list, registry, *, engine: str, fps: fl
     from .cast import resolve_cast
 
     cast = resolve_cast(script.characters, objects, dict(cast_table or {}), dict(voices or {}), create_heads,
-                        base_seed=seed, line_counts=script.line_counts, scene_name=scene_name)
+                        base_seed=seed, line_counts=script.line_counts, scene_name=scene_name, moods=moods)
     made_by = registry.get(engine, "say")
     registry.check_available(engine)
     version = engine_version(made_by)
