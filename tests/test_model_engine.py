@@ -276,3 +276,34 @@ def test_sub_model_folders_from_the_command_line(tmp_path, tiny, monkeypatch):
     monkeypatch.setenv("EXOMNI_SPEECH_ENCODER", encoder)
     monkeypatch.setenv("EXOMNI_SPEECH_GENERATOR", generator)
     assert engine().availability().available  # the defaults come from the environment
+
+
+def test_head_motion_from_the_models_mouth_and_mood_reported_as_ignored(engine):
+    from exomni_blender.core import face
+
+    take, _ = _take(engine, seed=5, mood="angry", head_motion=1.5)
+    rotation = face.head_rotation(take.meta)
+    assert rotation is not None and rotation.shape == (take.frames, 3)
+    assert 0.0 < np.abs(rotation).max() <= face.HEAD_LIMIT_DEG
+    assert face.mood_of(take.meta) == ("neutral", 1.0) and "mood" in take.meta["ignored"]  # no mood layer to split
+    again, _ = _take(engine, seed=5, mood="angry", head_motion=1.5)
+    assert np.array_equal(face.head_rotation(again.meta), rotation)  # seeded
+    for fields in ({"head_motion": 0.0}, {"mouth_only": True}):
+        assert face.head_rotation(_take(engine, seed=5, **fields)[0].meta) is None, fields
+
+
+def test_speech_marks_find_accents_at_the_widest_openings_and_pauses_between_phrases():
+    from exomni_blender.core import face
+    from exomni_blender.core.arkit import INDEX
+
+    fps = 30.0
+    t = np.arange(int(3.0 * fps)) / fps
+    jaw = np.zeros_like(t)
+    for centre, height in ((0.5, 0.6), (1.0, 0.2), (2.3, 0.5)):  # two phrases, a 0.7 s pause between
+        jaw += height * np.clip(1 - np.abs(t - centre) / 0.15, 0, None)
+    jaw[(t > 1.2) & (t < 1.9)] = 0.0
+    weights = np.zeros((t.size, 52), np.float32)
+    weights[:, INDEX["jawOpen"]] = jaw
+    accents, ends = face.speech_marks(weights, fps)
+    assert [round(a, 1) for a, _ in accents] == [0.5, 2.3]  # 0.2 is below 0.4 of the widest opening
+    assert len(ends) == 2 and 1.1 <= ends[0] <= 1.2 and ends[1] > 2.4  # the pause, and the rest after the line

@@ -53,6 +53,7 @@ from typing import Callable
 
 import numpy as np
 
+from exomni_blender.core import face as face_model  # `face` is the streamed face in make_take
 from exomni_blender.core.arkit import ARKIT_52, MOUTH_CHANNELS
 from exomni_blender.core.contract import E_BAD_AUDIO, E_BAD_REQUEST, E_EMPTY_TEXT, E_ENGINE_UNAVAILABLE, E_UNKNOWN_MODE
 from exomni_blender.core.take import Take, resample_curves
@@ -442,8 +443,10 @@ class ExomniEngine(Engine):
             meta.update(prompt=text, reply=performance.text, text_stop=performance.text_stop)
             if request.audio_path:
                 meta["spoken_prompt"] = True
+        meta.update(_head_motion(weights, request))
         ignored = [k for k, v in (("voice", request.voice), ("rate", request.rate != 1.0),
-                                  ("pitch", request.pitch != 1.0)) if v]
+                                  ("pitch", request.pitch != 1.0),
+                                  ("mood", request.mood != "neutral" and not request.mouth_only)) if v]
         if ignored:
             meta["ignored"] = f"the exomni engine speaks with the model's own voice; ignored: {', '.join(ignored)}"
         if performance.prompt_dropped:
@@ -455,6 +458,23 @@ class ExomniEngine(Engine):
         return Take(fps=float(request.fps), weights=weights, audio=audio, sample_rate=int(sample_rate),
                     text=performance.text, engine=self.name, mode=request.mode, units=list(performance.units),
                     unit_rate=UNIT_RATE, timings=timings, meta=meta)
+
+
+def _head_motion(weights: np.ndarray, request: TakeRequest) -> dict:
+    """The take's performance meta: head nods and tilts from the model's own mouth, by the shared
+    head-motion model (`core.face.head_motion`, as the phonetic engine's), seeded by the request.
+
+    The model has no mood instruction, and a mood layer added to its frames would change frames
+    already streamed; so the take's mood stays neutral and a requested mood is reported as ignored
+    (the animator adds one afterwards as the expression layer: Change Mood)."""
+    amount = 0.0 if request.mouth_only else float(request.head_motion)
+    meta = face_model.performance_meta("neutral", 1.0, amount)
+    if amount > 0 and weights.shape[0]:
+        accents, ends = face_model.speech_marks(weights, request.fps)
+        rng = np.random.default_rng(np.random.SeedSequence([int(request.seed), 4]))
+        rotation = face_model.head_motion(weights.shape[0] / float(request.fps), request.fps, accents, ends, rng, amount)
+        meta[face_model.HEAD_ROTATION] = face_model.head_rotation_json(rotation[:weights.shape[0]])
+    return meta
 
 
 class TakeAudio:

@@ -221,6 +221,38 @@ def head_motion(duration: float, fps: float, accents, phrase_ends, rng: np.rando
     return np.clip(out * ease[:, None], -HEAD_LIMIT_DEG, HEAD_LIMIT_DEG).astype(np.float32)
 
 
+def speech_marks(weights: np.ndarray, fps: float, pause: float = 0.25) -> tuple[list, list]:
+    """(accents [(seconds, strength 0..1)], phrase ends [seconds]) read from a performance's mouth,
+    for engines without a phoneme timeline: accents are the widest openings (a local maximum of the
+    jaw's parting, at least 0.4 of the take's widest, 0.3 s apart), phrase ends the starts of pauses
+    (the lips near rest for at least `pause` seconds) after speech has begun."""
+    opening = jaw_parting(weights)
+    if opening.size == 0 or opening.max() <= LIPS_TOUCH:
+        return [], []
+    kernel = np.ones(max(1, int(round(0.08 * fps))))
+    smooth = np.convolve(opening, kernel / kernel.size, mode="same")
+    top = float(smooth.max())
+    accents: list = []
+    for i in range(1, smooth.size - 1):
+        if smooth[i] >= smooth[i - 1] and smooth[i] > smooth[i + 1] and smooth[i] >= 0.4 * top:
+            t, strength = i / float(fps), float(smooth[i] / top)
+            if accents and t - accents[-1][0] < 0.3:
+                if strength > accents[-1][1]:
+                    accents[-1] = (t, strength)
+                continue
+            accents.append((t, strength))
+    quiet = opening <= LIPS_TOUCH
+    ends, run_start, spoken = [], None, False
+    for i, q in enumerate(np.append(quiet, False)):
+        if q and run_start is None:
+            run_start = i
+        elif not q:
+            if run_start is not None and spoken and (i - run_start) / float(fps) >= pause:
+                ends.append(run_start / float(fps))
+            run_start, spoken = None, True
+    return accents, ends
+
+
 # -- what a take records about its performance ------------------------------------------------------
 # Keys of Take.meta: the mood and its intensity (so the Blender side can lay the mood out as its own
 # layer and replace it), and the head's rotation per frame at the take's fps, [pitch, yaw, roll] in
