@@ -5,8 +5,6 @@ The server is the backend's FastAPI app under uvicorn with the dialogue route mo
 no event loop, so the tests drive the add-on's job runner with `jobs.wait()`.
 """
 
-import threading
-import time
 
 import pytest
 
@@ -32,28 +30,12 @@ So much!
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    import uvicorn
+    """The real backend in its own process (the dialogue planner is one of its routes)."""
+    from backend.server.launcher import LocalServer
 
-    from backend.dialogue.service import make_router
-    from backend.engines.registry import default_registry
-    from backend.server.app import create_app
-    from backend.server.launcher import free_port
-
-    registry = default_registry()
-    app = create_app(tmp_path_factory.mktemp("store"), registry)
-    if not any(getattr(route, "path", None) == C.DIALOGUE_PLAN for route in app.routes):
-        app.include_router(make_router(registry))
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert time.monotonic() < deadline, "the backend did not start"
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(10)
+    root = tmp_path_factory.mktemp("dialogue-server")
+    with LocalServer(root / "store", log_path=root / "server.log") as backend:
+        yield backend.url
 
 
 @pytest.fixture
