@@ -1,10 +1,6 @@
-"""The Dialogue panel in the real bpy, against the real backend app on 127.0.0.1.
-
-The server is the backend's FastAPI app under uvicorn with the dialogue route mounted
-(backend.dialogue.service.make_router), made with the real engine registry. The bpy module has
-no event loop, so the tests drive the add-on's job runner with `jobs.wait()`.
+"""The Dialogue panel in the real bpy, against the real backend on 127.0.0.1 (`exomni serve` in a child
+process). The bpy module has no event loop, so the tests drive the add-on's job runner with `jobs.wait()`.
 """
-
 
 import pytest
 
