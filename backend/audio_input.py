@@ -224,10 +224,25 @@ def _not_audio_message(name: str, head: bytes, probe: str) -> str:
     if looks_text:
         return (f"{name} is a text file, not audio (whatever its extension says); "
                 f"pick the recording itself ({SUPPORTED})")
+    if not _known_container(head):  # samples with no header: nothing says their rate or channel count
+        return (f"{name} has no audio header (raw PCM samples with no header, or a corrupt file), so its sample "
+                f"rate and channels are unknown; if it is raw PCM, save it as WAV (e.g. ffmpeg -f s16le -ar 16000 "
+                f"-ac 1 -i {name} out.wav, with its real format and rate), otherwise export it again as {SUPPORTED}")
     if re.search(r"Stream #\d+:\d+.*?: Video:", probe):
         return f"{name} has no audio track (only video or images); export the sound as {SUPPORTED}"
     return (f"{name} is not a readable audio file (corrupt, or not audio at all: "
             f"{_last_ffmpeg_line(probe)}); export it again as {SUPPORTED}")
+
+
+# The first bytes of the containers a recording comes in (and of video files, which ffmpeg names).
+_MAGIC = (b"RIFF", b"RIFX", b"RF64", b"fLaC", b"OggS", b"ID3", b"FORM", b"\x1aE\xdf\xa3", b"\x30\x26\xb2\x75",
+          b"#!AMR", b"caff", b".snd", b"\x00\x00\x01\xba", b"\x89PNG", b"\xff\xd8\xff", b"GIF8")
+
+
+def _known_container(head: bytes) -> bool:
+    if head.startswith(_MAGIC) or head[4:8] in (b"ftyp", b"moov", b"mdat", b"wide", b"free"):
+        return True
+    return len(head) > 1 and head[0] == 0xFF and head[1] & 0xE0 == 0xE0  # an MPEG or AAC frame sync
 
 
 def _last_ffmpeg_line(text: str) -> str:

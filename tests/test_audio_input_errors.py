@@ -97,6 +97,15 @@ def test_video_without_sound(tmp_path):
     assert err.code == C.E_BAD_AUDIO and "no audio track" in str(err)
 
 
+@pytest.mark.parametrize("name", ["line.pcm", "line.raw", "line.wav"])
+def test_headerless_pcm_is_named_for_what_it_is(tmp_path, name):
+    path = tmp_path / name
+    path.write_bytes((_tone(1.0) * 32767).astype("<i2").tobytes())  # 16-bit samples, no header
+    err = _error(path)
+    assert err.code == C.E_BAD_AUDIO and "no audio header" in str(err) and "raw PCM" in str(err)
+    assert "video" not in str(err) and "ffmpeg -f s16le" in str(err)
+
+
 def test_too_long(tmp_path):
     path = tmp_path / "monologue.flac"
     sf.write(str(path), _tone(3.0), RATE)

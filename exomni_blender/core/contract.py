@@ -36,7 +36,7 @@ FINISHED_STATES = (DONE, FAILED, CANCELLED)
 # Modes an engine may offer (the take request and its limits are defined in `request.py`).
 MODES = ("say", "chat", "lipsync")
 DEFAULT_ENGINE = "phonetic"
-MAX_AUDIO_BYTES = 50 * 1024 * 1024
+MAX_AUDIO_BYTES = 192 * 1024 * 1024  # ten minutes of 48 kHz stereo 16-bit WAV fit; compressed files are far smaller
 MAX_AUDIO_SECONDS = 600.0
 
 # Error codes in {"error": {"code", "message"}} bodies.
