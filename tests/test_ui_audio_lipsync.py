@@ -233,7 +233,8 @@ def test_lipsync_without_a_usable_recording_is_refused_before_any_request(addon,
     with open(tmp_path / "huge.wav", "wb") as fh:  # sparse: no disk space used
         fh.truncate(C.MAX_AUDIO_BYTES + 1)
     settings.audio_file = str(tmp_path / "huge.wav")
-    refused("huge.wav is 50.0 MB, over the backend's limit of 50 MB; trim it")
+    limit = C.MAX_AUDIO_BYTES // 2**20
+    refused(f"huge.wav is {limit}.0 MB, over the backend's limit of {limit} MB; trim it")
 
     settings.audio_source = "SOUND"
     refused("pick a Sound")
