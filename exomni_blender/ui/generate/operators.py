@@ -15,7 +15,7 @@ from ...core import contract as C
 from ...core.errors import ExOmniError
 from ...core.request import EngineSpec, RequestError, validate
 from ...remote.client import ApiError, BackendError, Client, UploadCancelled
-from .. import jobs
+from .. import jobs, live
 from .. import preferences
 from ..common import (ExOmniOperator, UserError, check_online, require_head, scene_fps, session_ids, takes_root,
                       undo_push)
@@ -78,12 +78,14 @@ def start_generate(context) -> "jobs.Job":
         scene = context.scene
         reuse_strip = recording.strip_name if recording is not None and request["mode"] == "lipsync" else ""
         start_frame = recording.sound_start if reuse_strip else scene.exomni.resolved_start_frame(scene)
+        preview = None
         if inside:
             work_args = (request, str(takes_root()), embedded.child_path(embedded.engine_root(),
                                                                          embedded.wheel_site_packages()))
             make = embedded.make_take
         else:
-            work_args = (prefs.backend_url, prefs.token, request, str(takes_root()), recording)
+            preview = live.LivePreview(head.name) if scene.exomni.live else None
+            work_args = (prefs.backend_url, prefs.token, request, str(takes_root()), recording, preview)
             make = backend_work
         # Names, not references: the scene or head may be gone (undo, File > Open) when the take lands.
         scene_name, head_name = scene.name, head.name
@@ -93,14 +95,23 @@ def start_generate(context) -> "jobs.Job":
         def work(job):
             return make(job, *work_args)
 
+        def progressed(job):
+            if preview is not None:
+                preview.tick()
+
         def finish(job):
+            if preview is not None and job.state != jobs.DONE:
+                preview.stop()
             if job.state == jobs.DONE:
                 item = land_take(job.result, scene_name, head_name, start_frame, reuse_strip, identity, layered)
                 job.message = f"Keyed '{item.name}' on {item.object_name} at frame {start_frame:g}" + (
                     f", lined up with the sound strip '{reuse_strip}'" if reuse_strip else "")
 
         what = request["text"] or (recording.label if recording is not None else "")
-        return jobs.start(KIND, work, label=f"Generating: {what[:40]}", on_finish=finish)
+        job = jobs.start(KIND, work, label=f"Generating: {what[:40]}", on_finish=finish, on_progress=progressed)
+        if preview is not None:
+            preview.start()
+        return job
     except BaseException:
         if recording is not None:
             recording.discard()
@@ -134,8 +145,9 @@ def use_embedded(prefs, request: dict, with_recording: bool) -> bool:
     return True
 
 
-def backend_work(job, url, token, request, root, recording=None) -> dict:
-    """Worker thread: the take made by the backend server, downloaded into `root`."""
+def backend_work(job, url, token, request, root, recording=None, preview=None) -> dict:
+    """Worker thread: the take made by the backend server, downloaded into `root` (and previewed live
+    while it is made when `preview` is given)."""
     try:
         with Client(url, token) as client:
             started = _submit(job, client, request, recording)
@@ -145,7 +157,9 @@ def backend_work(job, url, token, request, root, recording=None) -> dict:
                 fraction = float(status.get("progress") or 0.0)
                 job.report(0.1 + 0.8 * fraction, status.get("message") or status.get("state") or "")
 
-            final = client.wait(job.remote_id, on_update, should_cancel=lambda: job.cancel_requested)
+            final = live_stream(job, client, preview) if preview is not None else None
+            if final is None:  # no preview, or its stream was lost: the job is followed as always
+                final = client.wait(job.remote_id, on_update, should_cancel=lambda: job.cancel_requested)
             if final["state"] == C.CANCELLED:
                 raise jobs.Cancelled()
             if final["state"] == C.FAILED:
@@ -162,6 +176,33 @@ def backend_work(job, url, token, request, root, recording=None) -> dict:
     finally:
         if recording is not None:
             recording.discard()
+
+
+def live_stream(job, client, preview):
+    """Worker thread: the job's take stream fed to the live preview; the job's final status, or None
+    when the stream was lost (the preview stops and the job is polled instead, with a message)."""
+    from ...remote.stream import StreamLost, stream_job
+
+    progress, message = 0.0, "Live preview"
+    try:
+        for event in stream_job(client, job.remote_id):
+            if job.cancel_requested:
+                try:
+                    client.cancel(job.remote_id)
+                except BackendError:
+                    pass  # the job may have ended meanwhile; nothing is keyed either way
+                raise jobs.Cancelled()
+            preview.feed(event)
+            if event.kind == C.STREAM_END:
+                return event.status
+            if event.kind == C.STREAM_PROGRESS:
+                progress = float(event.status.get("progress") or progress)
+                message = str(event.status.get("message") or message)
+            job.report(0.1 + 0.8 * progress, message)  # each report makes the pump tick the preview
+    except StreamLost as exc:
+        preview.drop()
+        job.report(0.1 + 0.8 * progress, f"Live preview stopped ({exc}); waiting for the take as usual")
+    return None
 
 
 def _submit(job, client, request, recording) -> dict:
@@ -237,6 +278,7 @@ class EXOMNI_OT_cancel(bpy.types.Operator):
     bl_description = "Stop the take being generated (nothing is keyed)"
 
     def execute(self, context):
+        live.stop_all()  # sound and motion stop now; the job stops as soon as its worker notices
         if not jobs.cancel(KIND):
             self.report({"INFO"}, "Nothing to cancel")
             return {"CANCELLED"}

@@ -106,6 +106,7 @@ class EXOMNI_PT_main(SidebarPanel, bpy.types.Panel):
         row.prop(settings, "layered")
         if settings.takes:
             row.operator("exomni.change_mood")
+        opts.prop(settings, "live")
 
         if sound_start is not None:
             col.label(text=f"Keyed from frame {sound_start:g}, where the strip's sound starts", icon="KEYFRAME")

@@ -122,6 +122,9 @@ class ExOmniSceneSettings(bpy.types.PropertyGroup):
                           description="Key the take as NLA layers (mouth, eyes, expression, head) that can be "
                                       "muted, scaled or replaced on their own; Change Mood re-keys only the "
                                       "expression layer")
+    live: BoolProperty(name="Live", default=False,
+                       description="Play the take and move the head while the backend server makes it; "
+                                   "it is keyed when it ends")
     use_playhead: BoolProperty(name="At playhead", default=True,
                                description="Start the take at the current frame (off: at the start frame below)")
     start_frame: IntProperty(name="Start frame", default=1, description="Frame the take starts at")
