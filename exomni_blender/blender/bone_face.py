@@ -143,7 +143,7 @@ def key_bone_face(armature_obj, take, start_frame: int = 1, jaw_bone: str | None
     `take` is a Take or a [frames, 52] array; frame i lands on start_frame + i. With `fps` (the
     scene's rate) a Take at another rate is resampled first.
     """
-    from . import compat, nla
+    from . import nla
     from .fcurves import write_fcurves
 
     if armature_obj is None or armature_obj.type != "ARMATURE":
@@ -163,17 +163,9 @@ def key_bone_face(armature_obj, take, start_frame: int = 1, jaw_bone: str | None
         raise BoneFaceError(f"'{armature_obj.name}' is in NLA tweak mode; leave it (Tab in the NLA editor) and "
                             "key the take again")
 
-    action = compat.new_action(f"ExOmni jaw: {armature_obj.name}")
-    action[nla.TAKE_MARK] = str(getattr(take, "text", "") or "")  # a take: shares the takes' NLA tracks
     frames = start_frame + np.arange(weights.shape[0], dtype=np.float64)
-    try:
+    with nla.new_take_action(f"ExOmni jaw: {armature_obj.name}", armature_obj.name, BoneFaceError) as action:
+        action[nla.TAKE_MARK] = str(getattr(take, "text", "") or "")  # a take: shares the takes' NLA tracks
         write_fcurves(action, armature_obj, channels, frames, group=bone)
         nla.activate(armature_obj, action)
-    except (RuntimeError, TypeError, AttributeError) as exc:
-        if action.users == 0:
-            import bpy
-
-            bpy.data.actions.remove(action)
-        raise BoneFaceError(f"Blender refused to animate '{armature_obj.name}': {exc}. If it is linked or a "
-                            "library override, make it editable (Object > Library Override > Make Editable)") from exc
     return action

@@ -118,15 +118,9 @@ def key_take(obj, take, start_frame=1, preset=None, tolerance=None) -> bpy.types
         raise KeyingError(f"the shape keys of '{obj.name}' are in NLA tweak mode; "
                           "leave it (Tab in the NLA editor) and generate again")
 
-    action = compat.new_action(_action_name(take))
-    try:
+    with nla.new_take_action(_action_name(take), obj.name, KeyingError) as action:
         _write_curves(action, key, targets, frames, tolerance)
         nla.activate(key, action)
-    except (RuntimeError, TypeError, AttributeError) as exc:
-        if action.users == 0:
-            bpy.data.actions.remove(action)
-        raise KeyingError(f"Blender refused to animate '{obj.name}': {exc}. If it is linked or a "
-                          "library override, make it editable (Object > Library Override > Make Editable)") from exc
 
     _record(action, take, report, start_frame, step, preset)
     if detection is not None:

@@ -13,6 +13,8 @@ Rules, the same for shape keys, face rigs and dialogue scenes:
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 from . import compat
 from ..core.errors import ExOmniError
 
@@ -22,6 +24,23 @@ TAKE_MARK = "exomni_text"  # a custom property every keyed take carries
 
 class NlaError(ExOmniError, ValueError):
     """An animation stack that cannot take a new strip; the message says what to do."""
+
+
+@contextmanager
+def new_take_action(name: str, animated: str, error=ExOmniError):
+    """A new Action to key a take into, made active inside the block. If Blender refuses to animate
+    the owner (a linked rig, a library override), the unused Action is removed and `error` says how to
+    make the owner editable; nothing half-made is left behind."""
+    action = compat.new_action(name)
+    try:
+        yield action
+    except (RuntimeError, TypeError, AttributeError) as exc:
+        if action.users == 0:
+            import bpy
+
+            bpy.data.actions.remove(action)
+        raise error(f"Blender refused to animate '{animated}': {exc}. If it is linked or a library override, "
+                    "make it editable (Object > Library Override > Make Editable)") from exc
 
 
 def is_take(action) -> bool:
