@@ -20,9 +20,6 @@ from exomni_blender.blender import make_shapes as ms  # noqa: E402
 from exomni_blender.blender import make_shapes_bench as mb  # noqa: E402
 from exomni_blender.core.arkit import ARKIT_52  # noqa: E402
 
-TURNED = ("a turned closed-mouth head is found the right way up and its shapes agree with the upright head's "
-          "(cosine 1.000), but the made shapes now stretch an edge 17x on every orientation, upright too (6.6x "
-          "before the crease lip line and the lid gain), over this test's 2.5x the artist's 4.8x")
 REPO = Path(__file__).resolve().parents[1]
 AVATAR = REPO / "tests" / "data" / "avatars" / "makehuman_head.glb"
 HEAD = "Head"
@@ -66,8 +63,6 @@ def test_mouth_and_brow_shapes_are_sized_like_the_artists(made):
             assert 1 / 3 <= size <= 3, (name, scores[name])
 
 
-@pytest.mark.xfail(strict=True, reason="with the lip line at the crease the made upper-lip roll moves 0.30 as "
-                   "much as this artist's (0.36 with the estimated lip line)")
 def test_upper_lip_roll_is_sized_like_the_artists(made):
     _, artist, deltas, _ = made
     _, size = mb.compare(deltas, artist, names=["mouthRollUpper"])["mouthRollUpper"]
@@ -121,9 +116,7 @@ def test_existing_keys_are_kept_and_remaking_replaces_only_the_made_ones():
 
 
 @pytest.mark.parametrize("label", [
-    pytest.param("Y-up (turned 90 deg about X)", marks=pytest.mark.xfail(strict=True, reason=TURNED)),
-    pytest.param("turned 37 deg, tilted 20 deg", marks=pytest.mark.xfail(strict=True, reason=TURNED)),
-    "stylised (wide 1.3, flat 0.75)"])
+    "as is", "Y-up (turned 90 deg about X)", "turned 37 deg, tilted 20 deg", "stylised (wide 1.3, flat 0.75)"])
 def test_other_orientations_and_proportions_get_sound_shapes(label, made):
     obj = mb.load_avatar(AVATAR, HEAD)
     mb.strip_arkit(obj)
@@ -138,8 +131,10 @@ def test_other_orientations_and_proportions_get_sound_shapes(label, made):
     if label in mb.RIGID:
         inv = np.linalg.inv(matrix)
         back = {k: v @ inv.T for k, v in mb.key_deltas(obj).items() if k in ARKIT_52}
-        agree = mb.compare(back, made[2], names=ARKIT_52)
-        assert min(c for c, _ in agree.values() if np.isfinite(c)) > 0.98
+        # shapes that leave the head still (gaze, tongue) have no direction to agree on
+        moving = [n for n in ARKIT_52 if np.abs(made[2][n]).max() > 1e-5]
+        agree = mb.compare(back, made[2], names=moving)
+        assert min(c for c, _ in agree.values()) > 0.98
 
 
 def _cli(*args):

@@ -17,7 +17,7 @@ import numpy as np
 from ..arkit import ARKIT_52
 from .fit import Warp
 from .landmarks import NAMES, Landmarks
-from .mesh import Mesh, nearest
+from .mesh import Mesh, graph_distance, nearest
 from .template import (LID_LOWER_L, LID_LOWER_R, LID_UPPER_L, LID_UPPER_R, LIP_LOWER, LIP_UPPER, NONE,
                        OPPOSITE, Template)
 
@@ -38,7 +38,8 @@ class MadeShapes:
 
 def character_labels(mesh: Mesh, skin, lm: Landmarks) -> np.ndarray:
     """Lip and lid sides on the character: from the lip slit's two edges along the surface when
-    the lips are cut, from the lip line and the eye corners' line otherwise."""
+    the lips are cut, from the lips' front faces on either side of the lip line along the surface
+    when they are closed, and from the eye corners' line for the lids."""
     pc = lm.canonical(mesh.points)
     c = {k: lm.canonical(v) for k, v in lm.points.items()}
     ied = lm.eye_distance
@@ -60,6 +61,10 @@ def character_labels(mesh: Mesh, skin, lm: Landmarks) -> np.ndarray:
         line = np.interp(pc[:, 0], [c["mouthR"][0], mouth_mid[0], c["mouthL"][0]],
                          [c["mouthR"][2], 0.5 * (c["lipUpper"][2] + c["lipLower"][2]), c["mouthL"][2]])
     labels[zone] = np.where(pc[zone, 2] >= line[zone], LIP_UPPER, LIP_LOWER)
+    if not lm.mouth_loop:
+        front = np.interp(pc[:, 0], [c["mouthR"][0], mouth_mid[0], c["mouthL"][0]],
+                          [c["mouthR"][1], 0.5 * (c["lipUpper"][1] + c["lipLower"][1]), c["mouthL"][1]])
+        labels[zone] = _closed_lip_sides(mesh, zone, pc, line, front, lm.rotation, ied)[zone]
     for side, up_label, lo_label in (("L", LID_UPPER_L, LID_LOWER_L), ("R", LID_UPPER_R, LID_LOWER_R)):
         inner, outer = c[f"eyeInner{side}"], c[f"eyeOuter{side}"]
         centre = c[f"eye{side}"]
@@ -68,6 +73,32 @@ def character_labels(mesh: Mesh, skin, lm: Landmarks) -> np.ndarray:
                          [inner[2], outer[2]] if inner[0] < outer[0] else [outer[2], inner[2]])
         labels[zone] = np.where(pc[zone, 2] >= line[zone], up_label, lo_label)
     return labels
+
+
+CREASE_MARGIN = 0.01  # of the eye distance: lip vertices this near the lip line are not seeds
+FACING_FRONT = 0.3    # a seed's normal points at least this much toward the front (-Y)
+LIP_DEPTH = 0.1       # of the eye distance: deeper in the mouth the flat cut stays (a mouth bag)
+
+
+def _closed_lip_sides(mesh: Mesh, zone, pc, line, front, rotation, ied) -> np.ndarray:
+    """Upper or lower lip for each `zone` vertex of a closed mouth (no slit): the lips' front
+    faces above and below the lip line (`line`: its height, `front`: its depth, per vertex) and
+    not behind it are seeds, and every other lip vertex takes the side it is nearer along the
+    surface. A flat cut at the crease's height gives the lower lip's inner face, which rises
+    behind the upper lip, to the upper lip: the step between a still and a moving side then
+    falls on the mouth's inside edges, and the smoothing, which crosses a closed crease, pulls
+    the lower lip's motion into the upper lip's front (mouthClose squashed an edge 17x)."""
+    ny = (mesh.vertex_normals() @ rotation.T)[:, 1]
+    seed = zone & (ny < -FACING_FRONT) & (np.abs(pc[:, 2] - line) > CREASE_MARGIN * ied) \
+        & (pc[:, 1] < front + CREASE_MARGIN * ied)
+    upper = np.nonzero(seed & (pc[:, 2] > line))[0]
+    lower = np.nonzero(seed & (pc[:, 2] < line))[0]
+    flat = np.where(pc[:, 2] >= line, LIP_UPPER, LIP_LOWER)
+    if not len(upper) or not len(lower):
+        return flat
+    _, side = graph_distance(mesh.neighbours(), {LIP_UPPER: upper, LIP_LOWER: lower}, np.inf)
+    near = (side >= 0) & (pc[:, 1] < front + LIP_DEPTH * ied)
+    return np.where(near, side, flat)
 
 
 def smooth_fields(mesh: Mesh, fields, skin, iterations: int = SMOOTHING_ITERATIONS, amount: float = 0.5):
