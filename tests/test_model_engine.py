@@ -278,14 +278,14 @@ def test_sub_model_folders_from_the_command_line(tmp_path, tiny, monkeypatch):
     assert engine().availability().available  # the defaults come from the environment
 
 
-def test_head_motion_from_the_models_mouth_and_mood_reported_as_ignored(engine):
+def test_head_motion_from_the_models_mouth_and_the_mood_recorded_as_its_layer(engine):
     from exomni_blender.core import face
 
     take, _ = _take(engine, seed=5, mood="angry", head_motion=1.5)
     rotation = face.head_rotation(take.meta)
     assert rotation is not None and rotation.shape == (take.frames, 3)
     assert 0.0 < np.abs(rotation).max() <= face.HEAD_LIMIT_DEG
-    assert face.mood_of(take.meta) == ("neutral", 1.0) and "mood" in take.meta["ignored"]  # no mood layer to split
+    assert face.mood_of(take.meta) == ("angry", 1.0) and "ignored" not in take.meta  # the layer to split off
     again, _ = _take(engine, seed=5, mood="angry", head_motion=1.5)
     assert np.array_equal(face.head_rotation(again.meta), rotation)  # seeded
     for fields in ({"head_motion": 0.0}, {"mouth_only": True}):

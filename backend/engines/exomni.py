@@ -18,6 +18,15 @@ come out while the rest of the units are still being generated (progress says ho
 ready; `timings["first_audio"]` says when the first were). The option `stream_audio: false` decodes
 offline once every unit exists instead; both give audio of the same length.
 
+The model animates the mouth and the face around it; it has no mood instruction and hardly moves
+the eyes. So, unless `mouth_only`, the take gets the eyes of the shared generator (blinks at the
+pauses its mouth makes, saccades, lids following the gaze: `core.face.speech_eyes`, seeded by the
+request, as the phonetic engine's) and the requested mood as a layer (`core.face.with_mood`; the
+take's meta records mood and intensity, so the Blender side keys it as the expression layer and can
+swap it). The voice stays the model's own. Both are computed from what is known a short while past
+each frame (FaceLayers): the last few tenths of a second of frames wait until more come, so a frame
+once streamed is never changed.
+
 The face is streamed too (option `stream_face`, default true): the blendshape generator runs on the
 units decoded so far, every few units, so the first frames exist long before the last unit (see
 models/exomni/face_stream.py for how close that is to animating the whole utterance at once, and
@@ -28,8 +37,8 @@ Incremental output, for a streaming endpoint: `make_take(request, progress, on_p
 
 - an audio piece: `audio` (float32 mono at `sample_rate`) whose first sample is sample `audio_start`
   of the take's audio; each one starts where the previous one ended (no gap, no overlap);
-- a face piece: `frames` (float32 [k, 52], ARKit order, at the take's `fps`, clipped, mouth-only applied:
-  exactly the rows of the finished take's weights) whose first row is frame `frame_start`; contiguous
+- a face piece: `frames` (float32 [k, 52], ARKit order, at the take's `fps`, clipped, mouth-only or
+  the eyes and mood applied: exactly the rows of the finished take's weights) whose first row is frame `frame_start`; contiguous
   in the same way;
 - the last piece has `final` true (and may carry the last audio and frames).
 `elapsed` is the seconds since the take began. The pieces' frames and audio, concatenated, are the
@@ -92,16 +101,18 @@ class TakeStream:
     its value never changes), and masked to the mouth when asked."""
 
     def __init__(self, fps: float, mouth_only: bool, on_piece: PieceCallback | None, t_start: float,
-                 sample_rate: int = 22050):
+                 sample_rate: int = 22050, layers: "FaceLayers | None" = None):
         self.fps = float(fps)
         self.mask = np.array([name in MOUTH_CHANNELS for name in ARKIT_52], np.float32) if mouth_only else None
+        self.layers = layers
         self.on_piece = on_piece
         self.t_start = t_start
         self.sample_rate = int(sample_rate)
         self.raw30: list[np.ndarray] = []
         self.model_frames = 0
         self.frames: list[np.ndarray] = []
-        self.frame_count = 0
+        self.frame_count = 0  # frames sent
+        self.resampled = 0  # frames made at the take's rate (some may wait in `layers`)
         self.audio_count = 0
         self.first_face_at: float | None = None
         self.first_audio_at: float | None = None
@@ -128,12 +139,12 @@ class TakeStream:
         if samples.size:
             self._send(audio=samples)
 
-    def add_frames(self, raw) -> None:
-        """Raw model frames [k, 52] at 30 fps (a torch tensor or an array), in order."""
+    def add_frames(self, raw, last: bool = False) -> None:
+        """Raw model frames [k, 52] at 30 fps (a torch tensor or an array), in order; `last`: no more follow."""
         raw = np.asarray(raw.detach().float().cpu().numpy() if hasattr(raw, "detach") else raw, np.float32)
         self.raw30.append(np.clip(raw, 0.0, 1.0).astype(np.float32))
         self.model_frames += raw.shape[0]
-        self._publish(final=False)
+        self._publish(final=last)
 
     def _publish(self, final: bool) -> None:
         if not self.raw30:
@@ -141,19 +152,22 @@ class TakeStream:
         curve = np.concatenate(self.raw30) if len(self.raw30) > 1 else self.raw30[0]
         self.raw30 = [curve]
         if abs(self.fps - MODEL_FPS) < 1e-9:
-            out = curve[self.frame_count:]
+            out = curve[self.resampled:]
         elif final:
-            out = resample_curves(curve, MODEL_FPS, self.fps)[self.frame_count:]
+            out = resample_curves(curve, MODEL_FPS, self.fps)[self.resampled:]
         else:  # the frames whose two 30 fps neighbours exist and that the final length will keep
             n = curve.shape[0]
             t_src = np.arange(n) / float(MODEL_FPS)
             keep = min(int(np.ceil((n - 1) * self.fps / MODEL_FPS)) + 1, max(1, int(round(n / MODEL_FPS * self.fps))))
-            t_dst = np.arange(self.frame_count, max(keep, self.frame_count)) / float(self.fps)
+            t_dst = np.arange(self.resampled, max(keep, self.resampled)) / float(self.fps)
             t_dst = t_dst[t_dst < t_src[-1]]
             out = np.stack([np.interp(t_dst, t_src, curve[:, c]) for c in range(curve.shape[1])],
                            axis=1).astype(np.float32) if t_dst.size else curve[:0]
+        self.resampled += out.shape[0]
         if self.mask is not None:
             out = out * self.mask[None, :]
+        if self.layers is not None:
+            out = self.layers.add(out, final)
         if out.shape[0]:
             self._send(frames=np.ascontiguousarray(out, dtype=np.float32))
 
@@ -169,6 +183,56 @@ class TakeStream:
         if restart or self.audio_count > audio.size:
             self.audio_count = 0
         self._send(audio=audio[self.audio_count:], audio_start=self.audio_count, final=True)
+
+
+class FaceLayers:
+    """The eyes and the mood on the model's frames, without changing a frame once it is sent.
+
+    The model animates the mouth and the face around it but has no eyes of their own to speak of and
+    no mood instruction. Its frames get the shared eye generator (`core.face.speech_eyes`: blinks at
+    the pauses its mouth makes, saccades, lids following the gaze; seeded by the request) and the
+    requested mood as a layer (`core.face.with_mood`). Both depend on little of the future: a frame's
+    eyes on the next EYES_LOOKAHEAD seconds, its mood on whether the take ends within MOOD_EASE
+    seconds (the mood eases out at the end). So the last HOLD seconds of frames known are held back
+    until more come or the take ends, and every frame sent is the frame the whole take gets:
+    `add` over any split of the frames returns, concatenated, `layered(all frames)`."""
+
+    def __init__(self, fps: float, seed: int, mood: str, intensity: float):
+        self.fps = float(fps)
+        self.seed = int(seed)
+        self.mood = face_model.check_mood(mood)
+        self.intensity = float(intensity)
+        self.arousal = face_model.mood_arousal(mood, intensity)
+        # one frame to spare beyond the longest look ahead, against rounding at the boundary
+        self.hold = int(np.ceil(max(face_model.EYES_LOOKAHEAD, face_model.MOOD_EASE) * self.fps)) + 1
+        self.neutral: list[np.ndarray] = []
+        self.count = 0
+        self.sent = 0
+
+    def layered(self, neutral: np.ndarray) -> np.ndarray:
+        """The take's frames from the model's: eyes added, then the mood's layer (as the phonetic engine)."""
+        neutral = np.asarray(neutral, np.float32)
+        if not neutral.shape[0]:
+            return neutral
+        eyes = face_model.speech_eyes(neutral, self.fps, self.seed, self.arousal)
+        with_eyes = np.clip(neutral + eyes, 0.0, 1.0).astype(np.float32)
+        return face_model.with_mood(with_eyes, self.fps, self.mood, self.intensity)
+
+    def add(self, frames: np.ndarray, final: bool) -> np.ndarray:
+        """The model's next frames in; out, the layered frames now final (all the rest when `final`)."""
+        if frames.shape[0]:
+            self.neutral.append(np.asarray(frames, np.float32))
+            self.count += frames.shape[0]
+        ready = self.count if final else self.count - self.hold
+        if not final and self.mood != "neutral" and self.count - 1 < 2 * self.hold:
+            ready = 0  # a take shorter than two eases has a shorter ease: wait until it is longer
+        if ready <= self.sent:
+            return np.zeros((0, len(ARKIT_52)), np.float32)
+        known = np.concatenate(self.neutral) if len(self.neutral) > 1 else self.neutral[0]
+        self.neutral = [known]
+        out = self.layered(known)[self.sent:ready]
+        self.sent = ready
+        return out
 
 
 class ExomniEngine(Engine):
@@ -368,8 +432,10 @@ class ExomniEngine(Engine):
 
         generator = torch.Generator().manual_seed(int(request.seed))
         on_step = StepReporter(progress)
+        layers = None if request.mouth_only else FaceLayers(request.fps, request.seed, request.mood,
+                                                            request.intensity)
         stream = TakeStream(request.fps, request.mouth_only, on_piece, t_start,
-                            int(getattr(self._decoder, "sample_rate", 22050)))
+                            int(getattr(self._decoder, "sample_rate", 22050)), layers)
         take_audio = None
         if self._decoder is not None:
             take_audio = TakeAudio(self._decoder, int(request.seed), stream=stream_audio,
@@ -401,7 +467,7 @@ class ExomniEngine(Engine):
                               f"try another seed or a longer text", E_BAD_REQUEST, 422)
 
         if face is None:  # the whole utterance at once: the take's frames go out in one piece
-            stream.add_frames(performance.blendshapes)
+            stream.add_frames(performance.blendshapes, last=True)
         weights = stream.finish_face()
 
         if take_audio is None:
@@ -445,10 +511,12 @@ class ExomniEngine(Engine):
                 meta["spoken_prompt"] = True
         meta.update(_head_motion(weights, request))
         ignored = [k for k, v in (("voice", request.voice), ("rate", request.rate != 1.0),
-                                  ("pitch", request.pitch != 1.0),
-                                  ("mood", request.mood != "neutral" and not request.mouth_only)) if v]
+                                  ("pitch", request.pitch != 1.0)) if v]
         if ignored:
             meta["ignored"] = f"the exomni engine speaks with the model's own voice; ignored: {', '.join(ignored)}"
+        if request.mood != "neutral" and not request.mouth_only:
+            meta["mood_layer"] = ("the model has no mood instruction: the mood is a layer on its face "
+                                  "(the voice is the model's own)")
         if performance.prompt_dropped:
             meta["prompt_truncated"] = (f"the prompt was cut by {performance.prompt_dropped} positions to the "
                                         f"model's tokenizer_model_max_length ({pipeline.max_prompt_positions})")
@@ -461,14 +529,13 @@ class ExomniEngine(Engine):
 
 
 def _head_motion(weights: np.ndarray, request: TakeRequest) -> dict:
-    """The take's performance meta: head nods and tilts from the model's own mouth, by the shared
-    head-motion model (`core.face.head_motion`, as the phonetic engine's), seeded by the request.
-
-    The model has no mood instruction, and a mood layer added to its frames would change frames
-    already streamed; so the take's mood stays neutral and a requested mood is reported as ignored
-    (the animator adds one afterwards as the expression layer: Change Mood)."""
+    """The take's performance meta: its mood and intensity (the layer FaceLayers added, so the Blender
+    side can split it off and swap it) and head nods and tilts from the model's own mouth, by the
+    shared head-motion model (`core.face.head_motion`, as the phonetic engine's), seeded by the
+    request. The mood's layer never parts the lips, so the mouth it reads is the model's."""
     amount = 0.0 if request.mouth_only else float(request.head_motion)
-    meta = face_model.performance_meta("neutral", 1.0, amount)
+    mood, intensity = ("neutral", 1.0) if request.mouth_only else (request.mood, request.intensity)
+    meta = face_model.performance_meta(mood, intensity, amount)
     if amount > 0 and weights.shape[0]:
         accents, ends = face_model.speech_marks(weights, request.fps)
         rng = np.random.default_rng(np.random.SeedSequence([int(request.seed), 4]))

@@ -108,6 +108,103 @@ def blink_curve(times: np.ndarray, onsets, fps: float, rng: np.random.Generator)
     return out
 
 
+# -- eyes -----------------------------------------------------------------------------------------
+# One eye generator for both engines: blinks drawn to the ends of phrases, fixations with small
+# saccades between them (often one as a phrase starts), and the upper lid following the eye down.
+# Every random draw happens in time order (each stream drawn in the order the events occur), so the
+# eyes up to a moment depend only on the speech up to a little after it (EYES_LOOKAHEAD): an engine
+# that streams its frames can key them before the rest of the line exists.
+
+SACCADE_INTERVAL = (0.6, 4.5)
+SACCADE_MEAN_INTERVAL = 1.8
+SACCADE_TIME = (0.03, 0.05)
+SACCADE_LEAD = (0.05, 0.15)  # how long before a phrase starts the eyes move
+SACCADE_MIN_GAP = 0.3
+GAZE_SPREAD = (0.06, 0.035)  # horizontal, vertical (ARKit eyeLook* weight)
+GAZE_LIMIT = (0.18, 0.1)
+DRIFT = 0.003  # fixational tremor only: between saccades the eyes hold still
+LID_FOLLOWS_GAZE = 0.35  # the upper lid follows the eye down (blink weight per eyeLookDown)
+# How far ahead of a frame the eyes look: a blink is not begun in the last 0.1 s known, a saccade
+# leads its phrase by up to SACCADE_LEAD[1]. A frame further than this from the end known is final.
+EYES_LOOKAHEAD = 0.2
+
+
+def _child(rng: np.random.Generator) -> np.random.Generator:
+    return np.random.default_rng(int(rng.integers(0, 2**63)))
+
+
+def saccade_times(duration: float, phrase_starts, rng: np.random.Generator) -> list[float]:
+    """Saccade onsets (seconds): a renewal process, plus one just before about half the phrase starts;
+    none closer than SACCADE_MIN_GAP to the previous one."""
+    renewal, lead = _child(rng), _child(rng)  # two streams, so a later phrase start moves no earlier draw
+    times = []
+    t = renewal.uniform(0.3, 1.5)
+    shape = 3.0
+    while t < duration:
+        times.append(t)
+        t += float(np.clip(renewal.gamma(shape, SACCADE_MEAN_INTERVAL / shape), *SACCADE_INTERVAL))
+    for s in sorted(phrase_starts):  # people often look somewhere new as they start a phrase
+        chance, early = lead.random(), lead.uniform(*SACCADE_LEAD)
+        if chance < 0.5:
+            times.append(max(0.0, s - early))
+    merged = []
+    for t in sorted(times):
+        if not merged or t - merged[-1] >= SACCADE_MIN_GAP:
+            merged.append(t)
+    return merged
+
+
+def gaze_curves(times: np.ndarray, saccades, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """(horizontal, vertical) gaze per frame; + is the subject's left / up."""
+    times = np.asarray(times, np.float64)
+    phases = rng.uniform(0, 2 * np.pi, size=4)  # drawn first: later saccades leave them alone
+    x = np.zeros_like(times)
+    y = np.zeros_like(times)
+    gx, gy = rng.normal(0, GAZE_SPREAD[0] * 0.5), rng.normal(0, GAZE_SPREAD[1] * 0.5)
+    x += gx
+    y += gy
+    for t in saccades:
+        nx = float(np.clip(0.55 * gx + rng.normal(0, GAZE_SPREAD[0]), -GAZE_LIMIT[0], GAZE_LIMIT[0]))
+        ny = float(np.clip(0.5 * gy + rng.normal(0, GAZE_SPREAD[1]), -GAZE_LIMIT[1], GAZE_LIMIT[1]))
+        step = _ease((times - t) / rng.uniform(*SACCADE_TIME))
+        x += (nx - gx) * step
+        y += (ny - gy) * step
+        gx, gy = nx, ny
+    for k, axis in enumerate((x, y)):
+        for j, freq in enumerate((0.31, 0.73)):
+            axis += DRIFT * np.sin(2 * np.pi * freq * times + phases[2 * k + j])
+    return x, y
+
+
+def eye_curves(frames: int, fps: float, phrase_ends, phrase_starts, blink_rng: np.random.Generator,
+               gaze_rng: np.random.Generator, arousal: float = 0.0) -> np.ndarray:
+    """ARKit-52 weights [frames, 52] with only the eyes set (eyeBlink*, eyeSquint* with the blink,
+    eyeLook*): blinks drawn to `phrase_ends`, saccades (one often just before a `phrase_starts`), the
+    lids following the gaze down. `arousal` 0..1 (from the mood) makes the eyes blink more often."""
+    frames = max(1, int(frames))
+    times = np.arange(frames) / float(fps)
+    duration = frames / float(fps)
+    w = np.zeros((frames, len(ARKIT_52)))
+    depth = _child(blink_rng)  # each blink's depth from its own stream, drawn blink by blink
+    blink = blink_curve(times, blink_onsets(duration, blink_rng, phrase_ends, arousal), fps, depth)
+    for side in ("Left", "Right"):
+        w[:, INDEX[f"eyeBlink{side}"]] = blink
+        w[:, INDEX[f"eyeSquint{side}"]] = 0.1 * blink
+    x, y = gaze_curves(times, saccade_times(duration, phrase_starts, gaze_rng), gaze_rng)
+    left, right = np.clip(x, 0, None), np.clip(-x, 0, None)
+    w[:, INDEX["eyeLookOutLeft"]] = left  # looking to the subject's left: left eye out, right eye in
+    w[:, INDEX["eyeLookInRight"]] = left
+    w[:, INDEX["eyeLookInLeft"]] = right
+    w[:, INDEX["eyeLookOutRight"]] = right
+    up, down = np.clip(y, 0, None), np.clip(-y, 0, None)
+    for side in ("Left", "Right"):
+        w[:, INDEX[f"eyeLookUp{side}"]] = up
+        w[:, INDEX[f"eyeLookDown{side}"]] = down
+        lid = INDEX[f"eyeBlink{side}"]  # the upper lid follows the eye down; a blink still shuts it
+        w[:, lid] = np.maximum(w[:, lid], LID_FOLLOWS_GAZE * down)
+    return np.clip(w, 0.0, 1.0)
+
+
 # -- mood -----------------------------------------------------------------------------------------
 # Each mood is the few channels people read it from (FACS prototypes: AU6+12 happy, AU1+4+15 sad,
 # AU4+5+7+23 angry, AU1+2+5 surprise, AU1+2+4+5+20 fear, AU9+10 disgust), at intensity 1. None of
@@ -251,6 +348,46 @@ def speech_marks(weights: np.ndarray, fps: float, pause: float = 0.25) -> tuple[
                 ends.append(run_start / float(fps))
             run_start, spoken = None, True
     return accents, ends
+
+
+def pause_marks(weights: np.ndarray, fps: float, pause: float = 0.25) -> tuple[list, list]:
+    """(pauses, phrase starts) in seconds, read from a performance's mouth as it goes, for engines
+    without a phoneme timeline: a pause is marked when the lips have been near rest for `pause`
+    seconds after speech began (at that moment, not where it started), a phrase start where the lips
+    part again after a pause. Each mark depends only on the frames up to it (a streamed take can
+    place its eyes before the rest of the line exists)."""
+    quiet = jaw_parting(weights) <= LIPS_TOUCH
+    need = max(1, int(np.ceil(pause * fps - 1e-9)))
+    pauses, starts, run, spoken, paused = [], [], 0, False, False
+    for i, q in enumerate(quiet):
+        if q:
+            run += 1
+            if spoken and run == need:
+                pauses.append(i / float(fps))
+                paused = True
+        else:
+            if paused:
+                starts.append(i / float(fps))
+            run, spoken, paused = 0, True, False
+    return pauses, starts
+
+
+def speech_eyes(weights: np.ndarray, fps: float, seed: int, arousal: float = 0.0) -> np.ndarray:
+    """The eyes (`eye_curves`) for a performance without a phoneme timeline, from its mouth's pauses
+    (`pause_marks`), seeded. Row i is the same for any prefix of `weights` that reaches
+    EYES_LOOKAHEAD seconds past it: what a streaming engine relies on."""
+    frames = np.asarray(weights).shape[0]
+    if frames == 0:
+        return np.zeros((0, len(ARKIT_52)))
+    pauses, starts = pause_marks(weights, fps)
+    blink_seed, gaze_seed = np.random.SeedSequence([int(seed) & 0xFFFFFFFFFFFFFFFF, 5]).spawn(2)
+    return eye_curves(frames, fps, pauses, starts, np.random.default_rng(blink_seed),
+                      np.random.default_rng(gaze_seed), arousal)
+
+
+def mood_arousal(mood: str, intensity: float = 1.0) -> float:
+    """How much a mood at an intensity raises the blink rate (0..1)."""
+    return MOOD_AROUSAL[check_mood(mood)] * float(np.clip(intensity, 0.0, 1.0))
 
 
 # -- what a take records about its performance ------------------------------------------------------

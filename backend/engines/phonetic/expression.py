@@ -3,8 +3,8 @@ head's nods and tilts.
 
 Each layer draws from its own seeded random stream, so a take is reproducible for its seed and a
 change to one layer leaves the others as they were. Everything is a smooth function of time
-sampled at the frame times, so the layers look the same at any frame rate. The blink generator,
-the moods and the head motion model are the shared ones in `exomni_blender.core.face`.
+sampled at the frame times, so the layers look the same at any frame rate. The eyes (blinks, gaze,
+lids), the moods and the head motion model are the shared ones in `exomni_blender.core.face`.
 """
 
 from __future__ import annotations
@@ -25,16 +25,6 @@ BROW_NUCLEUS_CHANCE = 0.3  # plus 0.35 x emphasis: about two phrases in three fo
 BROW_OTHER_CHANCE = 0.15  # times emphasis, for syllables almost as prominent as the nucleus
 BROW_SPACING = 0.6
 BROW_ATTACK, BROW_LEAD, BROW_RELEASE = 0.15, 0.12, 0.35
-
-# Gaze: fixations with small saccades between them, and a slow drift.
-SACCADE_INTERVAL = (0.6, 4.5)
-SACCADE_MEAN_INTERVAL = 1.8
-SACCADE_TIME = (0.03, 0.05)
-GAZE_SPREAD = (0.06, 0.035)  # horizontal, vertical (ARKit eyeLook* weight)
-GAZE_LIMIT = (0.18, 0.1)
-DRIFT = 0.003  # fixational tremor only: between saccades the eyes hold still
-LID_FOLLOWS_GAZE = 0.35  # the upper lid follows the eye down (blink weight per eyeLookDown)
-
 
 @dataclass
 class Syllable:
@@ -117,46 +107,6 @@ def brow_curve(times: np.ndarray, raises) -> np.ndarray:
     return out
 
 
-# -- gaze -------------------------------------------------------------------------------------
-
-def saccade_times(duration: float, phrase_starts, rng: np.random.Generator) -> list[float]:
-    times = []
-    t = rng.uniform(0.3, 1.5)
-    shape = 3.0
-    while t < duration:
-        times.append(t)
-        t += float(np.clip(rng.gamma(shape, SACCADE_MEAN_INTERVAL / shape), *SACCADE_INTERVAL))
-    for s in phrase_starts:  # people often look somewhere new as they start a phrase
-        if rng.random() < 0.5:
-            times.append(max(0.0, s - rng.uniform(0.05, 0.15)))
-    times = sorted(times)
-    merged = []
-    for t in times:
-        if not merged or t - merged[-1] >= 0.3:
-            merged.append(t)
-    return merged
-
-
-def gaze_curves(times: np.ndarray, saccades, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """(horizontal, vertical) gaze per frame; + is the subject's left / up."""
-    x = np.zeros_like(times)
-    y = np.zeros_like(times)
-    gx, gy = rng.normal(0, GAZE_SPREAD[0] * 0.5), rng.normal(0, GAZE_SPREAD[1] * 0.5)
-    x += gx
-    y += gy
-    for t in saccades:
-        nx = float(np.clip(0.55 * gx + rng.normal(0, GAZE_SPREAD[0]), -GAZE_LIMIT[0], GAZE_LIMIT[0]))
-        ny = float(np.clip(0.5 * gy + rng.normal(0, GAZE_SPREAD[1]), -GAZE_LIMIT[1], GAZE_LIMIT[1]))
-        step = _ease((times - t) / rng.uniform(*SACCADE_TIME))
-        x += (nx - gx) * step
-        y += (ny - gy) * step
-        gx, gy = nx, ny
-    for axis in (x, y):
-        for freq in (0.31, 0.73):
-            axis += DRIFT * np.sin(2 * np.pi * freq * times + rng.uniform(0, 2 * np.pi))
-    return x, y
-
-
 # -- all layers -------------------------------------------------------------------------------
 
 def boundaries(phonemes, duration: float) -> tuple[list[float], list[float]]:
@@ -177,12 +127,8 @@ def expression_curves(phonemes, duration: float, fps: float, rngs, emphasis=None
     w = np.zeros((frames, 52))
     sentence_ends, phrase_breaks = boundaries(phonemes, duration)
 
-    onsets = face.blink_onsets(duration, rngs["blink"], sentence_ends, arousal)
-    blink = face.blink_curve(times, onsets, fps, rngs["blink"])
-    w[:, INDEX["eyeBlinkLeft"]] = blink
-    w[:, INDEX["eyeBlinkRight"]] = blink
-    w[:, INDEX["eyeSquintLeft"]] = 0.1 * blink
-    w[:, INDEX["eyeSquintRight"]] = 0.1 * blink
+    phrase_starts = [phonemes[0][1]] + phrase_breaks if phonemes else []
+    w[:] = face.eye_curves(frames, fps, sentence_ends, phrase_starts, rngs["blink"], rngs["gaze"], arousal)
 
     raises = brow_raises(syllables(phonemes, emphasis), phrase_breaks, rngs["brow"])
     brow = brow_curve(times, raises)
@@ -193,21 +139,6 @@ def expression_curves(phonemes, duration: float, fps: float, rngs, emphasis=None
     w[:, INDEX["eyeWideLeft"]] = 0.15 * brow
     w[:, INDEX["eyeWideRight"]] = 0.15 * brow
 
-    x, y = gaze_curves(times, saccade_times(duration, [phonemes[0][1]] + phrase_breaks if phonemes else [],
-                                            rngs["gaze"]), rngs["gaze"])
-    left, right = np.clip(x, 0, None), np.clip(-x, 0, None)
-    w[:, INDEX["eyeLookOutLeft"]] = left  # looking to the subject's left: left eye out, right eye in
-    w[:, INDEX["eyeLookInRight"]] = left
-    w[:, INDEX["eyeLookInLeft"]] = right
-    w[:, INDEX["eyeLookOutRight"]] = right
-    up, down = np.clip(y, 0, None), np.clip(-y, 0, None)
-    w[:, INDEX["eyeLookUpLeft"]] = up
-    w[:, INDEX["eyeLookUpRight"]] = up
-    w[:, INDEX["eyeLookDownLeft"]] = down
-    w[:, INDEX["eyeLookDownRight"]] = down
-    for side in ("Left", "Right"):  # the upper lid follows the eye down; a blink still shuts it
-        lid = INDEX[f"eyeBlink{side}"]
-        w[:, lid] = np.maximum(w[:, lid], LID_FOLLOWS_GAZE * down)
     return np.clip(w, 0.0, 1.0)
 
 
