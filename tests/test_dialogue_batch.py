@@ -156,7 +156,7 @@ def test_every_line_is_a_take_on_the_right_head_in_order(runs, work):
         assert len(idle) == 1 and len(idle[0]["strips"]) == 1  # rest mouth and blinks under the lines
         assert idle[0]["strips"][0]["start"] <= scene["frame_start"] and idle[0]["strips"][0]["end"] >= scene["frame_end"]
         for track in tracks:
-            if track["track"].startswith("ExOmni dialogue"):
+            if track["track"].startswith("ExOmni dialogue mouth"):  # the line's base layer
                 for s in track["strips"]:
                     assert s["curves"] == 52
                     strips[s["line"]] = (head, s)
@@ -184,7 +184,7 @@ def test_audio_strips_align_with_takes_and_only_dual_dialogue_overlaps(runs, wor
     script = load_script(work["script"])
     scene = runs["scene1"]
     strips = {s["line"]: s for tracks in scene["heads"].values() for t in tracks for s in t["strips"]
-              if t["track"].startswith("ExOmni dialogue")}
+              if t["track"].startswith("ExOmni dialogue mouth")}
     sounds = {s["line"]: s for s in scene["sounds"]}
     assert sorted(sounds) == sorted(strips)
     channel_of = {}
@@ -334,3 +334,24 @@ def test_render_has_the_timeline_length_and_the_dialogue_audio(work):
         gap0 = (before["end_frame"] + 1 - plan["frame_start"]) / fps
         gap1 = (after["start_frame"] - plan["frame_start"]) / fps
         assert env[int(gap0 * 100) + 3:int(gap1 * 100) - 3].max() < 0.01
+
+
+def test_each_line_is_keyed_as_layers(runs, work):
+    """Mouth, eyes and expression (the mood, ADD) per line, on their own dialogue tracks, named after
+    the line, so a line's mood or eyes can be muted or scaled alone (as the panel's Layers mode)."""
+    scene = runs["scene1"]
+    by_line: dict = {}
+    for tracks in scene["heads"].values():
+        for t in tracks:
+            if t["track"].startswith("ExOmni dialogue"):
+                layer = t["track"][len("ExOmni dialogue "):].split(" ")[0]
+                for s in t["strips"]:
+                    by_line.setdefault(s["line"], {})[layer] = s
+    assert sorted(by_line) == list(range(len(runs["plan1"]["lines"])))
+    for line, layers in by_line.items():
+        assert {"mouth", "eyes"} <= set(layers), (line, layers)
+        base = layers["mouth"]
+        for layer, s in layers.items():
+            assert s["start"] == base["start"] and s["character"] == base["character"]
+            assert s["name"] == base["name"] if layer == "mouth" else s["name"] == f"{base['name']} [{layer}]"
+        assert 0 < layers["eyes"]["curves"] < base["curves"]

@@ -62,7 +62,7 @@ def _build(timeout=120):
 
 def _dialogue_strips(obj):
     ad = obj.data.shape_keys.animation_data
-    return [s for t in ad.nla_tracks if t.name.startswith("ExOmni dialogue") and not t.mute for s in t.strips]
+    return [s for t in ad.nla_tracks if t.name.startswith("ExOmni dialogue mouth") and not t.mute for s in t.strips]
 
 
 def test_panel_builds_a_text_datablock_into_the_scene_and_reuses_takes(addon):

@@ -9,9 +9,11 @@ Run headless with a Python that has `bpy` (the backend never imports bpy):
 
 The plan comes from `exomni batch` (backend/dialogue/plan.py). IN.blend is opened and saved under
 the new name first, so it is never written. On each head the NLA, from the bottom up, holds the
-animator's own tracks, then "ExOmni idle" (rest mouth and blinks over the whole scene), then
-"ExOmni dialogue" with one strip per line, named after the line; a line's take replaces the idle
-layer only over its own frames.
+animator's own tracks, then "ExOmni idle" (rest mouth and blinks over the whole scene), then each
+line's take as layers (blender/layers.py, as the panel's Layers mode): "ExOmni dialogue mouth" with
+one strip per line named after the line, and "ExOmni dialogue eyes", "... expression" (the mood, ADD)
+and "... head" (on the head's rotation) with the line's name and its layer; a line's take replaces the
+idle layer only over its own frames, and each layer can be muted or scaled on its own.
 """
 
 from __future__ import annotations
@@ -25,12 +27,12 @@ import sys
 import bpy
 import numpy as np
 
-from . import compat, nla
+from . import compat, layers, nla
 from .fcurves import sparse_channels, write_fcurves
 from ..core import face
 from ..core.arkit import ARKIT_52, INDEX
 from ..core.dialogue_layout import INSPECT_TAG, PROGRESS_TAG, RESULT_TAG
-from .keying import _identity_targets, key_take, shape_key_path
+from .keying import _identity_targets, shape_key_path
 from .preview_render import mp4_output, workbench_look
 from ..core.take import Take
 from .timeline import add_audio_strip
@@ -161,8 +163,9 @@ def build_into_scene(scene, plan: dict, warnings: list | None = None, progress=N
             progress(i / len(lines) * 0.9, f"{line['character']}: {line['marker'].split(': ', 1)[-1]}")
         head = heads[line["character"]]
         take = Take.load(line["take"])
-        action = key_take(head, take, start_frame=line["start_frame"], preset=presets[head.name])
-        strip, track = _to_nla(head, action, line)
+        layered = layers.key_layers(head, take, start_frame=line["start_frame"], preset=presets[head.name],
+                                    tracks=DIALOGUE_TRACK)
+        strip, track = _name_line(layered, line)
         sound = add_audio_strip(scene, take, line["start_frame"], channel=channels[line["character"]],
                                 name=line["strip"])
         sound.volume = float(line.get("gain", 1.0))
@@ -170,7 +173,8 @@ def build_into_scene(scene, plan: dict, warnings: list | None = None, progress=N
         sound["exomni_character"] = line["character"]
         scene.timeline_markers.new(line["marker"], frame=int(line["start_frame"]))
         made.append({"index": line["index"], "head": head.name, "strip": strip.name, "track": track.name,
-                     "sound": sound.name, "channel": sound.channel})
+                     "sound": sound.name, "channel": sound.channel,
+                     "layers": {layer: s.name for layer, s in layered.strips.items()}})
     for marker in plan.get("scene_markers", []):
         scene.timeline_markers.new(marker["name"], frame=int(marker["frame"]))
     if grow_range:
@@ -262,16 +266,24 @@ def _prepare_nla(head) -> None:
         raise DialogueSceneError(f"the shape keys of {head.name!r} are in NLA tweak mode; leave it and save the scene")
     nla.mute_tracks(key, (DIALOGUE_TRACK, IDLE_TRACK))
     nla.push_down_active(key)
+    for owner in {head, layers._parent_armature(head)} - {None}:  # an earlier run's head layer
+        nla.mute_tracks(owner, (DIALOGUE_TRACK,))
 
 
-def _to_nla(head, action, line):
-    """Move the freshly keyed take from the active slot into its own named NLA strip."""
-    key, ad = _shape_key_anim(head)
-    action.name = line["strip"]
-    action["exomni_line"] = int(line["index"])
-    action["exomni_character"] = line["character"]
-    ad.action = None
-    return nla.place(key, action, float(line["start_frame"]), DIALOGUE_TRACK, name=line["strip"])
+def _name_line(layered, line):
+    """Name a line's layer Actions and strips after the line (the mouth's, the base, is the line's
+    own name; the others add their layer) and mark them with the line; returns the mouth's (strip, track)."""
+    for layer, action in layered.actions.items():
+        name = line["strip"] if layer == "mouth" else f"{line['strip']} [{layer}]"
+        action.name = name
+        layered.strips[layer].name = name
+        action["exomni_line"] = int(line["index"])
+        action["exomni_character"] = line["character"]
+    base = layered.actions.get("mouth") or next(iter(layered.actions.values()))
+    for action in layered.actions.values():  # the tie between a take's layers follows the rename
+        action[layers.TAKE_KEY] = base.name
+    strip = layered.strips.get("mouth") or next(iter(layered.strips.values()))
+    return strip, next(t for t in strip.id_data.animation_data.nla_tracks if any(s == strip for s in t.strips))
 
 
 def idle_curves(frame_start: int, frame_end: int, fps: float, seed: int) -> tuple[np.ndarray, np.ndarray]:

@@ -41,6 +41,7 @@ DEFAULT_TOLERANCE = 0.01
 HEAD_TOLERANCE_DEG = 0.05
 LAYER_KEY = "exomni_layer"
 TAKE_KEY = "exomni_take"  # the mouth Action's name: ties a take's layers together
+TRACKS_KEY = "exomni_tracks"  # what the take's layer tracks are named after (key_layers' `tracks`)
 
 HEAD_BONE_NAMES = ("head", "CC_Base_Head", "mixamorig:Head", "Head_M", "Bip01 Head")
 _HELPER_PREFIXES = ("mch", "org", "def", "tweak", "vis", "prop")
@@ -86,7 +87,7 @@ def _shape_key_layers(targets_of, neutral, expression) -> dict:
 # -- the public entry points -------------------------------------------------------------------------
 
 def key_layers(obj, take, start_frame=1, preset=None, head=None, sparse: bool = True,
-               tolerance: float = DEFAULT_TOLERANCE) -> LayeredTake:
+               tolerance: float = DEFAULT_TOLERANCE, tracks: str = "ExOmni") -> LayeredTake:
     """Key `take` on `obj` (a mesh with shape keys) as the four layers; returns a LayeredTake.
 
     head   the object whose rotation the head layer keys: an armature (its head bone) or any
@@ -94,6 +95,8 @@ def key_layers(obj, take, start_frame=1, preset=None, head=None, sparse: bool = 
            else the mesh itself. The head layer is made only when the take records head rotation.
     sparse keep only the keys the motion needs (within `tolerance`) and skip channels at rest;
            False keys every channel on every frame.
+    tracks what the layers' NLA tracks are named after: "<tracks> mouth", "<tracks> eyes", ...
+           (a dialogue scene keeps its lines apart from the panel's takes this way).
     """
     key = _shape_keys_of(obj)
     _check_editable(obj, key)
@@ -128,8 +131,9 @@ def key_layers(obj, take, start_frame=1, preset=None, head=None, sparse: bool = 
         if not curves:
             continue
         action = _layer_action(f"{name} [{layer}]", layer, take, start_frame, step, preset)
+        action[TRACKS_KEY] = tracks
         made.keys += _write(action, key, curves, frames, sparse, tolerance, layer)
-        made.actions[layer], made.strips[layer] = action, _place(key, action, frames[0], layer)
+        made.actions[layer], made.strips[layer] = action, _place(key, action, frames[0], layer, tracks=tracks)
     tie = made.actions.get("mouth") or next(iter(made.actions.values()))
     for action in made.actions.values():
         action[TAKE_KEY] = tie.name
@@ -139,10 +143,10 @@ def key_layers(obj, take, start_frame=1, preset=None, head=None, sparse: bool = 
     if rotation is not None:
         target = head if head is not None else (_parent_armature(obj) or obj)
         action = _layer_action(f"{name} [head]", "head", take, start_frame, step, preset)
-        action[TAKE_KEY] = tie.name
+        action[TAKE_KEY], action[TRACKS_KEY] = tie.name, tracks
         made.keys += key_head(target, rotation, frames, action, sparse)
         made.actions["head"], made.strips["head"] = action, _place(target, action, frames[0], "head",
-                                                                   blend=_head_blend(target))
+                                                                   blend=_head_blend(target), tracks=tracks)
     return made
 
 
@@ -181,8 +185,9 @@ def key_mood(obj, mood: str, intensity: float = 1.0, take_action=None, tolerance
             action[prop] = base[prop]
     action[LAYER_KEY], action[TAKE_KEY] = "expression", tie
     action[face.MOOD], action[face.INTENSITY] = mood, float(intensity)
+    action[TRACKS_KEY] = base.get(TRACKS_KEY, "ExOmni")
     _write(action, key, curves, frames, True, tolerance, "expression")
-    _place(key, action, frames[0], "expression")
+    _place(key, action, frames[0], "expression", tracks=action[TRACKS_KEY])
     return action
 
 
@@ -280,8 +285,8 @@ def _write(action, owner, curves, frames, sparse, tolerance, layer) -> int:
     return len(curves) * len(frames)
 
 
-def _place(owner, action, start, layer, blend=None):
-    strip, _ = nla.place(owner, action, float(start), TRACKS[layer], blend_type=blend or BLEND[layer])
+def _place(owner, action, start, layer, blend=None, tracks: str = "ExOmni"):
+    strip, _ = nla.place(owner, action, float(start), f"{tracks} {layer}", blend_type=blend or BLEND[layer])
     return strip
 
 
