@@ -115,7 +115,9 @@ class _Collector:
 
     def __call__(self, wav, n, events) -> int:
         if n > 0 and wav:
-            self.chunks.append(np.ctypeslib.as_array(wav, shape=(n,)).copy())
+            # Copy the bytes, not a view: np.ctypeslib.as_array makes a ctypes array type per chunk length,
+            # and ctypes keeps every such type forever (a slow leak of a few MB per 1,000 takes).
+            self.chunks.append(np.frombuffer(ctypes.string_at(wav, 2 * n), dtype="<i2").copy())
         if events:
             i = 0
             while events[i].type != _EV_END_LIST:
