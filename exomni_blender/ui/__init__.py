@@ -51,7 +51,8 @@ def register():
 
 def unregister():
     from ..remote import launcher
-    from . import jobs
+    from . import jobs, live
+    live.stop_all()
     jobs.shutdown()
     launcher.stop()
     for module in reversed(_modules()):

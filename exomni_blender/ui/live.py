@@ -100,6 +100,7 @@ class LivePreview:
             except Exception:  # a handle that already ended
                 pass
         self._handles.clear()
+        self._device = None  # closes the audio device: an open one keeps Blender's audio thread alive at exit
         for (obj_name, key_name), value in self._saved.items():
             obj = bpy.data.objects.get(obj_name)
             keys = getattr(getattr(obj, "data", None), "shape_keys", None)
@@ -112,6 +113,8 @@ class LivePreview:
             scene.frame_set(scene.frame_current)
         if self in _previews:
             _previews.remove(self)
+        if not _previews and bpy.app.timers.is_registered(_tick_all):
+            bpy.app.timers.unregister(_tick_all)  # a timer left behind keeps the bpy module from exiting
 
     def _show(self, weights: np.ndarray) -> None:
         head = bpy.data.objects.get(self.head_name)
@@ -143,9 +146,11 @@ class LivePreview:
 
 
 def stop_all() -> None:
-    """Cancel: every preview silent and still at once."""
+    """Cancel (and unregister): every preview silent and still at once, and no timer left behind."""
     for preview in list(_previews):
         preview.stop()
+    if bpy.app.timers.is_registered(_tick_all):
+        bpy.app.timers.unregister(_tick_all)
 
 
 def _tick_all():

@@ -153,11 +153,14 @@ def backend_work(job, url, token, request, root, recording=None, preview=None) -
             started = _submit(job, client, request, recording)
             job.remote_id = started["job_id"]
 
+            lost = []  # why the live stream stopped, kept in every later message so the panel keeps saying it
+
             def on_update(status):
                 fraction = float(status.get("progress") or 0.0)
-                job.report(0.1 + 0.8 * fraction, status.get("message") or status.get("state") or "")
+                message = status.get("message") or status.get("state") or ""
+                job.report(0.1 + 0.8 * fraction, f"{lost[0]}; {message}" if lost else message)
 
-            final = live_stream(job, client, preview) if preview is not None else None
+            final = live_stream(job, client, preview, lost) if preview is not None else None
             if final is None:  # no preview, or its stream was lost: the job is followed as always
                 final = client.wait(job.remote_id, on_update, should_cancel=lambda: job.cancel_requested)
             if final["state"] == C.CANCELLED:
@@ -178,9 +181,10 @@ def backend_work(job, url, token, request, root, recording=None, preview=None) -
             recording.discard()
 
 
-def live_stream(job, client, preview):
+def live_stream(job, client, preview, lost: list):
     """Worker thread: the job's take stream fed to the live preview; the job's final status, or None
-    when the stream was lost (the preview stops and the job is polled instead, with a message)."""
+    when the stream was lost (the preview stops, the reason goes into `lost`, and the job is polled
+    instead)."""
     from ...remote.stream import StreamLost, stream_job
 
     progress, message = 0.0, "Live preview"
@@ -201,7 +205,8 @@ def live_stream(job, client, preview):
             job.report(0.1 + 0.8 * progress, message)  # each report makes the pump tick the preview
     except StreamLost as exc:
         preview.drop()
-        job.report(0.1 + 0.8 * progress, f"Live preview stopped ({exc}); waiting for the take as usual")
+        lost.append(f"Live preview stopped ({exc})")
+        job.report(0.1 + 0.8 * progress, f"{lost[0]}; waiting for the take as usual")
     return None
 
 
