@@ -316,8 +316,12 @@ class ExomniEngine(Engine):
             if self._preload_thread is not None:
                 return self._preload_thread
             if self._pipeline is None and not self._load_error:
-                self._loading = True  # at once, so no request slips in before the thread takes the lock
-                self._progress = (0.0, "checking the checkpoint and the device")
+                setup = self._check_setup()
+                if not setup.available:  # a setup that cannot load never shows as loading, even briefly
+                    self._load_error = setup.reason
+                else:
+                    self._loading = True  # at once, so no request slips in before the thread takes the lock
+                    self._progress = (0.0, "checking the checkpoint and the device")
             self._preload_thread = threading.Thread(target=self._try_load, name="exomni-load", daemon=True)
             self._preload_thread.start()
             return self._preload_thread
