@@ -65,14 +65,6 @@ def running() -> bool:
     return _process is not None and _process.poll() is None
 
 
-def log_path():
-    return _log_path
-
-
-def log_tail(lines: int = 6) -> str:
-    return _tail(_log_path, lines)
-
-
 def start(argv: list, log_dir: str = "") -> "subprocess.Popen":
     """Start the backend with `argv` (from `serve_argv`). Returns at once; its output goes to a log."""
     global _process, _log_path
