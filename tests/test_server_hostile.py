@@ -99,6 +99,76 @@ def test_a_foreign_host_is_refused_dns_rebinding(server, path):
         assert requests.get(server.url + C.HEALTH, headers={"Host": host}, timeout=5).ok
 
 
+REBOUND = ["127.0.0.1.evil.com", "127.0.0.1.nip.io", "[::1].evil.com", "localhost.evil.com", "evil.localhost",
+           "127.0.0.1 evil.com", "127.1", "localhost."]
+
+
+@pytest.mark.parametrize("name", REBOUND)
+def test_rebinding_names_that_start_like_loopback_neither_read_nor_make_takes(server, name):
+    """Host and Origin are parsed and compared whole: a name that merely starts with 127. or [::1] is any
+    attacker's DNS name (issue 20)."""
+    host = f"{name}:{server.port}"
+    before = _takes(server.url)
+    for path in (C.TAKES, C.ENGINES, C.HEALTH):
+        r = requests.get(server.url + path, headers={"Host": host}, timeout=5)
+        assert r.status_code == 403 and r.json()["error"]["code"] == C.E_FORBIDDEN, (host, path, r.text)
+    r = requests.post(server.url + C.TAKES, json={"text": "rebound"}, headers={"Host": host}, timeout=5)
+    assert r.status_code == 403, r.text
+    # the same name as a page's origin, with the right Host
+    r = requests.post(server.url + C.TAKES, json={"text": "rebound"}, timeout=5,
+                      headers={"Origin": f"http://{host}"})
+    assert r.status_code == 403 and "--allow-origin" in r.json()["error"]["message"]
+    assert _takes(server.url) == before
+
+
+def test_loopback_addresses_and_same_origin_are_still_served(server):
+    for host in (f"127.0.0.1:{server.port}", f"localhost:{server.port}", f"LOCALHOST:{server.port}",
+                 f"127.0.0.2:{server.port}", f"[::1]:{server.port}", "127.0.0.1"):
+        assert requests.get(server.url + C.ENGINES, headers={"Host": host}, timeout=5).ok, host
+    r = requests.get(server.url + C.ENGINES, headers={"Origin": server.url}, timeout=5)
+    assert r.ok and r.headers["access-control-allow-origin"] == server.url
+    for origin in (f"http://127.0.0.1:{server.port + 1}", f"http://127.0.0.1.evil.com:{server.port}", "null",
+                   f"file://127.0.0.1:{server.port}", f"http://user@127.0.0.1:{server.port}"):
+        assert requests.get(server.url + C.ENGINES, headers={"Origin": origin}, timeout=5).status_code == 403, origin
+
+
+def test_an_allowed_host_is_matched_exactly(tmp_path):
+    with LocalServer(tmp_path / "store", token="t0ken", extra_args=["--allow-host", "Studio.lan"]) as s:
+        auth = {"Authorization": "Bearer t0ken"}
+        assert requests.get(s.url + C.ENGINES, headers={"Host": f"studio.lan:{s.port}", **auth}, timeout=5).ok
+        for name in ("studio.lan.evil.com", "evil.studio.lan", "studio.lanx"):
+            r = requests.get(s.url + C.ENGINES, headers={"Host": f"{name}:{s.port}", **auth}, timeout=5)
+            assert r.status_code == 403, name
+
+
+@pytest.mark.parametrize("host, loopback", [
+    ("127.0.0.1", True), ("127.8.9.10", True), ("localhost", True), ("::1", True), ("[::1]", True),
+    ("::ffff:127.0.0.1", True), ("127.0.0.1.nip.io", False), ("127.0.0.1.evil.com", False),
+    ("[::1].evil.com", False), ("evil.localhost", False), ("0.0.0.0", False), ("::", False), ("127.1", False),
+])
+def test_serve_host_needs_a_token_unless_it_is_exactly_loopback(host, loopback):
+    from argparse import Namespace
+
+    from backend.commands.serve import decide_settings
+    from backend.settings import Settings, is_loopback
+
+    assert is_loopback(host) is loopback
+    args = Namespace(host=host, port=None, store=None, token=None, max_queued=None, keep_takes=None,
+                     keep_bytes=None, docs=False, allow_open=False, allow_origin=[], allow_host=[])
+    if loopback:
+        assert decide_settings(args, Settings())[0].host == host
+    else:
+        with pytest.raises(ValueError, match="needs a token"):
+            decide_settings(args, Settings())
+
+
+def test_serve_refuses_a_rebinding_name_as_host_before_listening(tmp_path):
+    r = subprocess.run([sys.executable, "-m", "backend.cli", "serve", "--port", str(free_port()), "--host",
+                        "127.0.0.1.nip.io", "--store", str(tmp_path / "s")], capture_output=True, text=True,
+                       timeout=60, cwd=REPO)
+    assert r.returncode == 2 and "needs a token" in r.stderr, r.stderr
+
+
 def test_an_allowed_origin_gets_cors_and_same_origin_docs_calls_work(tmp_path):
     tool = "http://localhost:3000"
     with LocalServer(tmp_path / "store", extra_args=["--allow-origin", tool, "--docs"]) as s:

@@ -12,7 +12,10 @@ Every web page the animator opens can send requests to 127.0.0.1, so this ASGI m
 from __future__ import annotations
 
 import hmac
+import ipaddress
 import json
+import re
+from urllib.parse import urlsplit
 
 from exomni_blender.core import contract as C
 from exomni_blender.core.errors import ExOmniError
@@ -48,12 +51,43 @@ def body_cap(content_type: str, path: str = "") -> int:
     return MAX_SCRIPT_BODY if path == C.DIALOGUE_PLAN else C.MAX_JSON_BYTES
 
 
+_NAME = re.compile(r"([a-z0-9_-]+(?:\.[a-z0-9_-]+)*)(?::([0-9]{1,5}))?")
+_BRACKETED = re.compile(r"\[([0-9a-f:.]+)\](?::([0-9]{1,5}))?")
+
+
+def split_host(host: str):
+    """A Host header (or an origin's host[:port]) parsed whole: (name, port or None), or None when it is
+    not exactly a name, an IPv4 address or a bracketed IPv6 address with an optional port.
+    "127.0.0.1:8765" -> ("127.0.0.1", 8765), "[::1]:80" -> ("::1", 80), "[::1].evil.com" -> None."""
+    host = (host or "").strip().lower()
+    match = _BRACKETED.fullmatch(host)
+    if match:
+        try:
+            name = str(ipaddress.IPv6Address(match.group(1)))
+        except ValueError:
+            return None
+    else:
+        match = _NAME.fullmatch(host)
+        if not match:
+            return None
+        name = match.group(1)
+    port = int(match.group(2)) if match.group(2) else None
+    return (name, port) if port is None or 0 < port < 65536 else None
+
+
 def host_name(host: str) -> str:
-    """The name in a Host header, without its port: "127.0.0.1:8765" -> "127.0.0.1", "[::1]:80" -> "::1"."""
-    host = host.strip().lower()
-    if host.startswith("["):
-        return host[1:host.find("]")] if "]" in host else host
-    return host.split(":")[0] if host.count(":") == 1 else host
+    """The name in a Host header, without its port ("" when the header is malformed)."""
+    parsed = split_host(host)
+    return parsed[0] if parsed else ""
+
+
+def _exact_name(name: str) -> str:
+    """A name as the guard compares it: lower case, IPv6 without brackets and in its short form."""
+    name = name.strip().lower().strip("[]")
+    try:
+        return str(ipaddress.ip_address(name))
+    except ValueError:
+        return name
 
 
 def token_matches(header: bytes | None, token: bytes) -> bool:
@@ -68,16 +102,18 @@ class Guard:
     def __init__(self, app, *, token: str | None, bound_host: str, allow_hosts=(), allow_origins=()):
         self.app = app
         self.token = token.encode("utf-8") if token else None
-        self.bound_host = bound_host.strip("[]").lower()
-        self.allow_hosts = {h.lower() for h in allow_hosts}
+        self.bound_host = _exact_name(bound_host)
+        self.allow_hosts = {_exact_name(h) for h in allow_hosts}
         self.allow_origins = {o.rstrip("/").lower() for o in allow_origins}
 
     # -- the checks -------------------------------------------------------------------------------
     def host_allowed(self, host: str) -> bool:
+        """Whether a Host header names this server: a loopback address or `localhost`, a name given
+        with --allow-host, or the address it is bound to, each compared whole (never by prefix)."""
         name = host_name(host)
-        if is_loopback(name) or name in self.allow_hosts:
+        if name and (is_loopback(name) or name in self.allow_hosts):
             return True
-        if self.bound_host and self.bound_host not in ("0.0.0.0", "::") and name == self.bound_host:
+        if name and self.bound_host not in ("", "0.0.0.0", "::") and name == self.bound_host:
             return True
         # Bound to every address with a token: the token, not the name, keeps strangers out.
         return self.token is not None and self.bound_host in ("0.0.0.0", "::")
@@ -86,8 +122,20 @@ class Guard:
         origin = origin.rstrip("/").lower()
         if origin in self.allow_origins or "*" in self.allow_origins:
             return True
-        # The server's own pages (/docs) are same-origin: scheme-less comparison of host[:port].
-        return origin.split("://", 1)[-1] == host.lower()
+        # The server's own pages (/docs) are same-origin: the origin's scheme, name and port parsed and
+        # compared with the Host header's.
+        try:
+            parts = urlsplit(origin)
+        except ValueError:
+            return False
+        if parts.scheme not in ("http", "https") or parts.path or parts.query or parts.fragment \
+                or "@" in parts.netloc:
+            return False
+        theirs, ours = split_host(parts.netloc), split_host(host)
+        if not theirs or not ours:
+            return False
+        default = 443 if parts.scheme == "https" else 80
+        return theirs[0] == ours[0] and (theirs[1] or default) == (ours[1] or default)
 
     async def __call__(self, scope, receive, send):
         if scope["type"] == "websocket":

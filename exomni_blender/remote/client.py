@@ -5,6 +5,7 @@ becomes a `BackendError` whose message tells the animator what to do; nothing el
 block, so the add-on makes them on a worker thread (see `jobs`), never on Blender's main thread.
 """
 
+import ipaddress
 import json
 import time
 import uuid
@@ -107,8 +108,14 @@ def host_and_port(url: str) -> tuple:
 
 
 def is_local_url(url: str) -> bool:
+    """The URL names this machine: `localhost` or a loopback address, parsed (127.0.0.1.example.com is not)."""
     host, _ = host_and_port(url)
-    return host in ("127.0.0.1", "localhost", "::1") or host.startswith("127.")
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 class Client:
