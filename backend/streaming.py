@@ -1,9 +1,11 @@
-"""Take pieces on the wire of the take stream (contract.JOB_STREAM): the one encoder of its events.
+"""Take pieces as events of the take stream (contract.JOB_STREAM): the one encoder of its events.
 
-The worker turns each piece an engine makes into event payloads (`piece_events`); the endpoint reads
-whatever a finished job left in the store the same way (`take_events`), so a client gets the same
-bytes whichever way a piece reached it: the audio as the 16-bit samples audio.wav holds, the frames
-as the rounded values blendshapes.json holds.
+The engine worker turns each piece an engine makes into event payloads (`make_take_streamed`,
+`piece_events`); the HTTP endpoint (backend.server.stream) reads whatever a finished job left in the
+store the same way (`stored_take_events`), so a client gets the same bytes whichever way a piece
+reached it: the audio as the 16-bit samples audio.wav holds, the frames as the rounded values
+blendshapes.json holds. Nothing here knows HTTP: the endpoint frames these payloads as server-sent
+events, and the worker imports this module, never the server.
 """
 
 from __future__ import annotations

@@ -23,8 +23,8 @@ from exomni_blender.core import contract as C
 from exomni_blender.core.request import RequestError, TakeRequest
 
 from .engines.base import Cancelled, Progress
-from .server.stream_wire import make_take_streamed
 from .store import TakeStore, is_disk_full, store_full
+from .streaming import make_take_streamed
 
 ENGINE_POLL_S = 0.5  # how often model-loading progress is sent while it changes
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import requests
 
-from backend.server.stream_wire import wav_pcm16
+from backend.streaming import wav_pcm16
 from exomni_blender.core import contract as C
 from exomni_blender.core.exchange.a2f import read_a2f
 from exomni_blender.remote.client import Client

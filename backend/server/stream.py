@@ -1,11 +1,11 @@
 """GET /v1/jobs/{id}/stream: a take job's output as it is made, as server-sent events.
 
 The wire is defined in `contract` (STREAM_*); the events are made in the engine worker
-(`stream_wire.make_take_streamed`) and kept on the job (`JobQueue.events`) while it runs, so a client
-that connects late first gets everything already made. A finished job's events are dropped and what
-a client still lacks is read from the stored take instead (the same bytes), so a client that connects
-after the end, or while the job ends, still gets the whole take. The guard applies its Host, Origin
-and token rules here as everywhere.
+(`backend.streaming.make_take_streamed`) and kept on the job (`JobQueue.events`) while it runs, so a
+client that connects late first gets everything already made. A finished job's events are dropped
+and what a client still lacks is read from the stored take instead (the same bytes), so a client
+that connects after the end, or while the job ends, still gets the whole take. The guard applies its
+Host, Origin and token rules here as everywhere.
 """
 
 from __future__ import annotations
@@ -20,8 +20,8 @@ from starlette.concurrency import run_in_threadpool
 
 from exomni_blender.core import contract as C
 
+from ..streaming import stored_take_events
 from . import schemas as S
-from .stream_wire import stored_take_events
 
 POLL_S = 0.02  # how often a running job's new events are looked for
 
