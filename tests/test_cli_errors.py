@@ -83,14 +83,12 @@ def test_serve_port_out_of_range(tmp_path, port):
 
 @pytest.mark.parametrize("value", ["0", "4", "nan"])
 def test_one_range_per_option_in_the_error_and_the_help(capsys, tmp_path, value):
-    from exomni_blender.core.request import RATE_RANGE
-
-    stated = f"from {RATE_RANGE[0]:g} to {RATE_RANGE[1]:g}"
+    stated = "from 0.5 to 2.5"  # eSpeak NG's 80..450 words per minute around its 175 at 1.0
     status, _, err = run(capsys, "take", "--text", "Hi", "--rate", value, "--out", tmp_path / "t")
     assert status != 0 and stated in err
     with pytest.raises(SystemExit):
         main(["take", "--help"])
-    assert f"{RATE_RANGE[0]:g} to {RATE_RANGE[1]:g}" in capsys.readouterr().out
+    assert stated in " ".join(capsys.readouterr().out.split())
 
 
 def test_a_recording_without_a_mode_is_lip_synced(capsys, tmp_path):
@@ -133,13 +131,10 @@ def test_take_with_mood_intensity_and_head_motion(capsys, tmp_path):
     (["--head-motion", "-1"], "head_motion must be a number from 0 to 2"),
 ])
 def test_mood_options_out_of_range_say_the_range(capsys, tmp_path, args, stated):
-    from exomni_blender.core.request import HEAD_MOTION_RANGE, INTENSITY_RANGE
-
     status, _, err = run(capsys, "take", "--text", "Hi", *args, "--out", tmp_path / "t")
     assert status != 0 and stated in err and not (tmp_path / "t" / "take.json").exists()
     with pytest.raises(SystemExit):
         main(["take", "--help"])
     help_text = " ".join(capsys.readouterr().out.split())
-    for low, high in (INTENSITY_RANGE, HEAD_MOTION_RANGE):
-        assert f"{low:g} to {high:g}" in help_text
+    assert "mood shows; a number from 0 to 1" in help_text and "still head; a number from 0 to 2" in help_text
     assert "disgusted" in help_text

@@ -111,8 +111,8 @@ def test_without_decoder_the_note_says_so(engine):
 
 @pytest.mark.parametrize("options, match", [
     ({"temperature": "hot"}, "temperature must be a number"),
-    ({"top_p": 0}, "top_p must be above 0"),
-    ({"max_new_tokens": 0}, "max_new_tokens must be between"),
+    ({"top_p": 0}, "top_p must be a number above 0"),
+    ({"max_new_tokens": 0}, "max_new_tokens must be a whole number from 1 to 2048"),
     ({"greedy": "yes"}, "greedy must be true or false"),
 ])
 def test_bad_options_are_refused(engine, options, match):

@@ -1,42 +1,62 @@
 """`exomni take`: make one take locally, without a server, and write its take folder."""
 
+import json
 import sys
 from pathlib import Path
 
-from exomni_blender.core import contract as C
-from exomni_blender.core.face import MOOD_NAMES
-from exomni_blender.core.request import (DEFAULT_FPS, FPS_RANGE, HEAD_MOTION_RANGE, INTENSITY_RANGE, PITCH_RANGE,
-                                        RATE_RANGE)
+from exomni_blender.core import request as R
 
 from ._common import ProgressBar, add_engine_options, fail, make_registry
 
 
 def register(sub):
     p = sub.add_parser("take", help="make a take locally and write the take folder")
-    p.add_argument("--engine", default=C.DEFAULT_ENGINE)
-    p.add_argument("--mode", default=None, choices=C.MODES,
-                   help="say (default), chat, or lipsync (the default when --audio is given)")
-    p.add_argument("--text", default="", help="the line to say (say), the prompt (chat) or the transcript (lipsync)")
+    add_request_arguments(p)
     p.add_argument("--audio", default=None, help="a recording: lipsync source or spoken prompt")
-    p.add_argument("--fps", type=float, default=DEFAULT_FPS,
-                   help=f"frames per second of the curves, {FPS_RANGE[0]:g} to {FPS_RANGE[1]:g}")
-    p.add_argument("--voice", default=None)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--rate", type=float, default=1.0,
-                   help=f"speaking-rate multiplier, {RATE_RANGE[0]:g} to {RATE_RANGE[1]:g} (1 = normal)")
-    p.add_argument("--pitch", type=float, default=1.0,
-                   help=f"pitch multiplier, {PITCH_RANGE[0]:g} to {PITCH_RANGE[1]:g} (1 = normal)")
-    p.add_argument("--mouth-only", action="store_true", help="no blinks, brows, gaze, mood or head motion")
-    # No argparse choices for the mood: the one validator checks it and says what to send instead.
-    p.add_argument("--mood", default="neutral", help=f"the face's mood: {', '.join(MOOD_NAMES)} (default neutral)")
-    p.add_argument("--intensity", type=float, default=1.0,
-                   help=f"how strongly the mood shows, {INTENSITY_RANGE[0]:g} to {INTENSITY_RANGE[1]:g}")
-    p.add_argument("--head-motion", type=float, default=1.0,
-                   help=f"head nods and sway, {HEAD_MOTION_RANGE[0]:g} to {HEAD_MOTION_RANGE[1]:g} "
-                        "(1 = natural, 0 = a still head)")
     p.add_argument("--out", required=True, help="folder to write the take into")
     add_engine_options(p)
     p.set_defaults(func=run)
+
+
+def add_request_arguments(p) -> None:
+    """One flag per declared request field, and --option NAME=VALUE for the engine options. No argparse
+    ranges or choices: the one validator checks every value and says what to send instead."""
+    for name, spec in R.SPECS.items():
+        if spec.kind is dict:
+            continue
+        flag = "--" + name.replace("_", "-")
+        rule = spec.describe()
+        words = f"{spec.help}{'; ' + rule if rule else ''}"
+        if spec.kind is bool:
+            p.add_argument(flag, action="store_true", default=spec.default, help=spec.help)
+        elif name == "mode":  # a recording with no mode is one to animate
+            p.add_argument(flag, default=None, help=f"{words} (default: say, or lipsync with --audio)")
+        else:
+            p.add_argument(flag, type=spec.kind, default=spec.default, metavar=name.upper(),
+                           help=f"{words} (default: {spec.default})" if spec.default not in (None, "") else words)
+    options = "; ".join(f"{n}: {o.help}, {o.describe()} ({', '.join(o.engines)})" for n, o in R.OPTIONS.items())
+    p.add_argument("--option", action="append", default=[], metavar="NAME=VALUE",
+                   help=f"an engine option, repeatable: {options}")
+
+
+def request_fields(args) -> dict:
+    """The request's fields from the parsed flags (the validator checks them)."""
+    data = {name: getattr(args, name) for name, spec in R.SPECS.items() if spec.kind is not dict}
+    data["options"] = dict(parse_option(text) for text in args.option)
+    return data
+
+
+def parse_option(text: str) -> tuple:
+    """NAME=VALUE, the value read as JSON where it is (numbers, true/false), else as text."""
+    name, sep, raw = text.partition("=")
+    if not sep or not name.strip():
+        raise R.RequestError(f"--option {text!r} must be NAME=VALUE, such as --option max_new_tokens=256; "
+                             f"the options are {', '.join(R.OPTIONS)}")
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        value = raw
+    return name.strip(), value
 
 
 def run(args) -> int:
@@ -45,10 +65,8 @@ def run(args) -> int:
     registry = make_registry(args)
     if args.mode is None:  # a recording with no mode is one to animate
         args.mode = "lipsync" if args.audio else "say"
-    data = {"engine": args.engine, "mode": args.mode, "text": args.text, "fps": args.fps, "voice": args.voice,
-            "seed": args.seed, "rate": args.rate, "pitch": args.pitch, "mouth_only": args.mouth_only,
-            "mood": args.mood, "intensity": args.intensity, "head_motion": args.head_motion}
     try:
+        data = request_fields(args)
         if args.audio and not Path(args.audio).is_file():
             return fail(f"no such audio file: {args.audio}")
         if Path(args.out).exists() and not Path(args.out).is_dir():

@@ -54,7 +54,6 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import logging
-import os
 import threading
 import time
 from dataclasses import dataclass
@@ -65,14 +64,14 @@ import numpy as np
 from exomni_blender.core import face as face_model  # `face` is the streamed face in make_take
 from exomni_blender.core.arkit import ARKIT_52, MOUTH_CHANNELS
 from exomni_blender.core.contract import E_BAD_AUDIO, E_BAD_REQUEST, E_EMPTY_TEXT, E_ENGINE_UNAVAILABLE, E_UNKNOWN_MODE
+from exomni_blender.core.request import option_value, validate_options
+from exomni_blender.core.settings import Settings
 from exomni_blender.core.take import Take, resample_curves
 
 from .base import Availability, Cancelled, Engine, EngineError, Progress, TakeRequest
 
-CHECKPOINT_ENV, DECODER_ENV, DEVICE_ENV = "EXOMNI_CHECKPOINT", "EXOMNI_DECODER", "EXOMNI_DEVICE"
 MODEL_FPS = 30.0
 UNIT_RATE = 12.5
-MAX_NEW_TOKENS_LIMIT = 2048
 log = logging.getLogger("exomni.engine")
 
 
@@ -242,9 +241,10 @@ class ExomniEngine(Engine):
                    "ARKit-52 at 30 fps); needs the Tencent/Ex-Omni checkpoint")
 
     def __init__(self, checkpoint=None, decoder=None, device=None, speech_encoder=None, speech_generator=None):
-        self.checkpoint = checkpoint or os.environ.get(CHECKPOINT_ENV) or None
-        self.decoder_folder = decoder or os.environ.get(DECODER_ENV) or None
-        self.device = device or os.environ.get(DEVICE_ENV) or "auto"
+        env = Settings.from_env(strict=False)  # what the caller leaves out, the environment gives
+        self.checkpoint = checkpoint or env.checkpoint
+        self.decoder_folder = decoder or env.decoder
+        self.device = device or env.device or "auto"
         self.speech_encoder = speech_encoder
         self.speech_generator = speech_generator
         self._load_lock = threading.Lock()
@@ -390,7 +390,7 @@ class ExomniEngine(Engine):
         """(decoder or None, note saying why there is no audio)."""
         if not self.decoder_folder:
             return None, (f"no audio: the audio decoder's folder (glm-4-voice-decoder with flow.pt and hift.pt) "
-                          f"was not given; set {DECODER_ENV} or --exomni-decoder to hear the speech")
+                          f"was not given; set EXOMNI_DECODER or --exomni-decoder to hear the speech")
         try:
             module = importlib.import_module("backend.models.audio_decoder")
         except ModuleNotFoundError as exc:
@@ -419,9 +419,9 @@ class ExomniEngine(Engine):
         available = self.availability()
         if not available.available:
             raise EngineError(available.reason, E_ENGINE_UNAVAILABLE)
-        text_sampling, unit_sampling, max_new_tokens = sampling_from_options(request.options)
-        stream_audio = stream_audio_option(request.options)
-        stream_face = bool_option(request.options, "stream_face")
+        options = validate_options(request.options or {})
+        text_sampling, unit_sampling, max_new_tokens = sampling_from_options(options)
+        stream_audio, stream_face = option_value(options, "stream_audio"), option_value(options, "stream_face")
         t_start = time.perf_counter()
         was_loaded = self.loaded
         progress(0.0, "loading the Ex-Omni model" if not was_loaded else "starting")
@@ -646,61 +646,21 @@ def _decode(decoder, units, seed):
     return decoder.decode(list(units))
 
 
-def bool_option(options: dict, key: str, default: bool = True) -> bool:
-    value = (options or {}).get(key, default)
-    if value is None:
-        return default
-    if not isinstance(value, bool):
-        raise EngineError(f"option {key} must be true or false, got {value!r}", E_BAD_REQUEST)
-    return value
-
-
-def stream_audio_option(options: dict) -> bool:
-    """`stream_audio` (default true): decode audio while the units are generated, or offline after them."""
-    value = (options or {}).get("stream_audio", True)
-    if value is None:
-        return True
-    if not isinstance(value, bool):
-        raise EngineError(f"option stream_audio must be true or false, got {value!r}", E_BAD_REQUEST)
-    return value
-
-
 def sampling_from_options(options: dict, generation: dict | None = None):
-    """(TextSampling, UnitSampling, max_new_tokens) from a request's options; EngineError on bad values.
+    """(TextSampling, UnitSampling, max_new_tokens) from a request's options, checked by their one
+    declaration (`exomni_blender.core.request.OPTIONS`).
 
     What the options leave out is the released demo's: temperature 0.2, and top-k, top-p and the
     repetition penalty of the checkpoint's generation_config.json (`generation`)."""
     from ..models.exomni.sampling import TextSampling, UnitSampling
 
-    options = options or {}
-
-    def number(key, kind, default, low, high):
-        value = options.get(key, default)
-        if value is None:
-            return default
-        try:
-            if isinstance(value, bool):
-                raise TypeError
-            value = kind(value)
-        except (TypeError, ValueError):
-            raise EngineError(f"option {key} must be a number, got {value!r}", E_BAD_REQUEST) from None
-        if not low <= value <= high:
-            raise EngineError(f"option {key} must be between {low} and {high}, got {value}", E_BAD_REQUEST)
-        return value
-
-    greedy = options.get("greedy", False)
-    if not isinstance(greedy, bool):
-        raise EngineError(f"option greedy must be true or false, got {greedy!r}", E_BAD_REQUEST)
-    temperature = number("temperature", float, 0.2, 0.0, 10.0)
-    top_p = number("top_p", float, None, 0.0, 1.0)
-    if top_p is not None and top_p <= 0.0:
-        raise EngineError("option top_p must be above 0 (1 turns it off)", E_BAD_REQUEST)
-    top_k = number("top_k", int, None, 0, 1_000_000)
-    penalty = number("repetition_penalty", float, None, 0.01, 10.0)
-    max_new_tokens = number("max_new_tokens", int, 128, 1, MAX_NEW_TOKENS_LIMIT)
-    text = TextSampling.from_generation_config(generation, greedy=greedy, temperature=temperature, top_k=top_k,
-                                               top_p=top_p, repetition_penalty=penalty)
-    return text, UnitSampling(greedy=greedy), max_new_tokens
+    options = validate_options(options or {})
+    greedy = option_value(options, "greedy")
+    text = TextSampling.from_generation_config(generation, greedy=greedy,
+                                               temperature=option_value(options, "temperature"),
+                                               top_k=options.get("top_k"), top_p=options.get("top_p"),
+                                               repetition_penalty=options.get("repetition_penalty"))
+    return text, UnitSampling(greedy=greedy), option_value(options, "max_new_tokens")
 
 
 def _describe(text, units, max_new_tokens, mode) -> dict:

@@ -53,7 +53,8 @@ class EngineRegistry:
         specs = {}
         for e in self._engines.values():
             voices = e.voices() if hasattr(e, "voices") else None
-            specs[e.name] = EngineSpec(name=e.name, modes=tuple(e.modes), voices=voices)
+            variants = e.variants() if hasattr(e, "variants") else None
+            specs[e.name] = EngineSpec(name=e.name, modes=tuple(e.modes), voices=voices, variants=variants)
         return specs
 
     def validate(self, fields, has_audio: bool = False) -> TakeRequest:

@@ -12,14 +12,16 @@ import json
 from pathlib import Path
 
 from exomni_blender.core import contract as C
+from exomni_blender.core import request as R
 
 from ..engines.base import EngineError, TakeRequest
 from ..engines.registry import EngineRegistry
 from ..store import is_disk_full, store_full
 
 UPLOAD_FIELDS = ("audio_base64", "audio_filename")  # a recording inside a JSON body
-# Form fields arrive as strings; these become numbers before the validator sees them.
-FORM_NUMBERS = {"fps": float, "seed": int, "rate": float, "pitch": float, "intensity": float, "head_motion": float}
+# Form fields arrive as strings; the declared numbers and switches are converted before the validator sees them.
+FORM_NUMBERS = {name: spec.kind for name, spec in R.SPECS.items() if spec.kind in (int, float)}
+FORM_SWITCHES = tuple(name for name, spec in R.SPECS.items() if spec.kind is bool)
 MAX_FORM_FIELDS = 32
 
 
@@ -85,7 +87,7 @@ def form_fields(form) -> dict:
             continue
         try:
             data[key] = FORM_NUMBERS[key](value) if key in FORM_NUMBERS else (
-                value.lower() in ("1", "true", "yes") if key == "mouth_only" else value)
+                value.lower() in ("1", "true", "yes") if key in FORM_SWITCHES else value)
         except ValueError:
             raise EngineError(f"form field {key!r} must be a number, got {value[:40]!r}", C.E_BAD_REQUEST) from None
     return data

@@ -1,56 +1,57 @@
 """The API's request and response shapes, for OpenAPI (/openapi.json, and /docs when asked for).
 
 They describe; they do not validate requests: the one take-request validator is
-`exomni_blender.core.request.validate`, whose limits the descriptions below are built from.
+`exomni_blender.core.request.validate`. The take request's shapes are made from its declaration
+(`TakeRequest`'s field specs and `OPTIONS`), so they cannot drift from what the validator checks.
 """
 
 from __future__ import annotations
 
 from typing import Literal, Optional
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from exomni_blender.core import contract as C
 from exomni_blender.core import request as R
 
 
-class TakeRequestBody(BaseModel):
-    """POST /v1/takes as JSON (a recording goes as multipart, or base64 in `audio_base64`)."""
-
-    engine: str = Field(C.DEFAULT_ENGINE, description="an engine from GET /v1/engines")
-    mode: Literal["say", "chat", "lipsync"] = "say"
-    text: str = Field("", max_length=R.TRANSCRIPT_LIMIT, examples=["Bob bought a pink balloon."],
-                      description=f"the line (at most {R.TEXT_LIMIT} characters), a chat prompt, or a lip-sync transcript")
-    fps: float = Field(R.DEFAULT_FPS, ge=R.FPS_RANGE[0], le=R.FPS_RANGE[1])
-    voice: Optional[str] = Field(None, max_length=R.VOICE_MAX_CHARS, examples=["en-us"])
-    seed: int = Field(0, ge=R.SEED_RANGE[0], le=R.SEED_RANGE[1])
-    rate: float = Field(1.0, ge=R.RATE_RANGE[0], le=R.RATE_RANGE[1])
-    pitch: float = Field(1.0, ge=R.PITCH_RANGE[0], le=R.PITCH_RANGE[1])
-    mouth_only: bool = Field(False, description="only the mouth: no blinks, brows, gaze, mood or head motion")
-    mood: Literal[R.MOOD_NAMES] = Field("neutral", description="the face's (and where the engine can, the "
-                                                                "voice's) mood: " + ", ".join(R.MOOD_NAMES))
-    intensity: float = Field(1.0, ge=R.INTENSITY_RANGE[0], le=R.INTENSITY_RANGE[1],
-                             description="how strongly the mood shows")
-    head_motion: float = Field(1.0, ge=R.HEAD_MOTION_RANGE[0], le=R.HEAD_MOTION_RANGE[1],
-                               description="head nods and sway: 1 = natural, 0 = a still head")
-    options: dict = Field(default_factory=dict, description="engine options: " + ", ".join(R.OPTIONS))
-    audio_base64: Optional[str] = Field(None, description=f"a short recording, base64 (the whole body stays under "
-                                                          f"{C.MAX_JSON_BYTES // 1024} KB)")
-    audio_filename: Optional[str] = Field(None, examples=["line.wav"])
+def _field(spec: R.Spec, *, form: bool = False):
+    """(annotation, pydantic Field) for one declared field or option; form fields all start unset."""
+    kind = Literal[spec.choices] if spec.choices else spec.kind
+    limits: dict = {}
+    if spec.kind in (int, float) and spec.low is not None:
+        limits = {"gt" if spec.low_open else "ge": spec.low, "le": spec.high}
+    elif spec.kind is str and spec.high is not None:
+        limits = {"max_length": spec.high}
+    described = spec.help + (f"; {spec.describe()}" if spec.describe() and not spec.choices else "")
+    if spec.engines:
+        described += f" (engine: {', '.join(spec.engines)})"
+    if spec.kind is dict:
+        return EngineOptions, Field(default_factory=dict, description=described)
+    if form or spec.default is None:
+        return Optional[kind], Field(None, description=described, **limits)
+    return kind, Field(spec.default, description=described, **limits)
 
 
-class TakeUpload(BaseModel):
-    """POST /v1/takes as multipart/form-data (send the X-ExOmni-Client header with it)."""
+# Engine options as OpenAPI shows them: each one optional, unknown names refused.
+EngineOptions = create_model("EngineOptions", __config__=ConfigDict(extra="forbid"),
+                             **{name: _field(spec, form=True) for name, spec in R.OPTIONS.items()})
 
-    audio: bytes = Field(..., json_schema_extra={"format": "binary"}, description="the recording")
-    request: Optional[str] = Field(None, description='the other fields as one JSON object, e.g. {"mode": "lipsync"}')
-    mode: Optional[str] = "lipsync"
-    text: Optional[str] = None
-    mood: Optional[str] = Field(None, description=", ".join(R.MOOD_NAMES))
-    intensity: Optional[float] = Field(None, ge=R.INTENSITY_RANGE[0], le=R.INTENSITY_RANGE[1],
-                                       description="a number sent as a form field")
-    head_motion: Optional[float] = Field(None, ge=R.HEAD_MOTION_RANGE[0], le=R.HEAD_MOTION_RANGE[1],
-                                         description="a number sent as a form field")
+# POST /v1/takes as JSON (a recording goes as multipart, or base64 in `audio_base64`).
+TakeRequestBody = create_model(
+    "TakeRequestBody", __config__=ConfigDict(extra="forbid"),
+    **{name: _field(spec) for name, spec in R.SPECS.items()},
+    audio_base64=(Optional[str], Field(None, description=f"a short recording, base64 (the whole body stays under "
+                                                         f"{C.MAX_JSON_BYTES // 1024} KB)")),
+    audio_filename=(Optional[str], Field(None, examples=["line.wav"])))
+
+# POST /v1/takes as multipart/form-data (send the X-ExOmni-Client header with it): the recording, and the
+# other fields either one by one or as one JSON object in `request`.
+TakeUpload = create_model(
+    "TakeUpload",
+    audio=(bytes, Field(..., json_schema_extra={"format": "binary"}, description="the recording")),
+    request=(Optional[str], Field(None, description='the other fields as one JSON object, e.g. {"mode": "lipsync"}')),
+    **{name: _field(spec, form=True) for name, spec in R.SPECS.items() if spec.kind is not dict})
 
 
 class ErrorDetail(BaseModel):

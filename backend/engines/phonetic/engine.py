@@ -11,7 +11,7 @@ from exomni_blender.core import contract as C
 from exomni_blender.core import face
 from exomni_blender.core.take import Take
 
-from exomni_blender.core.request import PITCH_RANGE, RATE_RANGE, EngineSpec, validate
+from exomni_blender.core.request import EngineSpec, bounds, option_value, validate
 
 from ..base import Availability, Cancelled, Engine, EngineError, Progress, TakeRequest
 from . import espeak
@@ -32,6 +32,11 @@ class PhoneticEngine(Engine):
         """The voice names requests may use (None while eSpeak NG is unavailable: nothing to check)."""
         return _voices()
 
+    def variants(self):
+        """The "+variant" names requests may use, lowercased (None while eSpeak NG is unavailable)."""
+        ok, _ = espeak.is_available()
+        return frozenset(v.lower() for v in espeak.available_variants()) if ok else None
+
     def describe(self) -> dict:
         info = super().describe()
         if info["available"]:
@@ -40,7 +45,7 @@ class PhoneticEngine(Engine):
         else:
             info["voices"], info["variants"] = [], []
         info["default_voice"] = espeak.DEFAULT_VOICE
-        info["options"] = {"rate": list(RATE_RANGE), "pitch": list(PITCH_RANGE)}
+        info["options"] = {"rate": list(bounds("rate")), "pitch": list(bounds("pitch"))}
         return info
 
     def make_take(self, request: TakeRequest, progress: Progress) -> Take:
@@ -97,7 +102,7 @@ def _voice_for_mood(request: TakeRequest) -> tuple[float, float]:
     if request.mouth_only:
         return float(request.rate), float(request.pitch)
     rate, pitch = face.mood_voice(request.mood, request.intensity)
-    return (float(np.clip(request.rate * rate, *RATE_RANGE)), float(np.clip(request.pitch * pitch, *PITCH_RANGE)))
+    return (float(np.clip(request.rate * rate, *bounds("rate"))), float(np.clip(request.pitch * pitch, *bounds("pitch"))))
 
 
 def _voices():
@@ -106,16 +111,11 @@ def _voices():
     return espeak.accepted_voice_names() if ok else None
 
 
-# Silence around the line: without it the first frame already holds the first sound's shape
-# (a pop from the rest pose), and the lips have no time to anticipate it or to settle after it.
-DEFAULT_LEAD_IN, DEFAULT_TAIL = 0.2, 0.15
-
-
 def _padding(request: TakeRequest) -> tuple[float, float]:
-    values = []
-    for key, default in (("lead_in", DEFAULT_LEAD_IN), ("tail", DEFAULT_TAIL)):
-        values.append(float(request.options.get(key, default)))  # range checked by the request validator
-    return values[0], values[1]
+    """Silence around the line (the options' declared defaults): without it the first frame already holds
+    the first sound's shape (a pop from the rest pose), and the lips have no time to anticipate it or to
+    settle after it."""
+    return float(option_value(request.options, "lead_in")), float(option_value(request.options, "tail"))
 
 
 def _padded(speech, lead_in: float, tail: float):

@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
 from exomni_blender.core.errors import ExOmniError
+from exomni_blender.core.settings import Settings
 
 CONFIG = "config.json"
 INDEX = "model.safetensors.index.json"
@@ -128,10 +129,11 @@ def _shard_files(folder: Path) -> list[Path]:
 def resolve_reference(reference: str | None, checkpoint: Path, override=None, env_var: str = "",
                       what: str = "", field_name: str = "", subfolder: str = "",
                       files: tuple = (CONFIG,)) -> Path:
-    """A local folder for a model named in config.json; tried in order: the override (argument, then
-    env_var), the reference as a path (absolute, or relative to the checkpoint), a sub-folder of the
+    """A local folder for a model named in config.json; tried in order: the override (the argument,
+    else the setting `env_var` names, from the one settings reader), the reference as a path (absolute, or relative to the checkpoint), a sub-folder of the
     checkpoint (the reference's last name, or `subfolder`), the Hugging Face cache (offline)."""
-    override = override or (os.environ.get(env_var) if env_var else None)
+    if not override and env_var:
+        override = getattr(Settings.from_env(strict=False), env_var.removeprefix("EXOMNI_").lower())
     if override:
         path = Path(override).expanduser()
         if not (path / CONFIG).is_file():

@@ -7,12 +7,13 @@ import tomllib
 from pathlib import Path
 
 from ..files import atomic_write
+from ..settings import Settings
 from .errors import PresetError
 from .preset import Preset, slug
 
 PRESET_SUFFIX = ".toml"
 USER_PRESET_FOLDER = "exomni_presets"  # under Blender's user config folder
-PRESETS_ENV = "EXOMNI_PRESETS"  # extra preset folders, os.pathsep-separated
+PRESETS_ENV = "EXOMNI_PRESETS"  # extra preset folders, os.pathsep-separated (read by core.settings)
 
 # This file is exomni_blender/core/retarget/files.py; the package root is three folders up.
 _PACKAGE_ROOT = Path(__file__).resolve().parents[2]
@@ -49,13 +50,14 @@ def user_preset_dirs() -> list:
     Every installed Blender version's config folder is searched (and $BLENDER_USER_CONFIG, where Blender
     was told to keep it), so presets saved from the add-on serve every version and `exomni retarget`.
     """
-    dirs = [Path(p) for p in os.environ.get(PRESETS_ENV, "").split(os.pathsep) if p]
-    if os.environ.get("BLENDER_USER_CONFIG"):
-        dirs.append(Path(os.environ["BLENDER_USER_CONFIG"]) / USER_PRESET_FOLDER)
+    env = Settings.from_env(strict=False)
+    dirs = [Path(p) for p in env.presets]
+    if env.blender_user_config:
+        dirs.append(Path(env.blender_user_config) / USER_PRESET_FOLDER)
     home = Path.home()
     roots = [home / ".config" / "blender", home / "Library" / "Application Support" / "Blender"]
-    if os.environ.get("APPDATA"):
-        roots.append(Path(os.environ["APPDATA"]) / "Blender Foundation" / "Blender")
+    if env.appdata:
+        roots.append(Path(env.appdata) / "Blender Foundation" / "Blender")
     for root in roots:
         if root.is_dir():
             dirs.extend(sorted(root.glob(f"*/config/{USER_PRESET_FOLDER}")))

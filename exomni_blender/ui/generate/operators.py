@@ -13,7 +13,7 @@ import bpy
 
 from ...core import contract as C
 from ...core.errors import ExOmniError
-from ...core.request import EngineSpec, RequestError, validate
+from ...core.request import PANEL_FIELDS, EngineSpec, RequestError, validate
 from ...remote.client import ApiError, BackendError, Client, UploadCancelled
 from .. import jobs, live
 from .. import preferences
@@ -40,10 +40,9 @@ def take_request(context) -> dict:
     offered = [m for m in ((info or {}).get("modes") or ["say"]) if m in props.PANEL_MODES]
     if not mode or (info is not None and mode not in offered):
         raise UserError(f"Pick a mode: engine '{engine}' offers {', '.join(offered) or 'none the panel drives'}.")
-    fields = {"engine": engine, "mode": mode, "text": settings.text, "fps": scene_fps(scene),
-              "voice": settings.voice.strip() or None, "seed": int(settings.seed), "rate": float(settings.rate),
-              "pitch": float(settings.pitch), "mouth_only": bool(settings.mouth_only), "mood": settings.mood,
-              "intensity": float(settings.intensity), "head_motion": float(settings.head_motion)}
+    # Every panel field of the one declaration, as the panel holds it; the frame rate is the scene's.
+    fields = {name: getattr(settings, name) for name in PANEL_FIELDS}
+    fields.update(fps=scene_fps(scene), voice=settings.voice.strip() or None)
     engines = {engine: EngineSpec.from_description(info)} if info is not None else None
     try:
         return validate(fields, has_audio=bool(uses_recording(settings)), engines=engines).to_json()

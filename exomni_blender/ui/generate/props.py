@@ -11,7 +11,6 @@ from bpy.props import (BoolProperty, CollectionProperty, EnumProperty, FloatProp
 
 from ...blender import compat
 from ...core import contract as C
-from ...core import face
 from ...core import request as R
 from ..common import is_head
 from ..takes.props import ExOmniTakeItem
@@ -31,7 +30,7 @@ MODE_LABELS = {"say": ("Say", "Speak exactly the line typed"),
                "chat": ("Chat", "The model answers the line (or a spoken prompt); the answer is spoken and animated"),
                "lipsync": ("Lip sync", "Animate a recording: a sound strip, a sound or an audio file")}
 MOOD_ITEMS = [(m, m.capitalize(), f"A {m} face" if m != "neutral" else "No mood layer", i)
-              for i, m in enumerate(face.MOOD_NAMES)]
+              for i, m in enumerate(R.SPECS["mood"].choices)]
 AUDIO_SOURCES = [
     ("STRIP", "Strip", "The active sound strip in the Sequencer. In lip sync it is reused: the take is keyed "
                        "where the strip's sound starts and no new strip is added", "SEQUENCE", 0),
@@ -39,6 +38,15 @@ AUDIO_SOURCES = [
     ("FILE", "File", "An audio file on disk (WAV, FLAC, OGG, MP3, M4A...); its take gets a new strip at the "
                      "start frame", "FILE_SOUND", 2),
 ]
+
+
+def declared(name: str, more: str = "") -> dict:
+    """A property's default, range and tooltip from the take request's one declaration."""
+    spec = R.SPECS[name]
+    out = {"default": spec.default, "description": spec.help[:1].upper() + spec.help[1:] + more}
+    if spec.low is not None:
+        out.update(min=spec.low, max=spec.high)
+    return out
 
 
 def set_engines(engines: list) -> None:
@@ -102,22 +110,17 @@ class ExOmniSceneSettings(bpy.types.PropertyGroup):
     audio_file: StringProperty(name="Audio file", subtype="FILE_PATH", options=compat.path_options(),
                                description="The recording on disk (WAV, FLAC, OGG, MP3, M4A or AAC)")
     sound: PointerProperty(name="Sound", type=bpy.types.Sound, description="A sound in this .blend file")
-    voice: StringProperty(name="Voice", description="Engine voice name (empty: the engine's default)")
-    seed: IntProperty(name="Seed", min=R.SEED_RANGE[0], max=R.SEED_RANGE[1], default=0,
-                      description="Blinks, brows and gaze vary with the seed; the same seed gives the same take")
-    rate: FloatProperty(name="Rate", min=R.RATE_RANGE[0], max=R.RATE_RANGE[1], default=1.0,
-                        description="Speaking rate (1 = the voice's normal pace)")
-    pitch: FloatProperty(name="Pitch", min=R.PITCH_RANGE[0], max=R.PITCH_RANGE[1], default=1.0,
-                         description="Pitch of the voice (1 = its normal pitch)")
-    mouth_only: BoolProperty(name="Mouth only", default=False,
-                             description="Only the mouth: no blinks, brows, gaze, mood or head motion")
-    mood: EnumProperty(name="Mood", items=MOOD_ITEMS, default="neutral",
+    voice: StringProperty(name="Voice", maxlen=R.SPECS["voice"].high,
+                          description="Engine voice name, such as en-us (empty: the engine's default)")
+    seed: IntProperty(name="Seed", **declared("seed"))
+    rate: FloatProperty(name="Rate", **declared("rate"))
+    pitch: FloatProperty(name="Pitch", **declared("pitch"))
+    mouth_only: BoolProperty(name="Mouth only", **declared("mouth_only"))
+    mood: EnumProperty(name="Mood", items=MOOD_ITEMS, default=R.SPECS["mood"].default,
                        description="The face's mood (and the voice's, where the engine can change it)")
-    intensity: FloatProperty(name="Intensity", min=R.INTENSITY_RANGE[0], max=R.INTENSITY_RANGE[1], default=1.0,
-                             subtype="FACTOR", description="How strongly the mood shows")
-    head_motion: FloatProperty(name="Head motion", min=R.HEAD_MOTION_RANGE[0], max=R.HEAD_MOTION_RANGE[1],
-                               default=1.0, description="Nods and sway from the speech (1 = natural, 0 = a still "
-                                                        "head); keyed on the head bone or the object's rotation")
+    intensity: FloatProperty(name="Intensity", subtype="FACTOR", **declared("intensity"))
+    head_motion: FloatProperty(name="Head motion", **declared(
+        "head_motion", "; keyed on the head bone or the object's rotation"))
     layered: BoolProperty(name="Layers", default=False,
                           description="Key the take as NLA layers (mouth, eyes, expression, head) that can be "
                                       "muted, scaled or replaced on their own; Change Mood re-keys only the "
