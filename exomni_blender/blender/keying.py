@@ -89,18 +89,7 @@ def key_take(obj, take, start_frame=1, preset=None, tolerance=None) -> bpy.types
         raise KeyingError("the take has no frames to key; generate it again")
 
     key_names = [kb.name for kb in key.key_blocks if kb != key.reference_key]
-    detection = None
-    if preset is None:  # find the rig family from its key names; identity when none fits
-        from ..core import retarget
-
-        detection = retarget.detect(key_names)
-        preset = detection.preset
-    if preset is not None:  # visemes come from the take's phonemes where the rig's mouth is visemes
-        from ..core.retarget import rig_weights
-
-        targets, report = rig_weights(take, preset, key_names)
-    else:
-        targets, report = _identity_targets(key_names, weights)
+    targets, report, preset, detection = resolve_targets(key_names, take, preset)
     targets = _checked_targets(targets, key, weights.shape[0], preset)
     if not targets:
         raise KeyingError(
@@ -128,6 +117,27 @@ def key_take(obj, take, start_frame=1, preset=None, tolerance=None) -> bpy.types
     return action
 
 
+def resolve_targets(key_names, take, preset=None) -> tuple:
+    """(targets, report, preset, detection): where a take's channels land on shape keys named `key_names`.
+
+    The mapping `key_take` keys through: `preset` when given, else the rig family detected from the
+    names (`detection`, None when a preset was given), else ARKit names matched loosely. `targets`
+    is {shape key name: curve [frames]}; `preset` is the one used (None: matched by name)."""
+    detection = None
+    if preset is None:  # find the rig family from its key names; identity when none fits
+        from ..core import retarget
+
+        detection = retarget.detect(key_names)
+        preset = detection.preset
+    if preset is not None:  # visemes come from the take's phonemes where the rig's mouth is visemes
+        from ..core.retarget import rig_weights
+
+        targets, report = rig_weights(take, preset, key_names)
+    else:
+        targets, report = _identity_targets(key_names, np.asarray(take.weights, dtype=np.float32))
+    return targets, report, preset, detection
+
+
 # -- steps -----------------------------------------------------------------------------------
 
 def _shape_keys_of(obj):
@@ -138,7 +148,7 @@ def _shape_keys_of(obj):
     if key is None or len(key.key_blocks) < 2:
         raise KeyingError(
             f"'{obj.name}' has no shape keys to animate; use a head with ARKit shape keys, "
-            "or make one with exomni_blender.head.create_head()")
+            "or make one with exomni_blender.blender.head.create_head()")
     return key
 
 

@@ -100,9 +100,17 @@ def target_object(context):
 
 
 def require_head(context, hint: str = " or press Add Demo Head"):
+    """The object a take goes on (the panel's head, else the active object), checked before any take is
+    made: its character (blender.character) must have something a take moves, or the error says what to do."""
+    from ..blender.character import check_character
+
     head = target_object(context)
     if head is None:
-        raise UserError(f"Pick a head with shape keys in the panel (or select one){hint}.")
+        view_layer = getattr(context, "view_layer", None)
+        head = view_layer.objects.active if view_layer is not None else None  # a body, an armature: its character
+        if head is None:
+            raise UserError(f"Pick a head with shape keys in the panel (or select one){hint}.")
+    check_character(head)
     return head
 
 

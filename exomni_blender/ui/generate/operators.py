@@ -103,7 +103,7 @@ def start_generate(context) -> "jobs.Job":
                 preview.stop()
             if job.state == jobs.DONE:
                 item = land_take(job.result, scene_name, head_name, start_frame, reuse_strip, identity, layered)
-                job.message = f"Keyed '{item.name}' on {item.object_name} at frame {start_frame:g}" + (
+                job.message = f"Keyed '{item.name}' on {item.keyed or item.object_name} at frame {start_frame:g}" + (
                     f", lined up with the sound strip '{reuse_strip}'" if reuse_strip else "")
 
         what = request["text"] or (recording.label if recording is not None else "")

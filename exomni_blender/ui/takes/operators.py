@@ -24,7 +24,8 @@ def apply_take(scene, head, take: Take, start_frame, folder: str = "", take_id: 
     from ...blender.timeline import add_audio_strip
 
     take = take.resampled(scene_fps(scene))
-    action = key_head(head, take, start_frame, layered)
+    keyed = key_head(head, take, start_frame, layered, take_id=take_id)
+    action = keyed.main_action
     if take.has_audio and not strip_name:
         add_audio_strip(scene, take, start_frame)
     settings = scene.exomni
@@ -40,30 +41,23 @@ def apply_take(scene, head, take: Take, start_frame, folder: str = "", take_id: 
     item.folder = str(folder)
     item.start_frame = int(round(start_frame))
     item.frames = take.frames
-    item.object_name = head.name
+    item.object_name = keyed.main_object
     item.action_name = action.name if action is not None else ""
+    item.keyed = keyed.summary()
     item.mode = take.mode
     item.strip_name = strip_name
     item.preset = str(action.get("exomni_preset", "")) if action is not None else ""
-    item.missing = ", ".join(action.get("exomni_missing", [])) if action is not None else ""
+    item.missing = ", ".join(keyed.missing)
     settings.takes_index = len(settings.takes) - 1
     return item
 
 
-def key_head(head, take: Take, start_frame, layered: bool = False):
-    """Key a take on a shape-key head, or on the jaw bone of a bone-driven face rig."""
-    if layered and head.type != "ARMATURE":
-        from ...blender.layers import key_layers
+def key_head(head, take: Take, start_frame, layered: bool = False, take_id: str = ""):
+    """Key a take on the whole character of `head` (its meshes' shape keys, its eye, head and jaw
+    bones) in step; returns the CharacterTake (`layered`: its meshes as NLA layers)."""
+    from ...blender.character import key_character
 
-        made = key_layers(head, take, start_frame=start_frame)
-        return made.actions.get("mouth") or next(iter(made.actions.values()))
-    if head.type == "ARMATURE":
-        from ...blender.bone_face import key_bone_face
-
-        return key_bone_face(head, take, start_frame=start_frame)
-    from ...blender.keying import key_take
-
-    return key_take(head, take, start_frame=start_frame)
+    return key_character(head, take, start_frame, layered=layered, take_id=take_id)
 
 
 def take_from_disk(path: str):
@@ -143,11 +137,13 @@ class EXOMNI_OT_rekey_take(ExOmniOperator, bpy.types.Operator):
         if not item.folder or not os.path.isdir(bpy.path.abspath(item.folder)):
             raise UserError(f"The take's folder '{item.folder}' is gone; generate it again or key it from disk.")
         take = take_from_disk(item.folder)[0].resampled(scene_fps(context.scene))
-        action = key_head(head, take, item.start_frame)
+        keyed = key_head(head, take, item.start_frame, take_id=item.take_id)
         if self.audio and take.has_audio:
             add_audio_strip(context.scene, take, item.start_frame)
-        item.object_name, item.action_name = head.name, action.name if action is not None else ""
-        self.report({"INFO"}, f"Re-keyed '{item.name}' on {head.name} at frame {item.start_frame}")
+        action = keyed.main_action
+        item.object_name, item.action_name = keyed.main_object, action.name if action is not None else ""
+        item.keyed = keyed.summary()
+        self.report({"INFO"}, f"Re-keyed '{item.name}' on {item.keyed} at frame {item.start_frame}")
 
 
 class EXOMNI_OT_jump_to_take(ExOmniOperator, bpy.types.Operator):

@@ -25,6 +25,7 @@ class ExOmniTakeItem(bpy.types.PropertyGroup):
     strip_name: StringProperty(name="Sound strip", description="The sound strip the take was made from (lip sync)")
     preset: StringProperty(name="Preset", description="The retarget preset the take was keyed through")
     missing: StringProperty(name="Not keyed", description="ARKit channels that found no shape key on the head")
+    keyed: StringProperty(name="Keyed", description="The meshes and bones of the character the take was keyed on")
 
 
 CLASSES = (ExOmniTakeItem,)

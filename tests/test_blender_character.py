@@ -1,0 +1,270 @@
+"""Whole characters in the real bpy: one take keyed on every mesh and bone of a real avatar, in step.
+
+The avatar is the MakeHuman head of tests/data (meshes Head, Teeth, Tongue, EyeLeft, EyeRight, each with
+its own ARKit keys). The eye-bone rig is built here around it, its bones named as Ready Player Me names
+them (Hips, Spine, Neck, Head, LeftEye, RightEye)."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+bpy = pytest.importorskip("bpy")
+
+from exomni_blender.blender import character as ch  # noqa: E402
+from exomni_blender.core.arkit import INDEX  # noqa: E402
+
+pytestmark = pytest.mark.blender
+
+REPO = Path(__file__).resolve().parents[1]
+AVATAR = REPO / "tests" / "data" / "avatars" / "makehuman_head.glb"
+LINE = "Look over there, then back at me, and say hello to the nice people."
+
+
+@pytest.fixture(scope="module")
+def spoken():
+    """A take of a spoken line from the phonetic engine (jaw, lips, blinks, gaze and head motion)."""
+    from backend.engines.base import Progress, TakeRequest
+    from backend.engines.phonetic.engine import PhoneticEngine
+
+    return PhoneticEngine().make_take(TakeRequest(text=LINE, fps=30), Progress())
+
+
+def load_avatar(collection="Avatar"):
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+    scene = bpy.context.scene
+    scene.render.fps, scene.render.fps_base = 30, 1.0
+    bpy.ops.import_scene.gltf(filepath=str(AVATAR))
+    return {o.name: o for o in bpy.data.objects}
+
+
+def rpm_rig(meshes):
+    """An armature around the avatar named as a Ready Player Me rig: the meshes are its children; the left
+    eye bone points up (as in RPM files) and the right one forward, in Euler, so no axis is assumed."""
+    arm = bpy.data.armatures.new("Armature")
+    rig = bpy.data.objects.new("Armature", arm)
+    bpy.context.scene.collection.objects.link(rig)
+    bpy.context.view_layer.objects.active = rig
+    bpy.ops.object.mode_set(mode="EDIT")
+    bones = {}
+    for name, head, tail, parent in (("Hips", (0, -0.06, 0.3), (0, -0.06, 0.4), None),
+                                     ("Spine", (0, -0.06, 0.4), (0, -0.06, 0.55), "Hips"),
+                                     ("Neck", (0, -0.06, 0.55), (0, -0.06, 0.62), "Spine"),
+                                     ("Head", (0, -0.06, 0.62), (0, -0.06, 0.8), "Neck")):
+        b = arm.edit_bones.new(name)
+        b.head, b.tail = head, tail
+        b.parent = bones.get(parent)
+        bones[name] = b
+    for name, mesh, along in (("LeftEye", "EyeLeft", (0, 0, 0.02)), ("RightEye", "EyeRight", (0, -0.02, 0))):
+        centre = np.mean([list(c) for c in meshes[mesh].bound_box], axis=0)
+        b = arm.edit_bones.new(name)
+        b.head, b.tail = tuple(centre), tuple(centre + np.array(along))
+        b.parent = bones["Head"]
+    bpy.ops.object.mode_set(mode="OBJECT")
+    rig.pose.bones["RightEye"].rotation_mode = "XYZ"
+    for mesh in meshes.values():
+        mesh.parent = rig
+    return rig
+
+
+def values_over(scene, frames, read):
+    out = []
+    for f in frames:
+        scene.frame_set(int(f))
+        out.append(read())
+    return np.array(out)
+
+
+def shape_value(obj, name):
+    return lambda: obj.data.shape_keys.key_blocks[name].value
+
+
+def test_one_take_moves_every_mesh_of_the_avatar_in_step(spoken):
+    objs = load_avatar()
+    scene = bpy.context.scene
+    made = ch.key_character(objs["Head"], spoken, start_frame=1)
+    assert list(made.keyed) == ["Head", "Teeth", "Tongue", "EyeLeft", "EyeRight"]
+    assert made.summary() == "Head, Teeth, Tongue, EyeLeft, EyeRight" and made.main == "Head"
+    # the take's Actions visibly belong together: one take id, one name with the part after it
+    ids = {a[ch.TAKE_ID] for a in made.actions.values()}
+    assert len(ids) == 1 and ids == {made.take_id}
+    for label, action in made.actions.items():
+        assert action.name == f"ExOmni: Look over there, then back at me, and... [{label}]"
+        assert objs[label].data.shape_keys.animation_data.action == action
+
+    frames = np.arange(1, spoken.frames + 1)
+    head_jaw = values_over(scene, frames, shape_value(objs["Head"], "jawOpen"))
+    teeth_jaw = values_over(scene, frames, shape_value(objs["Teeth"], "jawOpen"))
+    tongue_jaw = values_over(scene, frames, shape_value(objs["Tongue"], "jawOpen"))
+    assert head_jaw.max() > 0.3  # the line opens the jaw
+    corr = float(np.corrcoef(head_jaw, teeth_jaw)[0, 1])
+    print(f"teeth/head jawOpen correlation {corr:.4f}, peaks at frames "
+          f"{int(np.argmax(head_jaw)) + 1} / {int(np.argmax(teeth_jaw)) + 1}")
+    assert corr > 0.9 and np.argmax(teeth_jaw) == np.argmax(head_jaw)
+    assert np.allclose(teeth_jaw, head_jaw, atol=1e-5) and np.allclose(tongue_jaw, head_jaw, atol=1e-5)
+
+    # the eye meshes follow the gaze channels
+    for mesh, side in (("EyeLeft", "Left"), ("EyeRight", "Right")):
+        for look in ("In", "Out", "Up", "Down"):
+            name = f"eyeLook{look}{side}"
+            got = values_over(scene, frames[::3], shape_value(objs[mesh], name))
+            assert np.allclose(got, spoken.channel(name)[::3], atol=1e-5), name
+        assert spoken.channel(f"eyeLookIn{side}").max() > 0.04  # the take does look around
+
+
+def test_choosing_the_teeth_or_a_body_without_keys_finds_the_same_character():
+    objs = load_avatar()
+    mesh = bpy.data.meshes.new("Body")
+    mesh.from_pydata([(x, y, z) for x in (-0.25, 0.25) for y in (-0.2, 0.15) for z in (0.0, 0.85)], [],
+                     [(0, 1, 3, 2), (4, 6, 7, 5), (0, 4, 5, 1), (2, 3, 7, 6), (0, 2, 6, 4), (1, 5, 7, 3)])
+    body = bpy.data.objects.new("Body", mesh)
+    bpy.context.scene.collection.objects.link(body)
+    far = bpy.data.objects.new("OtherHead", objs["Head"].data.copy())  # another character beside it
+    far.location = (3, 0, 0)
+    bpy.context.scene.collection.objects.link(far)
+    bpy.context.view_layer.update()
+    want = {"Head", "Teeth", "Tongue", "EyeLeft", "EyeRight"}
+    for chosen in ("Teeth", "Body", "EyeRight"):
+        obj = bpy.data.objects[chosen]
+        assert {p.label for p in ch.check_character(obj)} == want, chosen
+    assert {p.label for p in ch.check_character(far)} == {"OtherHead"}
+    made = ch.key_character(body, _take(), exclude=("Tongue",))
+    assert set(made.keyed) == want - {"Tongue"} and made.main == "Head"
+    assert objs["Tongue"].data.shape_keys.animation_data is None
+
+
+def _take(frames=60):
+    from exomni_blender.core.take import Take
+
+    w = np.zeros((frames, 52), np.float32)
+    t = np.arange(frames) / 30
+    w[:, INDEX["jawOpen"]] = np.clip(np.sin(t * 6), 0, None) * 0.6
+    w[:, INDEX["eyeLookOutLeft"]] = w[:, INDEX["eyeLookInRight"]] = np.clip(np.sin(t * 3), 0, None)
+    w[:, INDEX["eyeLookInLeft"]] = w[:, INDEX["eyeLookOutRight"]] = np.clip(-np.sin(t * 3), 0, None)
+    w[:, INDEX["eyeLookUpLeft"]] = w[:, INDEX["eyeLookUpRight"]] = np.clip(np.cos(t * 2), 0, None)
+    w[:, INDEX["eyeLookDownLeft"]] = w[:, INDEX["eyeLookDownRight"]] = np.clip(-np.cos(t * 2), 0, None)
+    return Take(fps=30, weights=w, text="Looking around")
+
+
+def gaze_of(rig, bone):
+    """The eye bone's gaze in the world (the rest gaze is -Y: the character looks forward)."""
+    def read():
+        pb = rig.pose.bones[bone]
+        rest = np.array([list(r) for r in pb.bone.matrix_local], np.float64)[:3, :3]
+        posed = np.array([list(r) for r in pb.matrix], np.float64)[:3, :3]
+        return (posed @ rest.T) @ np.array([0.0, -1.0, 0.0])
+    return read
+
+
+def pupil_shift(mesh):
+    """How far the front of the eye mesh moves sideways and up (x, z) with its shape keys, evaluated."""
+    base = np.array([list(v.co) for v in mesh.data.vertices])
+    front = int(np.argmin(base[:, 1]))
+
+    def read():
+        evaluated = mesh.evaluated_get(bpy.context.evaluated_depsgraph_get())
+        moved = np.array(evaluated.data.vertices[front].co) - base[front]
+        return moved[[0, 2]]
+    return read
+
+
+def test_eye_bones_of_a_ready_player_me_rig_follow_the_gaze_channels():
+    objs = load_avatar()
+    scene = bpy.context.scene
+    rig = rpm_rig({n: o for n, o in objs.items() if o.type == "MESH"})
+    take = _take()
+    parts = {p.label: p.kind for p in ch.check_character(objs["Head"])}
+    assert parts["LeftEye"] == parts["RightEye"] == ch.EYE_BONE and parts["Head"] == ch.MESH
+    assert parts["Head (bone)"] == ch.HEAD_BONE  # the bone named as the mesh is told apart
+    made = ch.key_character(objs["Head"], take)
+    assert set(made.keyed) >= {"Head", "Teeth", "EyeLeft", "EyeRight", "LeftEye", "RightEye"}
+    bone_action = rig.animation_data.action
+    assert made.actions["LeftEye"] == bone_action and bone_action[ch.TAKE_ID] == made.take_id
+    assert made.keyed["RightEye"] == ["rotation_euler"] and made.keyed["LeftEye"] == ["rotation_quaternion"]
+
+    frames = np.arange(1, take.frames + 1)
+    for bone, mesh, side in (("LeftEye", "EyeLeft", "left"), ("RightEye", "EyeRight", "right")):
+        gaze = values_over(scene, frames, gaze_of(rig, bone))
+        pupil = values_over(scene, frames, pupil_shift(objs[mesh]))
+        turn = np.degrees(np.arctan2(gaze[:, 0], -gaze[:, 1]))
+        lift = np.degrees(np.arcsin(np.clip(gaze[:, 2], -1, 1)))
+        want_turn, want_lift = (np.degrees(a) for a in ch.gaze_angles(take.weights, side))
+        assert np.abs(turn - want_turn).max() < 0.5 and np.abs(lift - want_lift).max() < 0.5
+        assert abs(turn).max() == pytest.approx(ch.GAZE_SIDE_DEG, abs=0.5)
+        assert lift.max() == pytest.approx(ch.GAZE_UP_DEG, abs=0.5)
+        assert lift.min() == pytest.approx(-ch.GAZE_DOWN_DEG, abs=0.5)
+        # the bone turns the way the artist's own gaze shapes move the eye mesh
+        side_corr = float(np.corrcoef(turn, pupil[:, 0])[0, 1])
+        lift_corr = float(np.corrcoef(lift, pupil[:, 1])[0, 1])
+        print(f"{bone}: turn/pupil x correlation {side_corr:.3f}, lift/pupil z {lift_corr:.3f}")
+        assert side_corr > 0.9 and lift_corr > 0.9
+
+
+def test_an_eye_bone_that_moves_an_eye_mesh_with_gaze_shapes_is_left_to_the_shapes():
+    objs = load_avatar()
+    rig = rpm_rig({n: o for n, o in objs.items() if o.type == "MESH"})
+    eye = objs["EyeLeft"]
+    eye.vertex_groups.new(name="LeftEye").add(list(range(len(eye.data.vertices))), 1.0, "REPLACE")
+    eye.modifiers.new("Armature", "ARMATURE").object = rig
+    character = ch.find_character(objs["Teeth"])
+    left = next(p for p in character.parts if p.label == "LeftEye")
+    assert "EyeLeft turns with its own gaze shapes" in left.note
+    made = ch.key_character(objs["Teeth"], _take())
+    assert "LeftEye" not in made.keyed and "RightEye" in made.keyed and "LeftEye" in made.skipped
+
+
+def test_rigify_eye_targets_are_moved_so_the_tracking_eyes_turn():
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+    bpy.context.scene.render.fps = 30
+    arm = bpy.data.armatures.new("rig")
+    rig = bpy.data.objects.new("rig", arm)
+    bpy.context.scene.collection.objects.link(rig)
+    bpy.context.view_layer.objects.active = rig
+    bpy.ops.object.mode_set(mode="EDIT")
+    head = arm.edit_bones.new("head")
+    head.head, head.tail = (0, 0, 1.5), (0, 0, 1.7)
+    for side, x in (("L", 0.03), ("R", -0.03)):
+        mch = arm.edit_bones.new(f"MCH-eye.{side}")
+        mch.head, mch.tail, mch.parent = (x, -0.08, 1.62), (x, -0.1, 1.62), head
+        target = arm.edit_bones.new(f"eye.{side}")
+        target.head, target.tail, target.parent = (x, -0.4, 1.62), (x, -0.42, 1.62), head
+    bpy.ops.object.mode_set(mode="OBJECT")
+    for side in "LR":
+        c = rig.pose.bones[f"MCH-eye.{side}"].constraints.new("DAMPED_TRACK")
+        c.target, c.subtarget = rig, f"eye.{side}"
+    assert ch.find_eye_bones(rig) == {"left": "eye.L", "right": "eye.R"}
+    mesh = bpy.data.meshes.new("Face")
+    mesh.from_pydata([(0, 0, 0), (1, 0, 0), (0, 1, 0)], [], [(0, 1, 2)])
+    face = bpy.data.objects.new("Face", mesh)  # a face without shape keys: only the bones move
+    bpy.context.scene.collection.objects.link(face)
+    face.parent = rig
+    take = _take()
+    made = ch.key_character(face, take)
+    assert made.keyed["eye.L"] == ["location"] and made.main_object == "rig"
+    scene = bpy.context.scene
+    frames = np.arange(1, take.frames + 1, 4)
+    gaze = values_over(scene, frames, lambda: np.array(rig.pose.bones["MCH-eye.L"].matrix.col[1][:3]))
+    turn = np.degrees(np.arctan2(gaze[:, 0], -gaze[:, 1]))
+    want = np.degrees(ch.gaze_angles(take.weights, "left")[0])[frames - 1]
+    assert np.abs(turn - want).max() < 1.0
+
+
+def test_a_body_without_keys_is_refused_before_a_take_is_made(registered_scene):
+    from exomni_blender.ui import jobs
+
+    scene = registered_scene
+    mesh = bpy.data.meshes.new("Body")
+    mesh.from_pydata([(0, 0, 0), (1, 0, 0), (0, 1, 0)], [], [(0, 1, 2)])
+    body = bpy.data.objects.new("Body", mesh)
+    scene.collection.objects.link(body)
+    bpy.context.view_layer.objects.active = body
+    scene.exomni.text = "Hello."
+    with pytest.raises(RuntimeError) as err:
+        bpy.ops.exomni.generate()
+    message = str(err.value)
+    assert "'Body' has nothing a take can move" in message and "Select the head" in message
+    assert "Add Demo Head" in message and "Make Shapes" in message and "Traceback" not in message
+    assert "nothing a take can move" in jobs.latest("generate").error  # the panel keeps saying it
+    assert not jobs.busy() and len(scene.exomni.takes) == 0
+    with pytest.raises(ch.CharacterError, match="Select the head"):
+        ch.check_character(body)
