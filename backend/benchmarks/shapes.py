@@ -1,13 +1,16 @@
 """Made ARKit shapes: agreement with an artist's own shapes, edge stretch on other proportions, a take's lip gap.
 
 Runs `python -m exomni_blender.blender.make_shapes_bench` in a child process (the backend never
-imports bpy) on the avatar shipped in tests/data/avatars, with a phonetic take made here.
+imports bpy; `backend.blender_process` starts it) on the avatar shipped in tests/data/avatars, with a
+phonetic take made here.
 """
 
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
+
+from .. import blender_process
 
 AVATAR = Path(__file__).resolve().parents[2] / "tests" / "data" / "avatars" / "makehuman_head.glb"
 LINE = "Bob, please pass me the big blue map, maybe by the boat."
@@ -22,10 +25,13 @@ def run(args) -> int:
     from backend.engines.base import Progress, TakeRequest
     from backend.engines.phonetic.engine import PhoneticEngine
 
+    try:
+        cmd = blender_process.command("make_shapes_bench", "--avatar", args.avatar, "--object", args.object)
+    except blender_process.BlenderMissing as exc:
+        print(f"exomni bench shapes: {exc}", file=sys.stderr)
+        return 1
     with tempfile.TemporaryDirectory() as tmp:
         take_dir = Path(tmp) / "take"
-        cmd = [sys.executable, "-m", "exomni_blender.blender.make_shapes_bench", "--avatar", args.avatar,
-               "--object", args.object]
         try:
             take = PhoneticEngine().make_take(TakeRequest(text=LINE, fps=30.0, seed=0), Progress())
             take.save(take_dir)

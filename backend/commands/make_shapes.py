@@ -1,13 +1,15 @@
 """`exomni make-shapes FILE --object NAME --out OUT.blend`: the 52 ARKit shape keys made on a head.
 
 FILE is a .blend, .glb, .gltf or .vrm; it is never changed. The Blender work runs as
-`python -m exomni_blender.blender.make_shapes` in a child process (the backend never imports bpy).
+`python -m exomni_blender.blender.make_shapes` in a child process (the backend never imports bpy),
+started through `backend.blender_process`.
 """
 
 import subprocess
 import sys
 from pathlib import Path
 
+from .. import blender_process
 from ._common import fail
 
 
@@ -29,11 +31,13 @@ def run(args) -> int:
         return fail(f"--out {out}: the result is written as a .blend file")
     if out.resolve() == src.resolve():
         return fail("--out is the input file; the input is never changed, give another path")
-    cmd = [sys.executable, "-m", "exomni_blender.blender.make_shapes", str(src), "--out", str(out)]
-    if args.object:
-        cmd += ["--object", args.object]
+    options = ["--object", args.object] if args.object else []
     if args.replace:
-        cmd.append("--replace")
+        options.append("--replace")
+    try:
+        cmd = blender_process.command("make_shapes", src, "--out", out, *options)
+    except blender_process.BlenderMissing as exc:
+        return fail(str(exc))
     try:
         done = subprocess.run(cmd, check=False, capture_output=True, text=True)
     except OSError as exc:
