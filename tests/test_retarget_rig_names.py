@@ -5,6 +5,9 @@ the preset files, so detection tests do not just read the presets back. Other re
 them from here.
 """
 
+import re
+from pathlib import Path
+
 from exomni_blender.core.arkit import ARKIT_52
 
 
@@ -108,12 +111,46 @@ FAMILIES = {
 UNRELATED = ["Fat", "Thin", "Muscular", "Old", "Key 1", "Key 2", "Tall", "Belly"]
 
 
-def test_lists_are_distinct_and_sized_like_the_families():
-    sizes = {name: len(names) for name, names in FAMILIES.items()}
+RIGS = Path(__file__).parent / "data" / "rigs"
+
+
+def _rig_file(name: str) -> list:
+    """Key names of a real rig, in file order (tests/data/rigs; sources in tests/data/README.md)."""
+    return [line.strip() for line in (RIGS / name).read_text(encoding="utf-8").splitlines()
+            if line.strip() and not line.startswith("#")]
+
+
+def _daz_arkit(name: str) -> str:
+    """The ARKit key a Daz bridge morph carries: facs_<bs|jnt|ctrl>_<PascalCase key>[_div2]."""
+    match = re.fullmatch(r"facs_(?:bs|jnt|ctrl)_([A-Z][A-Za-z]+?)(?:_div2)?", name)
+    assert match, f"{name} is not a Daz bridge morph name"
+    return match.group(1)[0].lower() + match.group(1)[1:]
+
+
+def test_lists_agree_with_real_exports():
+    """The hand-written lists against rig files from outside: a key misspelt or left out here would
+    let detection tests pass on names no real rig has."""
     for name, names in FAMILIES.items():
         assert len(set(names)) == len(names), f"{name} repeats a key"
-    assert sizes["arkit"] == 52
-    assert sizes["ready_player_me"] == 52 + 15 + 5
-    assert sizes["vroid"] == 57
-    assert sizes["vrm"] == 18
-    assert sizes["character_creator"] >= 120 and sizes["metahuman"] > 100
+    rpm = _rig_file("rpm_wolf3d_head_keys.txt")  # a real Ready Player Me head: 15 visemes, then ARKit
+    assert len(rpm) == 67
+    assert RPM_VISEMES == rpm[:15]
+    assert sorted(ARKIT) == sorted(rpm[15:])
+    assert set(READY_PLAYER_ME) - set(RPM_EXTRAS) == set(rpm) and not set(RPM_EXTRAS) & set(rpm)
+    # the Daz bridge wraps each of the 52 ARKit keys once
+    assert sorted(_daz_arkit(n) for n in DAZ_GENESIS) == sorted(rpm[15:])
+    # CC Extended refines CC4 Standard: each Standard expression key is there, or split there into
+    # keys named after it (sides, upper and lower halves); the Standard profile's last 15 are visemes
+    standard = _rig_file("cc4_standard_keys.txt")
+    assert len(standard) == 68
+    for key in standard[:-15]:
+        split = [k for k in CHARACTER_CREATOR if k.startswith(key + "_")]
+        assert key in CHARACTER_CREATOR or len(split) >= 2, f"CC4 Standard key {key} is missing from the Extended list"
+
+
+def test_lists_follow_their_familys_naming():
+    """The families without a file here, by their published naming."""
+    assert all(re.fullmatch(r"Fcl_(ALL|BRW|EYE|MTH|HA)_[A-Za-z0-9_]+", n) for n in VROID), VROID
+    assert all(n.startswith("CTRL_expressions_") for n in METAHUMAN)
+    assert all(re.fullmatch(r"[a-z]+(?:[A-Z][a-z]+)*", n) for n in VRM), VRM  # VRM 1.0 presets are lowerCamelCase
+    assert not set(UNRELATED) & {k for names in FAMILIES.values() for k in names}
