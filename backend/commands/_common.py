@@ -75,3 +75,13 @@ class ProgressBar:
 def fail(message: str, status: int = 2) -> int:
     print(f"exomni: error: {message}", file=sys.stderr)
     return status
+
+
+def model_libraries_installed() -> bool:
+    """Whether torch is there for the model commands; if not, says how to install it."""
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        print("this needs torch and transformers: pip install 'exomni-blender[model]'")
+        return False
+    return True

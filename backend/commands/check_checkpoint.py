@@ -1,5 +1,7 @@
 """`exomni check-checkpoint DIR`: what a downloaded Ex-Omni checkpoint will load, without loading it."""
 
+from ._common import model_libraries_installed
+
 
 def register(sub):
     p = sub.add_parser("check-checkpoint",
@@ -13,10 +15,7 @@ def register(sub):
 
 
 def run(args) -> int:
-    try:
-        import torch  # noqa: F401
-    except ImportError:
-        print("this needs torch and transformers: pip install 'exomni-blender[model]'")
+    if not model_libraries_installed():
         return 1
     from ..models.exomni.inspection import check_checkpoint
 

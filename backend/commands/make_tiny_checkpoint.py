@@ -1,5 +1,7 @@
 """`exomni make-tiny-checkpoint DIR`: a small random Ex-Omni checkpoint in the released layout."""
 
+from ._common import model_libraries_installed
+
 
 def register(sub):
     p = sub.add_parser("make-tiny-checkpoint",
@@ -10,10 +12,7 @@ def register(sub):
 
 
 def run(args) -> int:
-    try:
-        import torch  # noqa: F401
-    except ImportError:
-        print("this needs torch and transformers: pip install 'exomni-blender[model]'")
+    if not model_libraries_installed():
         return 1
     from ..models.exomni.loading import CheckpointError, load_exomni
     from ..models.exomni.tiny import make_tiny_checkpoint

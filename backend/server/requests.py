@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+from contextlib import contextmanager
 from pathlib import Path
 
 from exomni_blender.core import contract as C
@@ -95,19 +96,10 @@ def form_fields(form) -> dict:
 
 async def save_upload(upload, target: Path) -> None:
     """The multipart file, copied into the store chunk by chunk (the guard caps the whole body)."""
-    async def chunks():
-        while chunk := await upload.read(1 << 20):
-            yield chunk
-
     try:
-        with open(target, "wb") as fh:
-            async for chunk in chunks():
+        with _writing(target) as fh:
+            while chunk := await upload.read(1 << 20):
                 fh.write(chunk)
-    except OSError as exc:
-        target.unlink(missing_ok=True)
-        if is_disk_full(exc):
-            raise store_full(target.parent.parent.parent) from None
-        raise
     finally:
         await upload.close()
 
@@ -117,10 +109,18 @@ def upload_suffix(filename: str | None) -> str:
 
 
 def _write(target: Path, parts) -> None:
+    with _writing(target) as fh:
+        for part in parts:
+            fh.write(part)
+
+
+@contextmanager
+def _writing(target: Path):
+    """An upload file open for writing; on failure nothing half-written stays, and a full disk is the
+    store's `store_full`, not a bare OSError."""
     try:
         with open(target, "wb") as fh:
-            for part in parts:
-                fh.write(part)
+            yield fh
     except OSError as exc:
         target.unlink(missing_ok=True)
         if is_disk_full(exc):
