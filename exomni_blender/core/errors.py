@@ -9,3 +9,7 @@ class ExOmniError(Exception):
 
 class UserError(ExOmniError, ValueError):
     """A request that cannot be made as asked (a field out of range, a missing file, ...)."""
+
+
+class TakeFormatError(ExOmniError, ValueError):
+    """A take folder, blendshape file or audio file that cannot be read; the message says why."""

@@ -4,9 +4,13 @@ A take folder holds three files:
   audio.wav          mono 16-bit PCM (absent when the take has no sound)
   blendshapes.json   NVIDIA Audio2Face blendshape JSON (exportFps, trackPath, numPoses,
                      numFrames, facsNames, weightMat), ARKit-52 in canonical order; see
-                     exchange/a2f.py, its one reader and writer
-  take.json          everything else: text, engine, fps, frames, sample_rate, duration,
-                     phonemes [{symbol, start, end}], units, timings
+                     a2f_document.py, its one parser and builder
+  take.json          everything else: format_version, text, engine, fps, frames, sample_rate,
+                     duration, phonemes [{symbol, start, end}], units, timings
+
+`format_version` is the take folder's layout. A take.json of a newer major version than
+FORMAT_VERSION is refused (`check_format_version`): this build would misread it. An older one, or
+one with no version, loads.
 
 Pure Python + numpy (no soundfile, no bpy) so Blender's bundled Python and the backend
 both import it.
@@ -15,24 +19,52 @@ both import it.
 from __future__ import annotations
 
 import json
-import struct
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from .a2f_document import a2f_bytes, read_a2f_file, read_json
 from .arkit import ARKIT_52, INDEX
+from .audio_codec import decode_wav, encode_wav
+from .errors import TakeFormatError
 from .files import atomic_write_all
-from .errors import ExOmniError
 
 TAKE_JSON = "take.json"
 BLENDSHAPES_JSON = "blendshapes.json"
 AUDIO_WAV = "audio.wav"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 1  # the major version of the take folder this build writes and reads
 
 
-class TakeFormatError(ExOmniError, ValueError):
-    """A take folder or blendshape file that cannot be read; the message says why."""
+def format_major(version) -> int:
+    """The major number of a take.json `format_version` (1, 1.2, "2", "2.1"); TakeFormatError if it is none."""
+    if isinstance(version, bool):
+        raise TakeFormatError(f"format_version {version!r} is not a version number")
+    if isinstance(version, int):
+        return version
+    if isinstance(version, float) and version == version and abs(version) != float("inf"):
+        return int(version)
+    if isinstance(version, str):
+        head = version.strip().split(".")[0]
+        if head.isdigit():
+            return int(head)
+    raise TakeFormatError(f"format_version {version!r} is not a version number")
+
+
+def check_format_version(info: dict, where) -> None:
+    """Refuse a take.json written by a newer take format than this build reads; older or absent loads."""
+    if not isinstance(info, dict) or info.get("format_version") is None:
+        return
+    version = info["format_version"]
+    try:
+        major = format_major(version)
+    except TakeFormatError as exc:
+        raise TakeFormatError(f"{where}: {exc}; fix it or delete the field to load the take as version "
+                              f"{FORMAT_VERSION}") from None
+    if major > FORMAT_VERSION:
+        raise TakeFormatError(f"{where} is take format version {version}, newer than this build of Ex-Omni reads "
+                              f"(version {FORMAT_VERSION} and older); update the Ex-Omni add-on (and backend) to "
+                              f"load it")
 
 
 @dataclass
@@ -106,12 +138,10 @@ class Take:
     # -- files ---------------------------------------------------------------------------
     def save(self, folder) -> Path:
         """Write the take folder (audio.wav, blendshapes.json, take.json), replacing an older take there."""
-        from .exchange.a2f import take_a2f_bytes  # the exchange formats build on the take: imported late
-
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         files = {
-            folder / BLENDSHAPES_JSON: take_a2f_bytes(self, AUDIO_WAV if self.has_audio else ""),
+            folder / BLENDSHAPES_JSON: a2f_bytes(self.weights, self.fps, AUDIO_WAV if self.has_audio else ""),
             folder / TAKE_JSON: json.dumps(self.to_json(), indent=2).encode(),
         }
         if self.has_audio:  # a take without sound has no audio.wav, never an empty one
@@ -124,9 +154,6 @@ class Take:
 
     @classmethod
     def load(cls, folder) -> "Take":
-        from .exchange.a2f import read_a2f
-        from .exchange.files import read_json
-
         folder = Path(folder)
         if not folder.is_dir():
             raise TakeFormatError(f"{folder} is not a take folder (expected a folder with {TAKE_JSON})")
@@ -137,7 +164,8 @@ class Take:
         info = read_json(meta_path) if meta_path.exists() else {}
         if not isinstance(info, dict):
             raise TakeFormatError(f"{meta_path}: expected a JSON object")
-        fps, weights = read_a2f(bs_path)
+        check_format_version(info, meta_path)
+        fps, weights, _ = read_a2f_file(bs_path)
         audio, sr = (np.zeros(0, np.float32), int(info.get("sample_rate", 22050)))
         if (folder / AUDIO_WAV).exists():
             audio, sr = decode_wav((folder / AUDIO_WAV).read_bytes())
@@ -193,61 +221,3 @@ def resample_curves(weights: np.ndarray, src_fps: float, dst_fps: float) -> np.n
     t_dst = np.arange(m) / float(dst_fps)
     t_src = np.arange(n) / float(src_fps)
     return np.stack([np.interp(t_dst, t_src, weights[:, c]) for c in range(weights.shape[1])], axis=1).astype(np.float32)
-
-
-# -- WAV (stdlib only, so Blender's Python can read and write takes) ------------------------
-
-def encode_wav(samples: np.ndarray, sample_rate: int) -> bytes:
-    pcm = (np.clip(np.asarray(samples, np.float32), -1.0, 1.0) * 32767.0).round().astype("<i2").tobytes()
-    header = b"RIFF" + struct.pack("<I", 36 + len(pcm)) + b"WAVE"
-    fmt = b"fmt " + struct.pack("<IHHIIHH", 16, 1, 1, int(sample_rate), int(sample_rate) * 2, 2, 16)
-    return header + fmt + b"data" + struct.pack("<I", len(pcm)) + pcm
-
-
-def decode_wav(data: bytes) -> tuple[np.ndarray, int]:
-    """Mono float32 samples and the rate from a PCM (8/16/24/32-bit) or float WAV."""
-    if len(data) < 12 or data[:4] != b"RIFF" or data[8:12] != b"WAVE":
-        raise TakeFormatError("not a WAV file (no RIFF/WAVE header)")
-    pos, fmt, fmt_body, payload = 12, None, b"", None
-    while pos + 8 <= len(data):
-        cid, size = data[pos:pos + 4], struct.unpack("<I", data[pos + 4:pos + 8])[0]
-        body = data[pos + 8:pos + 8 + size]
-        if cid == b"fmt ":
-            if len(body) < 16:
-                raise TakeFormatError("WAV file is truncated (its fmt chunk is shorter than 16 bytes)")
-            fmt, fmt_body = struct.unpack("<HHIIHH", body[:16]), body
-        elif cid == b"data":
-            payload = body
-        pos += 8 + size + (size & 1)
-    if fmt is None or payload is None:
-        raise TakeFormatError("WAV file is truncated (missing fmt or data chunk)")
-    tag, channels, rate, _, _, bits = fmt
-    if tag == 0xFFFE and len(fmt_body) >= 26:
-        # WAVE_FORMAT_EXTENSIBLE (ffmpeg writes it above 48 kHz or 2 channels, for instance): the sub-format
-        # GUID that follows the basic fields begins with the real format tag (1 PCM, 3 float).
-        tag = struct.unpack("<H", fmt_body[24:26])[0]
-    if channels < 1 or bits < 8 or bits % 8 or rate < 1:
-        raise TakeFormatError(f"unsupported WAV header ({channels} channels, {bits}-bit, {rate} Hz); "
-                              "export the audio again as 16-bit PCM WAV")
-    width = bits // 8
-    usable = len(payload) - len(payload) % (width * channels)
-    payload = payload[:usable]
-    if tag == 3 and bits in (32, 64):
-        x = np.frombuffer(payload, "<f4" if bits == 32 else "<f8").astype(np.float32)
-    elif tag != 1:
-        raise TakeFormatError(f"unsupported WAV encoding (format tag {tag}); export the audio as PCM or float WAV")
-    elif bits == 8:
-        x = (np.frombuffer(payload, np.uint8).astype(np.float32) - 128.0) / 128.0
-    elif bits == 16:
-        x = np.frombuffer(payload, "<i2").astype(np.float32) / 32768.0
-    elif bits == 24:
-        b = np.frombuffer(payload, np.uint8).reshape(-1, 3).astype(np.int32)
-        v = b[:, 0] | (b[:, 1] << 8) | (b[:, 2] << 16)
-        x = (np.where(v >= 1 << 23, v - (1 << 24), v)).astype(np.float32) / float(1 << 23)
-    elif bits == 32:
-        x = np.frombuffer(payload, "<i4").astype(np.float32) / float(1 << 31)
-    else:
-        raise TakeFormatError(f"unsupported WAV sample format ({bits}-bit, tag {tag})")
-    if channels > 1:
-        x = x.reshape(-1, channels).mean(axis=1)
-    return x.astype(np.float32), int(rate)

@@ -1,4 +1,5 @@
-"""What every exchange format shares: its error, reading its JSON, and the audio that goes with it.
+"""What every exchange format shares: its error, reading its JSON, and the audio that goes with it
+(found beside a file when reading, written beside it when writing).
 
 Other tools write the curves and the sound as two files. Which WAV belongs to a file is found, in
 order, from the path the file names (Audio2Face's `trackPath`, Rhubarb's `soundFile`; often
@@ -10,13 +11,15 @@ from the only WAV in the folder. Never from a guess among several.
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 
 import numpy as np
 
-from ..take import AUDIO_WAV, TakeFormatError, decode_wav
+from ..a2f_document import read_json as _read_json
+from ..audio_codec import decode_wav, encode_wav
+from ..files import atomic_write_all
+from ..take import AUDIO_WAV, TakeFormatError
 
 A2F_EXPORT_SUFFIX = "_bsweight.json"  # Audio2Face names an export `<file name>_bsweight.json`
 
@@ -28,16 +31,22 @@ class ExchangeFormatError(TakeFormatError):
 
 def read_json(path: Path):
     """The JSON document in a file (an object or a list), or an ExchangeFormatError that says why not."""
-    try:
-        with open(path, "r", encoding="utf-8") as fh:
-            data = json.load(fh)
-    except UnicodeDecodeError:
-        raise ExchangeFormatError(f"{path}: not a text JSON file") from None
-    except json.JSONDecodeError as exc:
-        raise ExchangeFormatError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno}); export it again") from None
-    if not isinstance(data, (dict, list)):
-        raise ExchangeFormatError(f"{path}: expected a JSON object or list at the top")
-    return data
+    return _read_json(path, ExchangeFormatError)
+
+
+def wav_beside(take, path, audio: bool = True) -> Path | None:
+    """Where a writer puts the take's sound: `path` with .wav, or None when the take has no sound or
+    `audio` is off (a take without sound gets no WAV at all, never an empty one)."""
+    return Path(path).with_suffix(".wav") if audio and take.has_audio and Path(path).suffix else None
+
+
+def write_with_audio(take, files: dict, wav: Path | None) -> list:
+    """Write `files` ({path: bytes}) and the take's WAV at `wav` (when not None) all or none; the paths."""
+    files = dict(files)
+    if wav is not None:
+        files[wav] = encode_wav(take.audio, take.sample_rate)
+    atomic_write_all(files)
+    return list(files)
 
 
 def find_audio(path, named: str = "") -> tuple[Path | None, str]:
