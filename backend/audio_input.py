@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from exomni_blender.core import contract as C
+from exomni_blender.core.audio_codec import from_pcm16, sniff_audio
 
 from .engines.base import EngineError
 
@@ -77,7 +78,7 @@ def load_recording(path, max_seconds: float = C.MAX_AUDIO_SECONDS, max_bytes: in
     with open(path, "rb") as fh:
         head = fh.read(4096)
 
-    if head[:4] in (b"RIFF", b"RF64") and head[8:12] == b"WAVE":
+    if sniff_audio(head) == "wav":
         _check_wav_complete(path, name, size)
     info = None if path.suffix.lower() in FFMPEG_EXTENSIONS else _soundfile_info(path)
     if info is not None and info.format in SOUNDFILE_FORMATS:
@@ -103,10 +104,6 @@ def resample(samples: np.ndarray, src_rate: int, dst_rate: int) -> np.ndarray:
         ratio = Fraction(dst_rate, src_rate).limit_denominator(2000)
         up, down = ratio.numerator, ratio.denominator
     return resample_poly(x, up, down).astype(np.float32)
-
-
-def to_pcm16(samples: np.ndarray) -> bytes:
-    return (np.clip(np.asarray(samples, np.float32), -1.0, 1.0) * 32767.0).round().astype("<i2").tobytes()
 
 
 def ffmpeg_exe() -> str:
@@ -203,11 +200,12 @@ def _read_with_ffmpeg(path: Path, name: str, head: bytes, max_seconds: float):
     _check_rate(int(segment.frame_rate), int(channels), name)
     if width not in (1, 2, 4):
         raise bad_audio(f"{name} has {width * 8}-bit samples ffmpeg could not convert; export it as 16-bit PCM")
-    raw = np.frombuffer(segment.raw_data, dtype={1: np.uint8, 2: "<i2", 4: "<i4"}[width])
     if width == 1:
-        x = (raw.astype(np.float32) - 128.0) / 128.0
+        x = (np.frombuffer(segment.raw_data, np.uint8).astype(np.float32) - 128.0) / 128.0
+    elif width == 2:
+        x = from_pcm16(segment.raw_data)
     else:
-        x = raw.astype(np.float32) / float(2 ** (8 * width - 1))
+        x = np.frombuffer(segment.raw_data, "<i4").astype(np.float32) / float(2 ** 31)
     usable = x.size - x.size % channels
     x = x[:usable].reshape(-1, channels).mean(axis=1)
     fmt = codec if codec != "mp3float" else "mp3"
@@ -224,7 +222,7 @@ def _not_audio_message(name: str, head: bytes, probe: str) -> str:
     if looks_text:
         return (f"{name} is a text file, not audio (whatever its extension says); "
                 f"pick the recording itself ({SUPPORTED})")
-    if not _known_container(head):  # samples with no header: nothing says their rate or channel count
+    if sniff_audio(head) == "raw":  # samples with no header: nothing says their rate or channel count
         return (f"{name} has no audio header (raw PCM samples with no header, or a corrupt file), so its sample "
                 f"rate and channels are unknown; if it is raw PCM, save it as WAV (e.g. ffmpeg -f s16le -ar 16000 "
                 f"-ac 1 -i {name} out.wav, with its real format and rate), otherwise export it again as {SUPPORTED}")
@@ -232,17 +230,6 @@ def _not_audio_message(name: str, head: bytes, probe: str) -> str:
         return f"{name} has no audio track (only video or images); export the sound as {SUPPORTED}"
     return (f"{name} is not a readable audio file (corrupt, or not audio at all: "
             f"{_last_ffmpeg_line(probe)}); export it again as {SUPPORTED}")
-
-
-# The first bytes of the containers a recording comes in (and of video files, which ffmpeg names).
-_MAGIC = (b"RIFF", b"RIFX", b"RF64", b"fLaC", b"OggS", b"ID3", b"FORM", b"\x1aE\xdf\xa3", b"\x30\x26\xb2\x75",
-          b"#!AMR", b"caff", b".snd", b"\x00\x00\x01\xba", b"\x89PNG", b"\xff\xd8\xff", b"GIF8")
-
-
-def _known_container(head: bytes) -> bool:
-    if head.startswith(_MAGIC) or head[4:8] in (b"ftyp", b"moov", b"mdat", b"wide", b"free"):
-        return True
-    return len(head) > 1 and head[0] == 0xFF and head[1] & 0xE0 == 0xE0  # an MPEG or AAC frame sync
 
 
 def _last_ffmpeg_line(text: str) -> str:

@@ -12,18 +12,18 @@ from __future__ import annotations
 
 import base64
 import inspect
-import struct
 import time
 from pathlib import Path
 
 import numpy as np
 
 from exomni_blender.core import contract as C
+from exomni_blender.core.audio_codec import to_pcm16, wav_pcm16  # noqa: F401 (wav_pcm16: read from here too)
 
 
 def pcm16(samples: np.ndarray) -> bytes:
-    """The bytes `take.encode_wav` stores for these samples (same clip, scale and rounding)."""
-    return (np.clip(np.asarray(samples, np.float32), -1.0, 1.0) * 32767.0).round().astype("<i2").tobytes()
+    """The bytes `take.encode_wav` stores for these samples (the one PCM16 codec's)."""
+    return to_pcm16(samples)
 
 
 def stored_frames(frames: np.ndarray) -> bytes:
@@ -75,25 +75,6 @@ def stored_take_events(folder, audio_from: int = 0, frames_from: int = 0) -> lis
     if weights.shape[0] > frames_from:
         events.append(frames_event(weights[frames_from:], frames_from, fps))
     return events
-
-
-def wav_pcm16(data: bytes) -> tuple[int, bytes]:
-    """(sample rate, data bytes) of a mono 16-bit PCM WAV, the kind a take stores."""
-    if data[:4] != b"RIFF" or data[8:12] != b"WAVE":
-        raise ValueError("not a WAV file")
-    pos, rate, pcm = 12, None, None
-    while pos + 8 <= len(data):
-        cid, size = data[pos:pos + 4], struct.unpack("<I", data[pos + 4:pos + 8])[0]
-        if cid == b"fmt ":
-            tag, channels, rate, _, _, bits = struct.unpack("<HHIIHH", data[pos + 8:pos + 24])
-            if (tag, channels, bits) != (1, 1, 16):
-                raise ValueError(f"a take's audio is mono 16-bit PCM, not format {tag}, {channels} ch, {bits}-bit")
-        elif cid == b"data":
-            pcm = data[pos + 8:pos + 8 + size]
-        pos += 8 + size + (size & 1)
-    if rate is None or pcm is None:
-        raise ValueError("WAV file without fmt or data chunk")
-    return rate, pcm[:len(pcm) - len(pcm) % 2]
 
 
 def make_take_streamed(engine, request, progress):

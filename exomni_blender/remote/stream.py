@@ -15,6 +15,7 @@ import numpy as np
 import requests
 
 from ..core import contract as C
+from ..core.audio_codec import from_pcm16
 from .client import BackendError, Client
 
 STALL_S = 4 * C.STREAM_KEEPALIVE_S
@@ -106,4 +107,4 @@ class StreamedTake:
     @property
     def audio(self) -> np.ndarray:
         """float32 samples, as `take.decode_wav` reads the stored audio.wav."""
-        return self.pcm.astype(np.float32) / 32768.0
+        return from_pcm16(self.pcm)

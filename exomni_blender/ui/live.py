@@ -17,6 +17,7 @@ import numpy as np
 
 from ..core import contract as C
 from ..core.arkit import ARKIT_52
+from ..core.audio_codec import from_pcm16
 from ..remote.stream import StreamedTake
 
 LEAD_S = 0.15  # the first chunk plays this long after it arrives, so the next one can follow seamlessly
@@ -139,7 +140,7 @@ class LivePreview:
 
             if self._device is None:
                 self._device = aud.Device()
-            sound = aud.Sound.buffer((pcm.astype(np.float32) / 32768.0).reshape(-1, 1), float(rate))
+            sound = aud.Sound.buffer(from_pcm16(pcm).reshape(-1, 1), float(rate))
             self._handles.append(self._device.play(sound.delay(max(0.0, delay)) if delay > 0 else sound))
         except Exception as exc:  # no audio device: the face still moves
             self.sound_error = f"live sound is off ({exc})"

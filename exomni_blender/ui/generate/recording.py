@@ -10,6 +10,7 @@ import bpy
 
 from ...blender import compat
 from ...core import contract as C
+from ...core.audio_codec import audio_suffix
 from ..common import UserError, scene_fps
 
 @dataclass
@@ -140,16 +141,4 @@ def _too_large(what: str, size: int) -> str:
 
 def sniff_audio_suffix(head: bytes) -> str:
     """A file extension for audio bytes with no name to go by (the backend picks its decoder by both)."""
-    if head[:4] in (b"RIFF", b"RF64") and head[8:12] == b"WAVE":
-        return ".wav"
-    if head[:4] == b"fLaC":
-        return ".flac"
-    if head[:4] == b"OggS":
-        return ".ogg"
-    if head[:4] == b"FORM" and head[8:12] in (b"AIFF", b"AIFC"):
-        return ".aiff"
-    if head[4:8] == b"ftyp":
-        return ".m4a"
-    if head[:3] == b"ID3" or (len(head) > 1 and head[0] == 0xFF and head[1] & 0xE0 == 0xE0):
-        return ".mp3"
-    return ".wav"
+    return audio_suffix(head, default=".wav")
