@@ -77,3 +77,25 @@ def test_a_malformed_csv_is_reported_not_a_traceback(scene, tmp_path):
         bpy.ops.exomni.key_take_from_disk(filepath=str(tmp_path / "bad.csv"))
     assert "Traceback" not in str(err.value) and "Timecode" in jobs.latest("generate").error
     assert len(scene.exomni.takes) == 0
+
+
+def test_a_format_registered_outside_the_add_on_is_offered_and_keyed(scene, tmp_path):
+    from exomni_blender.core.exchange import register_format, unregister_format
+    from exomni_blender.ui.takes.operators import take_file_filter
+    from test_exchange_registry import TOY, jaw_take
+
+    assert "*.toy" not in take_file_filter().split(";")
+    register_format(TOY)
+    try:
+        assert "*.toy" in take_file_filter().split(";")  # what Key Take From Disk's file browser shows
+        scene.render.fps = 30
+        scene.frame_current = 5
+        TOY.write(jaw_take(frames=30, audio=False), tmp_path / "jaw.toy")
+        assert bpy.ops.exomni.key_take_from_disk(filepath=str(tmp_path / "jaw.toy")) == {"FINISHED"}
+        item = scene.exomni.takes[-1]
+        assert item.text == "jaw" and item.frames == 30 and item.folder == str(tmp_path)
+        assert shape_key_value(scene.exomni.target, "jawOpen", 5 + 29) == pytest.approx(1.0, abs=1e-3)
+    finally:
+        unregister_format("toy")
+    with pytest.raises(RuntimeError, match="unknown kind of file|not a take"):
+        bpy.ops.exomni.key_take_from_disk(filepath=str(tmp_path / "jaw.toy"))

@@ -23,7 +23,8 @@ from .. import face
 from ..arkit import ARKIT_52, INDEX
 from ..files import atomic_write
 from ..take import Take
-from .files import ExchangeFormatError, paired_audio
+from .files import ExchangeFormatError, paired_audio, wav_beside, write_with_audio
+from .registry import Format, register_format
 
 # The app's column order (Unreal's ARKit blend shape enum), not ARKit's alphabetical one.
 LIVELINK_BLENDSHAPES = (
@@ -277,3 +278,28 @@ def _livelink_times(path: Path, timecodes: list, fps: float | None) -> tuple[np.
     return times, rate, source
 
 
+# -- the format, as the exchange registry offers it ---------------------------------------------------
+
+def _read(path, source_fps: float | None = None, audio: bool = True, **_) -> Take:
+    return read_livelink_csv(path, fps=source_fps, audio=audio)
+
+
+def _write(take: Take, path, audio: bool = True, **_) -> list:
+    path = Path(path)
+    return write_with_audio(take, {path: livelink_csv_text(take).encode("utf-8")}, wav_beside(take, path, audio))
+
+
+def _read_notes(take: Take, opts: dict) -> list:
+    info = take.meta.get("livelink") or {}
+    notes = []
+    if info.get("fps_from") not in (None, "option"):
+        notes.append(f"Live Link Face recording read at {info.get('fps'):g} fps ({info.get('fps_from')}); "
+                     "give --source-fps if it was recorded at another rate")
+    if info.get("missing_channels"):
+        notes.append(f"channels not in the CSV, left at 0: {', '.join(info['missing_channels'])}")
+    return notes
+
+
+FORMAT = register_format(Format(
+    name="livelink", label="Live Link Face CSV (Timecode, BlendShapeCount, ...)", suffixes=(".csv",),
+    read=_read, write=_write, hint="a Live Link Face .csv", priority=30, read_notes=_read_notes))

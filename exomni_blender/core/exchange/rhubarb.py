@@ -27,7 +27,8 @@ from ..arkit import ARKIT_52, INDEX
 from ..face import LIPS_TOUCH, jaw_parting, lip_gap
 from ..files import atomic_write
 from ..take import Take
-from .files import ExchangeFormatError, paired_audio, read_json
+from .files import ExchangeFormatError, paired_audio, read_json, wav_beside, write_with_audio
+from .registry import Format, register_format
 
 RHUBARB_SHAPES = "ABCDEFGHX"
 
@@ -344,3 +345,31 @@ def _finish_cues(spans, duration: float) -> list:
     return out
 
 
+# -- the format, as the exchange registry offers it ---------------------------------------------------
+
+def is_rhubarb_file(path) -> bool:
+    """A .json file holding Rhubarb mouth cues (ExchangeFormatError when it is not JSON at all)."""
+    p = Path(path)
+    return p.is_file() and p.suffix.lower() == ".json" and rhubarb_cue_list(read_json(p)) is not None
+
+
+def _read(path, fps: float | None = None, audio: bool = True, **_) -> Take:
+    return read_rhubarb_json(path, fps=fps or 30.0, audio=audio)
+
+
+def _write(take: Take, path, audio: bool = True, mouth_from: str = "auto", **_) -> list:
+    path = Path(path)
+    wav = wav_beside(take, path, audio)
+    document = rhubarb_json(take, sound_file=wav.name if wav else "", source=mouth_from)
+    return write_with_audio(take, {path: json.dumps(document, indent=2).encode("utf-8")}, wav)
+
+
+def _write_notes(take: Take, opts: dict) -> list:
+    if take.phonemes and opts.get("mouth_from", "auto") != "curves":
+        return []
+    return ["mouth shapes taken from the curves (no phoneme timeline): H (tongue up) cannot be seen in them"]
+
+
+FORMAT = register_format(Format(
+    name="rhubarb", label="Rhubarb Lip Sync JSON (mouthCues)", suffixes=(".json",), sniff=is_rhubarb_file,
+    read=_read, write=_write, hint="a Rhubarb .json", priority=40, write_notes=_write_notes))

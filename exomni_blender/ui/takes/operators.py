@@ -4,12 +4,11 @@ No `from __future__ import annotations` here: Blender reads the property annotat
 """
 
 import os
-from pathlib import Path
 
 import bpy
 from bpy.props import BoolProperty, StringProperty
 
-from ...core.take import BLENDSHAPES_JSON, TAKE_JSON, Take
+from ...core.take import Take
 from ..common import ExOmniOperator, UserError, require_head, scene_fps
 
 
@@ -61,30 +60,21 @@ def key_head(head, take: Take, start_frame, layered: bool = False, take_id: str 
 
 
 def take_from_disk(path: str):
-    """(Take, folder) from a take folder, one of its files, an Audio2Face JSON, a Live Link Face CSV or
-    a Rhubarb Lip Sync JSON (+ a WAV beside it)."""
-    from ...core.exchange import load_any
+    """(Take, folder) from anything an exchange format reads: a take folder or one of its files, an
+    Audio2Face JSON, a Live Link Face CSV, a Rhubarb Lip Sync JSON, a plugin's format; or the WAV that
+    goes with one of them (the file of the same name is read)."""
+    from ...core.exchange import exchange_file_for, load_any
 
-    p = Path(bpy.path.abspath(path)) if path else Path()
-    if not str(path).strip() or not p.exists():
-        raise UserError(f"Nothing at '{path}'; pick a take folder, an Audio2Face or Rhubarb JSON, or a Live Link "
-                        f"Face CSV.")
-    if p.is_dir():
-        if (p / BLENDSHAPES_JSON).exists():
-            return Take.load(p), p
-        jsons = sorted(q for q in p.glob("*.json") if q.name != TAKE_JSON)
-        if len(jsons) != 1:
-            raise UserError(f"{p} is not a take folder (no {BLENDSHAPES_JSON}); pick the Audio2Face JSON file in it.")
-        p = jsons[0]
-    if p.suffix.lower() == ".wav":
-        partner = next((q for q in (p.with_suffix(".json"), p.with_suffix(".csv")) if q.exists()), None)
-        if partner is None:
-            raise UserError(f"{p.name} is audio only; pick the JSON or CSV file that goes with it.")
-        p = partner
-    if p.suffix.lower() not in (".csv", ".json"):
-        raise UserError(f"{p.name} is not a take: pick a take folder, an Audio2Face or Rhubarb JSON, a Live Link "
-                        f"Face CSV, or its WAV.")
-    return load_any(p)[0], p.parent
+    source = exchange_file_for(bpy.path.abspath(path) if str(path).strip() else "")
+    take = load_any(source)[0]
+    return take, source if source.is_dir() else source.parent
+
+
+def take_file_filter() -> str:
+    """The file browser's filter: every file an exchange format reads, and the WAVs that go with them."""
+    from ...core.exchange import file_filter
+
+    return file_filter()
 
 
 def selected_take(context):
@@ -97,17 +87,18 @@ def selected_take(context):
 class EXOMNI_OT_key_take_from_disk(ExOmniOperator, bpy.types.Operator):
     bl_idname = "exomni.key_take_from_disk"
     bl_label = "Key Take From Disk"
-    bl_description = ("Key a take folder, an Audio2Face or Rhubarb Lip Sync JSON or a Live Link Face CSV (with "
-                      "its WAV) on the head at the start frame and add its audio strip")
+    bl_description = ("Key a take folder, an Audio2Face or Rhubarb Lip Sync JSON, a Live Link Face CSV or any other "
+                      "exchange format (with its WAV) on the head at the start frame and add its audio strip")
     bl_options = {"REGISTER", "UNDO"}
     kind = "generate"
 
     filepath: StringProperty(name="Take", subtype="FILE_PATH",
                              description="A take folder, its blendshapes.json, an Audio2Face or Rhubarb JSON, "
-                                         "or a Live Link Face CSV")
-    filter_glob: StringProperty(default="*.json;*.csv;*.wav", options={"HIDDEN"})
+                                         "a Live Link Face CSV, or a file of another exchange format")
+    filter_glob: StringProperty(default="*.json;*.csv;*.wav", options={"HIDDEN"})  # set from the registry
 
     def invoke(self, context, event):
+        self.filter_glob = take_file_filter()  # the formats registered now, plugins included
         context.window_manager.fileselect_add(self)
         return {"RUNNING_MODAL"}
 
