@@ -18,21 +18,30 @@ from exomni_blender.core.files import atomic_write
 from exomni_blender.core.take import AUDIO_WAV, BLENDSHAPES_JSON, Take
 
 REPORT_JSON = "retarget_report.json"
+MAX_KEY_LIST_BYTES = 4 << 20  # thousands of names fit in far less
 
 
 def read_rig_keys(path) -> list:
     """Key names from a file: one name per line, a JSON list, {"keys": [...]}, or an Audio2Face JSON."""
     path = Path(path)
     try:
+        if path.stat().st_size > MAX_KEY_LIST_BYTES:
+            raise PresetError(f"{path} is {path.stat().st_size // 1024} KB; a rig's key list is a few KB of names "
+                              "(one per line, or a JSON list): is it the right file?")
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise PresetError(f"cannot read the rig's key list {path}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise PresetError(f"{path} is not text (a binary file?); give the rig's key names, one per line, as UTF-8 "
+                          "text, a JSON list, or an Audio2Face JSON") from None
     stripped = text.lstrip()
     if stripped.startswith(("[", "{")):
         try:
             data = json.loads(text)
         except json.JSONDecodeError as exc:
             raise PresetError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
+        except RecursionError:
+            raise PresetError(f"{path}: JSON nested too deeply; give a flat list of key names") from None
         if isinstance(data, dict):
             data = data.get("keys", data.get("facsNames"))
         if not isinstance(data, list) or not all(isinstance(n, str) for n in data):

@@ -138,3 +138,32 @@ def test_mood_options_out_of_range_say_the_range(capsys, tmp_path, args, stated)
     help_text = " ".join(capsys.readouterr().out.split())
     assert "mood shows; a number from 0 to 1" in help_text and "still head; a number from 0 to 2" in help_text
     assert "disgusted" in help_text
+
+
+def test_a_take_that_fails_leaves_no_output_folder(capsys, tmp_path):
+    bad = tmp_path / "noise.wav"
+    bad.write_bytes(np.random.default_rng(0).integers(0, 256, 4000, dtype=np.uint8).tobytes())
+    status, _, err = run(capsys, "take", "--audio", bad, "--out", tmp_path / "out" / "t")
+    assert status != 0 and "no audio header" in err
+    assert not (tmp_path / "out").exists()  # outputs only when whole: not even an empty folder
+
+
+def test_arguments_that_are_not_utf8_are_refused_in_words(tmp_path):
+    """A shell passes bytes; Python turns bytes that are not UTF-8 into lone surrogates."""
+    r = subprocess.run([sys.executable, "-m", "backend.cli", "take", "--text", b"caf\xe9 au lait",
+                        "--out", str(tmp_path / "t")], capture_output=True, timeout=120)
+    err = r.stderr.decode("utf-8", "replace")
+    assert r.returncode != 0 and "Traceback" not in err and "not UTF-8" in err
+    assert not (tmp_path / "t").exists()
+
+
+@pytest.mark.parametrize("content, words", [
+    (bytes(range(256)) * 8, "is not text"),
+    (b"[" * 100_000, "nested too deeply"),
+])
+def test_a_rig_key_list_that_is_not_one_is_refused_in_words(capsys, tmp_path, content, words):
+    run(capsys, "take", "--text", "Hi.", "--out", tmp_path / "t")
+    keys = tmp_path / "keys.txt"
+    keys.write_bytes(content)
+    status, _, err = run(capsys, "retarget", tmp_path / "t", "--rig-keys", keys, "--out", tmp_path / "r")
+    assert status != 0 and words in err and not (tmp_path / "r").exists()

@@ -1,6 +1,7 @@
 """`exomni take`: make one take locally, without a server, and write its take folder."""
 
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -46,6 +47,19 @@ def request_fields(args) -> dict:
     return data
 
 
+def check_writable(out: Path) -> None:
+    """The folder can be made and written where it is asked for; nothing is created yet, so a take that
+    fails leaves no empty folder behind."""
+    parent = out
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        raise R.RequestError(f"--out {out}: {parent} is a file (Not a directory); give a folder to write the "
+                             "take into")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise R.RequestError(f"--out {out}: cannot write into {parent}; give a folder you can write to")
+
+
 def parse_option(text: str) -> tuple:
     """NAME=VALUE, the value read as JSON where it is (numbers, true/false), else as text."""
     name, sep, raw = text.partition("=")
@@ -74,7 +88,7 @@ def run(args) -> int:
         request = registry.validate(data, has_audio=bool(args.audio))
         request.audio_path = args.audio
         registry.check_available(request.engine)
-        Path(args.out).mkdir(parents=True, exist_ok=True)  # a bad --out fails now, before the take is made
+        check_writable(Path(args.out))  # a bad --out fails now, before the take is made
         bar = ProgressBar(f"{request.engine}/{request.mode}")
         take = registry.get(request.engine).make_take(request, Progress(bar))
         bar.done()

@@ -203,7 +203,7 @@ def validate(data: Mapping, *, has_audio: bool = False,
     if not isinstance(text, str):
         _fail("text must be a string")
     if not _is_text(text):
-        _fail("the text holds an unpaired surrogate (a broken character); send it as valid UTF-8 text")
+        _fail("the text holds a broken character (an unpaired surrogate, or bytes that are not UTF-8); send it as UTF-8 text")
     text = text.strip()
     limit = TRANSCRIPT_LIMIT if mode == "lipsync" else TEXT_LIMIT
     if len(text) > limit:
