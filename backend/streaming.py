@@ -13,12 +13,13 @@ from __future__ import annotations
 import base64
 import inspect
 import time
+import wave
 from pathlib import Path
 
 import numpy as np
 
 from exomni_blender.core import contract as C
-from exomni_blender.core.audio_codec import to_pcm16, wav_pcm16  # noqa: F401 (wav_pcm16: read from here too)
+from exomni_blender.core.audio_codec import WavFormatError, to_pcm16, wav_pcm16  # noqa: F401 (wav_pcm16: read from here too)
 
 
 def pcm16(samples: np.ndarray) -> bytes:
@@ -58,23 +59,60 @@ def piece_events(piece) -> list:
     return events
 
 
-def stored_take_events(folder, audio_from: int = 0, frames_from: int = 0) -> list:
+REPLAY_SECONDS = 0.5  # a replayed event carries this much of the take: memory per client stays small
+
+
+def stored_take_events(folder, audio_from: int = 0, frames_from: int = 0):
     """The events of a stored take folder from sample `audio_from` and frame `frames_from` on (what a
-    client lacks). The audio goes as audio.wav's own bytes: decoding and encoding again could differ."""
+    client lacks), in pieces of REPLAY_SECONDS, audio and frames in time order. The audio goes as
+    audio.wav's own bytes (decoding and encoding again could differ), read piece by piece.
+
+    The files are opened here, before the first event is asked for: a caller that holds the store's
+    reading lock only for this call may let retention delete the folder meanwhile (an open file stays
+    readable), and a client that stalls never holds the lock."""
     from exomni_blender.core.exchange.a2f import read_a2f
     from exomni_blender.core.take import AUDIO_WAV, BLENDSHAPES_JSON
 
     folder = Path(folder)
-    events = []
-    wav = folder / AUDIO_WAV
-    if wav.is_file():
-        rate, pcm = wav_pcm16(wav.read_bytes())
-        if len(pcm) // 2 > audio_from:
-            events.append(pcm_event(pcm[2 * audio_from:], audio_from, rate))
     fps, weights = read_a2f(folder / BLENDSHAPES_JSON)
-    if weights.shape[0] > frames_from:
-        events.append(frames_event(weights[frames_from:], frames_from, fps))
-    return events
+    wav = _open_take_wav(folder / AUDIO_WAV)
+    return _replay(wav, audio_from, weights, frames_from, fps)
+
+
+def _open_take_wav(path: Path):
+    if not path.is_file():
+        return None
+    reader = wave.open(str(path), "rb")
+    if (reader.getnchannels(), reader.getsampwidth(), reader.getcomptype()) != (1, 2, "NONE"):
+        reader.close()
+        raise WavFormatError(f"{path.name}: a take's audio is mono 16-bit PCM")
+    return reader
+
+
+def _replay(wav, audio_from: int, weights: np.ndarray, frames_from: int, fps: float):
+    try:
+        rate = wav.getframerate() if wav is not None else 0
+        samples = wav.getnframes() if wav is not None else 0
+        audio_at, frames_at = audio_from, frames_from
+        if wav is not None and audio_at < samples:
+            wav.setpos(audio_at)
+        step_s, step_f = max(1, int(rate * REPLAY_SECONDS)), max(1, int(round(fps * REPLAY_SECONDS)))
+        while audio_at < samples or frames_at < weights.shape[0]:
+            # Whichever lags in time goes next, so a late client sees sound and face advance together.
+            audio_due = audio_at < samples and (frames_at >= weights.shape[0] or audio_at / rate <= frames_at / fps)
+            if audio_due:
+                pcm = wav.readframes(step_s)
+                if not pcm:
+                    samples = audio_at  # a file shorter than its header says: stop there
+                    continue
+                yield pcm_event(pcm, audio_at, rate)
+                audio_at += len(pcm) // 2
+            else:
+                yield frames_event(weights[frames_at:frames_at + step_f], frames_at, fps)
+                frames_at += step_f
+    finally:
+        if wav is not None:
+            wav.close()
 
 
 def make_take_streamed(engine, request, progress):

@@ -62,6 +62,27 @@ def test_phonetic_take_streams_whole_and_late_clients_get_everything(live_server
     assert np.array_equal(late.pcm, got.pcm) and np.array_equal(late.frames, got.frames)
 
 
+def test_a_finished_long_take_replays_in_small_pieces_equal_to_the_store(live_server, wait_job, tmp_path):
+    """A late client of a long take gets it in pieces of about half a second (each event a few tens of
+    KB, never the whole take at once), sound and face advancing together, the same bytes as stored."""
+    line = " ".join(["The quick brown fox jumps over the lazy dog near the riverbank."] * 12)
+    r = requests.post(live_server + C.TAKES, json={"text": line}, timeout=30)
+    job = wait_job(live_server, r.json()["job_id"])
+    assert job["state"] == C.DONE
+    stream = requests.get(live_server + C.job_stream_path(job["job_id"]), stream=True, timeout=60)
+    sizes = [len(line) for line in stream.iter_lines() if line.startswith(b"data:")]
+    got, events = _receive(live_server, job["job_id"])
+    _same_as_stored(got, live_server, job["take_id"], tmp_path)
+    assert got.pcm.size > 40 * 22050 // 2  # a long take: tens of seconds
+    audio = [e for e in events if e.kind == C.STREAM_AUDIO]
+    frames = [e for e in events if e.kind == C.STREAM_FRAMES]
+    assert len(audio) >= 40 and len(frames) >= 40
+    assert max(sizes) < 64_000, f"an event of {max(sizes)} bytes: the replay was not cut into pieces"
+    # Interleaved: the face never runs more than a piece ahead of the sound, nor the sound of the face.
+    order = [(e.start / got.sample_rate if e.kind == C.STREAM_AUDIO else e.start / got.fps) for e in events[:-1]]
+    assert max(abs(a - b) for a, b in zip(order, order[1:])) <= 0.6
+
+
 def test_the_stream_of_an_unknown_job_is_404(live_server):
     r = requests.get(live_server + C.job_stream_path("0123456789abcdef"), timeout=10)
     assert r.status_code == 404 and r.json()["error"]["code"] == C.E_NOT_FOUND

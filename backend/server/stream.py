@@ -71,11 +71,16 @@ async def job_stream(job_id: str, request: Request):
                 if state == C.DONE and job.take_id:
                     folder = store.path(job.take_id)
                     if folder is not None:
-                        with store.reading(job.take_id):
+                        with store.reading(job.take_id):  # only while the files are opened
                             rest = await run_in_threadpool(stored_take_events, folder, cursor.samples, cursor.frames)
-                        for name, data in rest:
-                            cursor.sent(name, data)
-                            yield sse(name, data)
+                        try:
+                            while (event := await run_in_threadpool(next, rest, None)) is not None:
+                                cursor.sent(*event)
+                                yield sse(*event)
+                                if await request.is_disconnected():
+                                    return
+                        finally:
+                            rest.close()
                 yield sse(C.STREAM_END, job.to_json())
                 return
             if pending:
