@@ -1,5 +1,5 @@
 """Recordings as people have them: WAV/FLAC/OGG/AIFF through soundfile, MP3/M4A/AAC and anything
-else ffmpeg reads through pydub, using the ffmpeg binary shipped in the imageio-ffmpeg wheel.
+else through the ffmpeg binary shipped in the imageio-ffmpeg wheel, piped and bounded by the length limit.
 
 A `Recording` keeps the file's own sample rate (channels mixed down to mono) for the take, and
 offers a 16 kHz copy for analysis. Every file that cannot be used raises an EngineError whose
@@ -11,7 +11,6 @@ from __future__ import annotations
 import re
 import struct
 import subprocess
-import warnings
 from dataclasses import dataclass
 from fractions import Fraction
 from math import gcd
@@ -20,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from exomni_blender.core import contract as C
-from exomni_blender.core.audio_codec import from_pcm16, sniff_audio
+from exomni_blender.core.audio_codec import sniff_audio
 
 from .engines.base import EngineError
 
@@ -54,6 +53,20 @@ class Recording:
         return resample(self.samples, self.sample_rate, rate)
 
 
+@dataclass
+class Scan:
+    """What the checks need of a recording's samples, gathered piece by piece (nothing kept)."""
+    samples: int = 0
+    peak: float = 0.0
+    finite: bool = True
+
+    def add(self, x: np.ndarray) -> None:
+        if x.size:
+            self.samples += int(x.size)
+            self.finite = self.finite and bool(np.all(np.isfinite(x)))
+            self.peak = max(self.peak, float(np.max(np.abs(np.nan_to_num(x)))))
+
+
 def bad_audio(message: str) -> EngineError:
     return EngineError(message, C.E_BAD_AUDIO)
 
@@ -63,8 +76,10 @@ def too_large(message: str) -> EngineError:
 
 
 def load_recording(path, max_seconds: float = C.MAX_AUDIO_SECONDS, max_bytes: int = C.MAX_AUDIO_BYTES,
-                   name: str | None = None) -> Recording:
-    """Read, check and mix down a recording. `name` is what messages call it (an upload's file name)."""
+                   name: str | None = None, keep: bool = True) -> Recording | None:
+    """Read, check and mix down a recording. `name` is what messages call it (an upload's file name).
+    With `keep=False` the recording is checked exactly as it would be read, piece by piece, and nothing
+    is kept (None): memory stays flat whatever the file holds."""
     path = Path(path)
     name = name or path.name
     if not path.is_file():
@@ -81,14 +96,16 @@ def load_recording(path, max_seconds: float = C.MAX_AUDIO_SECONDS, max_bytes: in
     if sniff_audio(head) == "wav":
         _check_wav_complete(path, name, size)
     info = None if path.suffix.lower() in FFMPEG_EXTENSIONS else _soundfile_info(path)
+    scan = Scan()
     if info is not None and info.format in SOUNDFILE_FORMATS:
         _check_rate(int(info.samplerate), int(info.channels), name)
         _check_length(info.frames / float(info.samplerate), name, max_seconds)
-        samples, rate, channels = _read_soundfile(path, name)
+        samples, rate, channels = _read_soundfile(path, name, scan, keep)
         fmt = info.format
     else:
-        samples, rate, channels, fmt = _read_with_ffmpeg(path, name, head, max_seconds)
-    return _checked(Recording(samples, rate, channels, fmt, name), max_seconds)
+        samples, rate, channels, fmt = _read_with_ffmpeg(path, name, head, max_seconds, scan, keep)
+    _check_scan(scan, rate, channels, name, max_seconds)
+    return Recording(samples, rate, channels, fmt, name) if keep else None
 
 
 def resample(samples: np.ndarray, src_rate: int, dst_rate: int) -> np.ndarray:
@@ -127,14 +144,21 @@ def _soundfile_info(path: Path):
         return None
 
 
-def _read_soundfile(path: Path, name: str):
+def _read_soundfile(path: Path, name: str, scan: Scan, keep: bool):
     import soundfile as sf
 
+    pieces = []
     try:
-        data, rate = sf.read(str(path), dtype="float32", always_2d=True)
+        with sf.SoundFile(str(path)) as f:
+            rate, channels = int(f.samplerate), int(f.channels)
+            for block in f.blocks(blocksize=1 << 16, dtype="float32", always_2d=True):
+                mono = block.mean(axis=1).astype(np.float32)
+                scan.add(mono)
+                if keep:
+                    pieces.append(mono)
     except Exception as exc:
         raise bad_audio(f"{name} could not be decoded ({exc}); the file is damaged: export it again") from None
-    return data.mean(axis=1).astype(np.float32), int(rate), int(data.shape[1])
+    return (np.concatenate(pieces) if pieces else np.zeros(0, np.float32)), rate, channels
 
 
 def _check_wav_complete(path: Path, name: str, size: int) -> None:
@@ -168,9 +192,15 @@ def _check_wav_complete(path: Path, name: str, size: int) -> None:
 
 _STREAM = re.compile(r"Stream #\d+:\d+.*?: Audio: (\w+)")
 _DURATION = re.compile(r"Duration: (\d+):(\d\d):(\d\d(?:\.\d+)?)")
+_RATE = re.compile(r"(\d+) Hz")
+DECODE_TIMEOUT_S = 120  # ten minutes of the slowest codec decode in seconds; more is a broken file
 
 
-def _read_with_ffmpeg(path: Path, name: str, head: bytes, max_seconds: float):
+def _read_with_ffmpeg(path: Path, name: str, head: bytes, max_seconds: float, scan: Scan, keep: bool = True):
+    """Decode through the ffmpeg binary: the container's duration is checked first, and where it has none
+    (a browser recorder's Opus/WebM) the decode itself stops just past the limit, so an hour of audio
+    in a few MB is never decoded whole. The samples arrive mixed down to mono float32 in pieces; with
+    `keep=False` (checking a recording before a job is accepted) they are only counted."""
     exe = ffmpeg_exe()
     probe = subprocess.run([exe, "-hide_banner", "-nostdin", "-i", str(path)], capture_output=True,
                            timeout=60).stderr.decode("utf-8", "replace")
@@ -181,35 +211,58 @@ def _read_with_ffmpeg(path: Path, name: str, head: bytes, max_seconds: float):
     if duration:
         h, m, s = duration.groups()
         _check_length(int(h) * 3600 + int(m) * 60 + float(s), name, max_seconds)
-
-    with warnings.catch_warnings():  # pydub warns at import when no ffmpeg is on PATH (we set our own)
-        warnings.simplefilter("ignore", RuntimeWarning)  # and about audioop, deprecated in Python 3.13
-        warnings.simplefilter("ignore", DeprecationWarning)
-        from pydub import AudioSegment
-        from pydub.exceptions import CouldntDecodeError
-    AudioSegment.converter = exe
     codec = stream.group(1)
+    rate_match = _RATE.search(stream.group(0) + probe[stream.end():stream.end() + 200])
+    rate = int(rate_match.group(1)) if rate_match else 0
+    channels = _channel_count(probe[stream.end():stream.end() + 200])
+    _check_rate(rate, channels, name)
+    cmd = [exe, "-hide_banner", "-nostdin", "-loglevel", "error", "-i", str(path), "-map", "0:a:0", "-vn",
+           "-t", f"{max_seconds + 1.0:.3f}", "-ac", "1", "-ar", str(rate), "-f", "f32le", "-acodec", "pcm_f32le", "-"]
+    limit_bytes = int((max_seconds + 1.0) * rate) * 4
+    pieces, count, carry = [], 0, b""
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
-        # Naming the decoder skips pydub's ffprobe step (the wheel ships ffmpeg only).
-        segment = AudioSegment.from_file(str(path), codec=codec)
-    except CouldntDecodeError as exc:
-        reason = _last_ffmpeg_line(str(exc))
-        raise bad_audio(f"{name} could not be decoded as {codec} audio ({reason}); the file is damaged or "
-                        f"incomplete: export it again") from None
-    width, channels = segment.sample_width, segment.channels
-    _check_rate(int(segment.frame_rate), int(channels), name)
-    if width not in (1, 2, 4):
-        raise bad_audio(f"{name} has {width * 8}-bit samples ffmpeg could not convert; export it as 16-bit PCM")
-    if width == 1:
-        x = (np.frombuffer(segment.raw_data, np.uint8).astype(np.float32) - 128.0) / 128.0
-    elif width == 2:
-        x = from_pcm16(segment.raw_data)
-    else:
-        x = np.frombuffer(segment.raw_data, "<i4").astype(np.float32) / float(2 ** 31)
-    usable = x.size - x.size % channels
-    x = x[:usable].reshape(-1, channels).mean(axis=1)
+        while chunk := proc.stdout.read(1 << 20):
+            count += len(chunk)
+            chunk, carry = carry + chunk, b""
+            whole = len(chunk) - len(chunk) % 4
+            chunk, carry = chunk[:whole], chunk[whole:]
+            x = np.frombuffer(chunk, "<f4")
+            scan.add(x)
+            if keep:
+                pieces.append(x)
+            if count > limit_bytes:  # ffmpeg's -t already stops it; this holds whatever it does
+                break
+        err = proc.stderr.read().decode("utf-8", "replace")
+        status = proc.wait(timeout=DECODE_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        raise bad_audio(f"{name} took over {DECODE_TIMEOUT_S} s to decode; export it again as {SUPPORTED}") from None
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.stdout.close()
+        proc.stderr.close()
+    if status != 0 and count == 0:
+        raise bad_audio(f"{name} could not be decoded as {codec} audio ({_last_ffmpeg_line(err)}); the file is "
+                        f"damaged or incomplete: export it again")
+    if count / 4 / float(rate) > max_seconds:
+        raise too_large(f"{name} is longer than the limit of {max_seconds:.0f} s (its container does not say how "
+                        "long; decoding stopped at the limit); split it into shorter lines (one take per line)")
+    x = np.concatenate(pieces).astype(np.float32) if pieces else np.zeros(0, np.float32)
     fmt = codec if codec != "mp3float" else "mp3"
-    return x.astype(np.float32), int(segment.frame_rate), int(channels), fmt
+    return x, rate, channels, fmt
+
+
+def _channel_count(text: str) -> int:
+    """Channels from ffmpeg's stream line: mono, stereo, 5.1, '6 channels', ... (1 when it says none)."""
+    m = re.search(r"Hz, ([^,\n]+)", text)
+    layout = (m.group(1).strip() if m else "mono").split("(")[0]
+    named = {"mono": 1, "stereo": 2, "2.1": 3, "3.0": 3, "quad": 4, "4.0": 4, "5.0": 5, "5.1": 6, "6.1": 7, "7.1": 8}
+    if layout in named:
+        return named[layout]
+    n = re.match(r"(\d+) channels", layout)
+    return int(n.group(1)) if n else 1
 
 
 def _not_audio_message(name: str, head: bytes, probe: str) -> str:
@@ -251,8 +304,9 @@ def _check_length(seconds: float, name: str, max_seconds: float) -> None:
 
 
 def check_recording(path, name: str | None = None) -> None:
-    """Refuse, before a job is accepted, a recording no engine could use (EngineError, 413/422)."""
-    load_recording(path, name=name)
+    """Refuse, before a job is accepted, a recording no engine could use (EngineError, 413/422). The
+    samples are counted, never kept: this runs in the HTTP process."""
+    load_recording(path, name=name, keep=False)
 
 
 def _check_rate(rate: int, channels: int, name: str) -> None:
@@ -264,20 +318,18 @@ def _check_rate(rate: int, channels: int, name: str) -> None:
                         "use; the file is damaged or mislabelled: export it again (e.g. 48 kHz WAV)")
 
 
-def _checked(rec: Recording, max_seconds: float) -> Recording:
-    name = rec.source
-    _check_rate(rec.sample_rate, rec.channels, name)
-    if rec.samples.size == 0:
+def _check_scan(scan: Scan, rate: int, channels: int, name: str, max_seconds: float) -> None:
+    _check_rate(rate, channels, name)
+    if scan.samples == 0:
         raise bad_audio(f"{name} holds no audio samples (0 s long); export the recording again")
-    if not np.all(np.isfinite(rec.samples)):
+    if not scan.finite:
         raise bad_audio(f"{name} contains invalid (NaN or infinite) samples; export it again as 16-bit PCM")
-    _check_length(rec.duration, name, max_seconds)
-    if rec.duration < MIN_SECONDS:
-        raise bad_audio(f"{name} is only {rec.duration * 1000:.0f} ms long, too short to hold speech; "
+    duration = scan.samples / float(rate)
+    _check_length(duration, name, max_seconds)
+    if duration < MIN_SECONDS:
+        raise bad_audio(f"{name} is only {duration * 1000:.0f} ms long, too short to hold speech; "
                         "pick the whole line")
-    peak = float(np.max(np.abs(rec.samples)))
-    if peak < SILENCE_PEAK:
-        level = f"peak level {20 * np.log10(peak):.0f} dBFS" if peak > 0 else "every sample is zero"
+    if scan.peak < SILENCE_PEAK:
+        level = f"peak level {20 * np.log10(scan.peak):.0f} dBFS" if scan.peak > 0 else "every sample is zero"
         raise bad_audio(f"{name} is silent ({level}): no voice was recorded; check the microphone "
                         "or pick the right track")
-    return rec

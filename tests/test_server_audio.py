@@ -78,3 +78,35 @@ def test_request_json_field_in_multipart(live_server, recording, wait_job):
                       data={"request": json.dumps({"mode": "lipsync", "seed": 4})}, headers=CLIENT, timeout=30)
     assert r.status_code == 202, r.text  # no transcript: phones are recognised
     assert wait_job(live_server, r.json()["job_id"])["state"] == C.DONE
+
+
+def _peak_rss_mb(pid: int) -> float:
+    with open(f"/proc/{pid}/status") as fh:
+        return next(int(line.split()[1]) for line in fh if line.startswith("VmHWM")) / 1024
+
+
+@pytest.mark.skipif(not __import__("os").path.exists("/proc/self/status"), reason="reads the server's peak memory")
+def test_a_long_recording_with_no_duration_is_refused_without_decoding_it_whole(tmp_path):
+    """What a browser's recorder writes: Opus in WebM with no duration in the container. Twenty minutes
+    of it is under 1 MB; the HTTP process must not decode it all to find it is over the limit."""
+    import subprocess
+
+    from backend.audio_input import ffmpeg_exe
+    from backend.server.launcher import LocalServer
+
+    webm = tmp_path / "long.webm"
+    with open(webm, "wb") as out:  # written to a pipe, the container cannot go back to note its duration
+        subprocess.run([ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-f", "lavfi", "-i",
+                        "sine=frequency=220:sample_rate=16000:duration=1200", "-c:a", "libopus", "-b:a", "6k",
+                        "-ac", "1", "-f", "webm", "pipe:1"], stdout=out, check=True, timeout=120)
+    probe = subprocess.run([ffmpeg_exe(), "-hide_banner", "-i", str(webm)], capture_output=True, text=True).stderr
+    assert "Duration: N/A" in probe
+    with LocalServer(tmp_path / "store", log_path=tmp_path / "server.log") as server:
+        before = _peak_rss_mb(server.process.pid)
+        r = requests.post(server.url + C.TAKES, files={"audio": ("line.webm", webm.read_bytes(), "audio/webm")},
+                          data={"mode": "lipsync"}, headers=CLIENT, timeout=60)
+        after = _peak_rss_mb(server.process.pid)
+    assert r.status_code == 413 and r.json()["error"]["code"] == C.E_TOO_LARGE, r.text
+    assert "limit of 600 s" in r.json()["error"]["message"]
+    # Twenty minutes at 48 kHz is 230 MB as float32; the check counts samples and keeps none.
+    assert after - before < 60, f"the HTTP process grew from {before:.0f} to {after:.0f} MB"

@@ -304,7 +304,8 @@ def test_bodies_are_capped_while_they_stream_without_a_memory_spike(server):
     assert status == 413 and sent < 16 * 2**20
     part = (b'--zz\r\nContent-Disposition: form-data; name="audio"; filename="big.wav"\r\n'
             b"Content-Type: audio/wav\r\n\r\n")
-    status, sent = _send_chunked(server.port, "multipart/form-data; boundary=zz", 300 * 2**20, prefix=part)
+    status, sent = _send_chunked(server.port, "multipart/form-data; boundary=zz", C.MAX_AUDIO_BYTES + 32 * 2**20,
+                                 prefix=part)
     assert status == 413 and sent < C.MAX_AUDIO_BYTES + 16 * 2**20
     grew_mb = (_peak_rss_kb(pid) - before) / 1024
     print(f"peak memory growth of the server: {grew_mb:.1f} MB")

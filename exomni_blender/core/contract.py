@@ -36,8 +36,11 @@ FINISHED_STATES = (DONE, FAILED, CANCELLED)
 # Modes an engine may offer (the take request and its limits are defined in `request.py`).
 MODES = ("say", "chat", "lipsync")
 DEFAULT_ENGINE = "phonetic"
-MAX_AUDIO_BYTES = 192 * 1024 * 1024  # ten minutes of 48 kHz stereo 16-bit WAV fit; compressed files are far smaller
 MAX_AUDIO_SECONDS = 600.0
+# The upload cap follows from the length limit: the largest file that can hold MAX_AUDIO_SECONDS in a
+# format people record in (uncompressed 96 kHz stereo 24-bit WAV), plus room for its headers and tags.
+# Anything bigger is over the length limit whatever it holds; compressed files are far smaller.
+MAX_AUDIO_BYTES = (int(MAX_AUDIO_SECONDS * 96_000 * 2 * 3) // 2**20 + 2) * 2**20  # whole MB: 331 MB
 
 # Error codes in {"error": {"code", "message"}} bodies.
 E_BAD_REQUEST = "bad_request"
@@ -60,6 +63,7 @@ E_BUSY = "busy"  # the queue is full: retry after the Retry-After header's secon
 E_STORE_FULL = "store_full"  # the disk under the take store is full
 E_JOB_EXPIRED = "job_expired"  # an accepted job whose record aged out of the bounded history
 E_TAKE_DAMAGED = "take_damaged"  # a take folder whose files cannot be read
+E_TIMEOUT = "request_timeout"  # a request body stopped arriving: send it again, whole and at once
 
 # One HTTP status per error code, wherever the error is raised.
 STATUS = {
@@ -67,7 +71,7 @@ STATUS = {
     E_ENGINE_UNAVAILABLE: 503, E_MALFORMED_JSON: 400, E_NOT_FOUND: 404, E_UNAUTHORIZED: 401, E_BAD_AUDIO: 422,
     E_TOO_LARGE: 413, E_INTERNAL: 500, E_BAD_SCRIPT: 422, E_UNCAST: 422,
     E_FORBIDDEN: 403, E_UNSUPPORTED_MEDIA: 415, E_BUSY: 429, E_STORE_FULL: 507, E_JOB_EXPIRED: 410,
-    E_TAKE_DAMAGED: 409,
+    E_TAKE_DAMAGED: 409, E_TIMEOUT: 408,
 }
 
 
