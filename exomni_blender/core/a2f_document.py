@@ -31,6 +31,8 @@ def read_json(path, error=TakeFormatError):
         raise error(f"{path}: not a text JSON file") from None
     except json.JSONDecodeError as exc:
         raise error(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno}); export it again") from None
+    except RecursionError:
+        raise error(f"{path}: JSON nested too deeply to be curves; export it again") from None
     if not isinstance(data, (dict, list)):
         raise error(f"{path}: expected a JSON object or list at the top")
     return data

@@ -3,7 +3,8 @@
 
 Other tools write the curves and the sound as two files. Which WAV belongs to a file is found, in
 order, from the path the file names (Audio2Face's `trackPath`, Rhubarb's `soundFile`; often
-absolute and from another machine, so its file name is tried beside the file too), from
+absolute and from another machine, so only its file name is tried, beside the file; a relative one
+only where it stays inside the file's folder), from
 Audio2Face's export naming (`bu.wav_bsweight.json` was made from `bu.wav`, `speech_bsweight.json`
 from `speech.wav`), from the same name with `.wav`, from a take folder's `audio.wav`, and last
 from the only WAV in the folder. Never from a guess among several.
@@ -22,6 +23,7 @@ from ..files import atomic_write_all
 from ..take import AUDIO_WAV, TakeFormatError
 
 A2F_EXPORT_SUFFIX = "_bsweight.json"  # Audio2Face names an export `<file name>_bsweight.json`
+MAX_SECONDS = 4 * 3600.0  # the longest performance an exchange file may hold
 
 
 class ExchangeFormatError(TakeFormatError):
@@ -53,11 +55,12 @@ def find_audio(path, named: str = "") -> tuple[Path | None, str]:
     """(the WAV that goes with `path`, how it was found), or (None, "") when none does (see above)."""
     path = Path(path)
     if named:
-        candidate = Path(named)
+        # Only inside the file's own folder: a path the file names may be absolute or climb out with
+        # "..", and a file from elsewhere must not pull in any WAV on this disk.
         name = re.split(r"[\\/]", named)[-1]
-        tried = (candidate if candidate.is_absolute() else path.parent / candidate, path.parent / name)
-        for p in tried:
-            if p.suffix.lower() == ".wav" and p.is_file():
+        relative = [] if Path(named).is_absolute() or re.match(r"^[A-Za-z]:", named) else [path.parent / named]
+        for p in (*relative, path.parent / name):
+            if p.suffix.lower() == ".wav" and p.is_file() and _inside(p, path.parent):
                 return p, "named in the file"
     if path.name.lower().endswith(A2F_EXPORT_SUFFIX):
         source = path.name[:-len(A2F_EXPORT_SUFFIX)]
@@ -71,6 +74,21 @@ def find_audio(path, named: str = "") -> tuple[Path | None, str]:
     if len(wavs) == 1:
         return wavs[0], "only WAV in the folder"
     return None, ""
+
+
+def _inside(p: Path, folder: Path) -> bool:
+    try:
+        return p.resolve().is_relative_to(folder.resolve())
+    except OSError:
+        return False
+
+
+def check_duration(path, seconds: float) -> None:
+    """An imported performance longer than MAX_SECONDS is a broken or hostile file, refused before its
+    curves are made (a cue ending at 1e7 s would need tens of GB of frames)."""
+    if not seconds <= MAX_SECONDS:
+        raise ExchangeFormatError(f"{path}: it runs {seconds:.0f} s, over the {MAX_SECONDS / 3600:.0f} hours a "
+                                  "performance may last; the times in it are wrong: export it again")
 
 
 def load_wav(path) -> tuple[np.ndarray, int]:

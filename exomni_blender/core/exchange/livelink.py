@@ -23,7 +23,7 @@ from .. import face
 from ..arkit import ARKIT_52, INDEX
 from ..files import atomic_write
 from ..take import Take
-from .files import ExchangeFormatError, paired_audio, wav_beside, write_with_audio
+from .files import ExchangeFormatError, check_duration, paired_audio, wav_beside, write_with_audio
 from .registry import Format, register_format
 
 # The app's column order (Unreal's ARKit blend shape enum), not ARKit's alphabetical one.
@@ -165,8 +165,17 @@ def read_livelink_csv(path, fps: float | None = None, audio: bool = True) -> Tak
                                           f"fix or delete that row")
 
     times, rate, rate_from = _livelink_times(path, timecodes, fps)
+    repeated = int(np.count_nonzero(np.diff(times) <= 1e-9))
+    if len(timecodes) > 1 and repeated == len(timecodes) - 1:
+        if fps is None:
+            raise ExchangeFormatError(
+                f"{path}: all {len(timecodes)} rows share the timecode {timecodes[0]!r}, so when each was recorded "
+                "is unknown; convert it with the recording's frame rate (exomni convert FILE --source-fps 60 ...) "
+                "and the rows are read as consecutive frames")
+        times, rate_from = np.arange(len(timecodes)) / rate, "option (every row has the same timecode)"
     keep = np.concatenate([[True], np.diff(times) > 1e-9])  # a repeated timecode: keep its first row
     times, values = times[keep], values[keep]
+    check_duration(path, float(times[-1]))
     frames = int(round(times[-1] * rate)) + 1
     grid = np.arange(frames) / rate
     weights = np.zeros((frames, len(ARKIT_52)), np.float32)
@@ -180,6 +189,7 @@ def read_livelink_csv(path, fps: float | None = None, audio: bool = True) -> Tak
         samples, sample_rate, record = paired_audio(path)
     meta = {"audio": record, "livelink": {
         "file": path.name, "start_timecode": timecodes[0], "fps": rate, "fps_from": rate_from, "rows": len(timecodes),
+        "repeated_timecodes": repeated,
         "rotations": rotation_curves, "missing_channels": missing, "ignored_columns": ignored}}
     head = np.zeros((frames, 3))
     for name, axis in HEAD_COLUMNS.items():

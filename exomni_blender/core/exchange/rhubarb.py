@@ -27,7 +27,7 @@ from ..arkit import ARKIT_52, INDEX
 from ..face import LIPS_TOUCH, jaw_parting, lip_gap
 from ..files import atomic_write
 from ..take import Take
-from .files import ExchangeFormatError, paired_audio, read_json, wav_beside, write_with_audio
+from .files import ExchangeFormatError, check_duration, paired_audio, read_json, wav_beside, write_with_audio
 from .registry import Format, register_format
 
 RHUBARB_SHAPES = "ABCDEFGHX"
@@ -185,6 +185,7 @@ def read_rhubarb_json(path, fps: float = 30.0, audio: bool = True) -> Take:
     except (TypeError, ValueError):
         duration = 0.0
     duration = max([duration] + [e for _, e, _ in parsed])
+    check_duration(path, duration)
     if duration <= 0:
         raise ExchangeFormatError(f"{path}: no mouth cues and no duration; nothing to animate")
     parsed.sort(key=lambda c: c[0])
