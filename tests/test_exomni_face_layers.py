@@ -23,13 +23,15 @@ def _speech(seconds: float, fps: float, seed: int = 0) -> np.ndarray:
     return w
 
 
-@pytest.mark.parametrize("mood", ["neutral", "angry"])
-@pytest.mark.parametrize("chunks", [[1] * 4 + [7] * 40, [30, 3, 50, 2, 400], [500]])
-def test_layers_streamed_in_any_split_equal_the_whole_take(mood, chunks):
+SPLITS = {"at once": [], "frame by frame, then in sevens": [1] * 4 + [7] * 40, "uneven": [30, 3, 50, 2, 400],
+          "one big piece": [500]}
+
+
+def _streamed(neutral: np.ndarray, mood: str, chunks: list) -> list:
+    """The pieces FaceLayers hands out when the model's frames come in `chunks` (the rest, if any, at the
+    end); no chunks: every frame at once with the end."""
     from backend.engines.exomni import FaceLayers
 
-    neutral = _speech(9.0, FPS)
-    whole = FaceLayers(FPS, 11, mood, 0.8).layered(neutral)
     layers, out, at = FaceLayers(FPS, 11, mood, 0.8), [], 0
     for size in chunks:
         if at >= neutral.shape[0]:
@@ -37,8 +39,36 @@ def test_layers_streamed_in_any_split_equal_the_whole_take(mood, chunks):
         out.append(layers.add(neutral[at:at + size], False))
         at += size
     out.append(layers.add(neutral[at:], True))
-    assert any(piece.shape[0] for piece in out[:-1])  # frames went out before the end
-    assert np.array_equal(np.concatenate(out), whole)
+    return out
+
+
+@pytest.mark.parametrize("mood", ["neutral", "angry"])
+def test_layers_streamed_in_any_split_make_one_take_with_eyes_and_mood(mood):
+    neutral = _speech(9.0, FPS)
+    takes = {}
+    for name, chunks in SPLITS.items():
+        pieces = _streamed(neutral, mood, chunks)
+        if chunks:
+            assert any(piece.shape[0] for piece in pieces[:-1]), f"{name}: no frames went out before the end"
+        takes[name] = np.concatenate(pieces)
+    take = takes["at once"]
+    for name, streamed in takes.items():
+        assert np.array_equal(streamed, take), f"streamed {name}, the take differs from the take made at once"
+
+    # what the take must be, from the model's frames alone
+    assert take.shape == neutral.shape and take.dtype == np.float32
+    assert take.min() >= 0.0 and take.max() <= 1.0
+    assert np.array_equal(take[:, INDEX["jawOpen"]], neutral[:, INDEX["jawOpen"]])  # the speech is left alone
+    blink = take[:, INDEX["eyeBlinkLeft"]]
+    blinks = np.flatnonzero((blink[1:] > 0.9) & (blink[:-1] <= 0.9)).size
+    assert 2 <= blinks <= 8, blinks  # people blink every few seconds when they talk, not every second
+    if mood == "neutral":  # no mood: only the eyes change
+        not_eyes = [i for i, n in enumerate(ARKIT_52) if not n.startswith("eye")]
+        assert np.array_equal(take[:, not_eyes], neutral[:, not_eyes])
+    else:  # anger lowers the brows (FACS AU 4), settling in after the start and gone by the end
+        lowered = take[:, INDEX["browDownLeft"]] - neutral[:, INDEX["browDownLeft"]]
+        assert lowered[int(FPS):-int(FPS)].min() > 0.3
+        assert abs(lowered[0]) < 0.02 and abs(lowered[-1]) < 0.02
 
 
 def test_speech_eyes_blink_in_pauses_and_look_around():
