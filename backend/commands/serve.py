@@ -11,6 +11,7 @@ import sys
 
 from exomni_blender.core import contract as C
 
+from ..server import connections
 from ..settings import Settings, is_loopback
 from ._common import add_engine_options, fail, make_registry
 
@@ -36,6 +37,17 @@ def register(sub):
     p.add_argument("--max-queued", type=int, default=None, help="jobs that may wait; more get 429 (default 32)")
     p.add_argument("--keep-takes", type=int, default=None, help="keep only the newest N takes (default: all)")
     p.add_argument("--keep-bytes", default=None, help="prune the oldest takes past this size, e.g. 20G (default: none)")
+    p.add_argument("--max-connections", type=int, default=connections.MAX_CONNECTIONS, metavar="N",
+                   help="connections open at once; past it the oldest idle one is closed "
+                        f"(default {connections.MAX_CONNECTIONS})")
+    p.add_argument("--header-timeout", type=float, default=connections.HEADER_TIMEOUT, metavar="S",
+                   help="seconds a request line and its headers may take to arrive "
+                        f"(default {connections.HEADER_TIMEOUT:g})")
+    p.add_argument("--keep-alive-timeout", type=float, default=connections.KEEP_ALIVE_TIMEOUT, metavar="S",
+                   help=f"seconds an idle connection is kept open (default {connections.KEEP_ALIVE_TIMEOUT:g})")
+    p.add_argument("--body-timeout", type=float, default=connections.BODY_TIMEOUT, metavar="S",
+                   help="seconds without data before a request body is given up with 408 "
+                        f"(default {connections.BODY_TIMEOUT:g})")
     p.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
     p.add_argument("--no-preload", action="store_true",
                    help="load the Ex-Omni model on its first take instead of in the background at start")
@@ -81,6 +93,13 @@ def decide_settings(args, env_settings: Settings | None = None):
                   "takes and read every take. Stop it and add --token unless this network is yours alone.")
     if not 1 <= s.port <= 65535:
         raise ValueError(f"--port must be from 1 to 65535, got {s.port}")
+    for flag, value in (("--max-queued", s.max_queued), ("--keep-takes", s.keep_takes)):
+        if value < 0:
+            raise ValueError(f"{flag} must not be negative, got {value}")
+    for flag in ("max_connections", "header_timeout", "keep_alive_timeout", "body_timeout"):
+        value = getattr(args, flag, None)
+        if value is not None and not value > 0:  # NaN too
+            raise ValueError(f"--{flag.replace('_', '-')} must be more than 0, got {value}")
     return s, notice
 
 
@@ -114,11 +133,14 @@ def run(args) -> int:
                     f"use an address of this machine with --host, such as {C.DEFAULT_HOST}")
     settings = settings.but(preload=not args.no_preload)
     app = create_app(settings=settings, registry=make_registry(args),
-                     registry_factory=functools.partial(make_registry, args))
+                     registry_factory=functools.partial(make_registry, args), body_timeout=args.body_timeout)
     if notice:
         print(notice, file=sys.stderr, flush=True)
     print(f"exomni: serving on http://{settings.host}:{settings.port}{C.API_PREFIX} (takes in {settings.store})",
           flush=True)
-    uvicorn.run(app, host=settings.host, port=settings.port, log_level=args.log_level)
+    max_connections = connections.fd_budget(args.max_connections)
+    protocol = connections.protocol_class(header_timeout=args.header_timeout, max_connections=max_connections)
+    uvicorn.run(app, host=settings.host, port=settings.port, log_level=args.log_level, http=protocol,
+                timeout_keep_alive=args.keep_alive_timeout, h11_max_incomplete_event_size=connections.MAX_HEADER_BYTES)
     return 0
 

@@ -36,10 +36,10 @@ def error(status: int, code: str, message: str, headers=None) -> JSONResponse:
 
 
 def create_app(store_dir=None, registry: EngineRegistry | None = None, token: str | None = None, *,
-               settings: Settings | None = None, registry_factory=None) -> FastAPI:
+               settings: Settings | None = None, registry_factory=None, body_timeout: float | None = None) -> FastAPI:
     """The app over a take store. `settings` (host, token, origins, limits) defaults to Settings();
     `token`/`store_dir` given here win. `registry_factory` builds the worker's engines (default: a copy
-    of `registry`)."""
+    of `registry`); `body_timeout`: seconds the guard waits for the next piece of a request body."""
     settings = (settings or Settings()).but(token=token, store=Path(store_dir) if store_dir else None)
     if settings.token == "":
         raise ValueError("an empty token would turn authentication off; give a real one or none")
@@ -59,7 +59,8 @@ def create_app(store_dir=None, registry: EngineRegistry | None = None, token: st
                               f"`Content-Type: application/json` or the `{C.CLIENT_HEADER}` header.")
     app.state.store, app.state.jobs, app.state.registry, app.state.settings = store, jobs, registry, settings
     app.add_middleware(Guard, token=settings.token, bound_host=settings.host, allow_hosts=settings.allow_hosts,
-                       allow_origins=settings.allow_origins)
+                       allow_origins=settings.allow_origins,
+                       **({"body_timeout": body_timeout} if body_timeout is not None else {}))
     _add_error_handlers(app)
     app.include_router(system)
     app.include_router(jobs_router)

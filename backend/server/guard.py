@@ -6,11 +6,15 @@ Every web page the animator opens can send requests to 127.0.0.1, so this ASGI m
 - a POST that a page could send without a preflight (text/plain, a plain HTML form, a multipart
   FormData without the client header): it needs `Content-Type: application/json` or `X-ExOmni-Client`;
 - a missing or wrong token (when the server has one; `/v1/health` stays open and says only "ok");
-- a body over its cap, counted while it streams in, whatever Content-Length says.
+- a body over its cap, counted while it streams in, whatever Content-Length says;
+- a body that stops arriving (`body_timeout` seconds without a piece) or trickles in (slower on average
+  than MIN_BODY_RATE): 408 and the connection closed. The request line and headers have their own
+  deadline, and idle connections theirs, in the HTTP protocol (`connections.py`).
 """
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import ipaddress
 import json
@@ -28,6 +32,14 @@ STATE_CHANGING = (b"POST", b"PUT", b"PATCH", b"DELETE")
 
 class BodyTooLarge(ExOmniError):
     code, status = C.E_TOO_LARGE, 413
+
+
+class BodyTooSlow(ExOmniError):
+    code, status = C.E_TIMEOUT, 408
+
+
+BODY_TIMEOUT = 30.0  # seconds without a piece of the body before the request is given up
+MIN_BODY_RATE = 256 * 1024  # bytes/s a whole body must average (past its first BODY_TIMEOUT seconds)
 
 
 def error_body(code: str, message: str) -> bytes:
@@ -99,8 +111,10 @@ def token_matches(header: bytes | None, token: bytes) -> bool:
 
 
 class Guard:
-    def __init__(self, app, *, token: str | None, bound_host: str, allow_hosts=(), allow_origins=()):
+    def __init__(self, app, *, token: str | None, bound_host: str, allow_hosts=(), allow_origins=(),
+                 body_timeout: float = BODY_TIMEOUT):
         self.app = app
+        self.body_timeout = body_timeout
         self.token = token.encode("utf-8") if token else None
         self.bound_host = _exact_name(bound_host)
         self.allow_hosts = {_exact_name(h) for h in allow_hosts}
@@ -193,6 +207,7 @@ class Guard:
                 if size > cap:
                     return await send_error(send, C.E_TOO_LARGE, too_large_message(cap))
             receive = _capped(receive, cap)
+            receive, send = _timed(receive, send, self.body_timeout, cap if declared is None else min(size, cap))
 
         if cors:
             async def send_with_cors(message):
@@ -245,3 +260,39 @@ def _capped(receive, cap: int):
         return message
 
     return capped
+
+
+def _timed(receive, send, idle: float, size: int):
+    """The request body, given up (BodyTooSlow) when no piece comes for `idle` seconds or the whole has
+    taken longer than `idle` plus its `size` (declared, else the cap) at MIN_BODY_RATE; the answer then closes the connection.
+    Once the body is complete, `receive` (a wait for the client to go) is no longer timed."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + idle + size / MIN_BODY_RATE
+    state = {"done": False, "slow": False, "seen": 0}
+
+    async def timed_receive():
+        if state["done"]:
+            return await receive()
+        started = loop.time()
+        wait = min(idle, max(0.0, deadline - started))
+        try:
+            message = await asyncio.wait_for(receive(), wait)
+        except asyncio.TimeoutError:
+            state["slow"] = True
+            if loop.time() >= deadline:
+                raise BodyTooSlow(f"the request body came too slowly (under {MIN_BODY_RATE // 1024} KB/s on "
+                                  "average); send it again") from None
+            raise BodyTooSlow(f"the request body stopped arriving ({idle:g} s without data after "
+                              f"{state['seen']} bytes); send it again, whole") from None
+        if message["type"] != "http.request" or not message.get("more_body", False):
+            state["done"] = True
+        else:
+            state["seen"] += len(message.get("body", b""))
+        return message
+
+    async def closing_send(message):
+        if state["slow"] and message["type"] == "http.response.start":
+            message = {**message, "headers": [*message.get("headers", ()), (b"connection", b"close")]}
+        await send(message)
+
+    return timed_receive, closing_send
