@@ -6,6 +6,11 @@ when the take would come out the same, so a rerun after a script edit makes only
 again. What is cached is the final take, delivery applied (`finish`), so a hit needs no more work.
 An entry appears whole or not at all (written beside, then renamed into place); a damaged one is a
 miss and is made again.
+
+`TakeCache.get_or_make` is the one cache-or-make step of both: the cached take when there is one,
+else the caller's `make()` (the engine in `exomni batch`, POST /v1/takes in the panel), finished and
+stored with the same meta either way (`line_meta`: character, line, voice, seed, delivery, and the
+key as "hash"), so a take made by one is a cached take to the other.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ import shutil
 import time
 import uuid
 from pathlib import Path
+from typing import Callable
 
 from .errors import ExOmniError
 from .face import scale_intensity
@@ -25,8 +31,20 @@ KEY = re.compile(r"[0-9a-f]{8,64}")
 _STALE_PART_SECONDS = 3600  # a staging folder this old was left by a crash, not by a writer at work
 
 
+# The meta every dialogue take carries, from `exomni batch` and the panel alike (see line_meta).
+META_KEYS = ("character", "line", "voice", "seed", "delivery", "hash")
+
+
 class CacheKeyError(ExOmniError, ValueError):
     """A cache key that is not a content hash; the planner and its caller disagree on the version."""
+
+
+def line_meta(*, character: str, line: int, voice: str | None, seed: int, delivery: dict) -> dict:
+    """A dialogue take's meta: the character who speaks it, the line's number in the script (from 1),
+    the voice and seed it was made with and its delivery (the planner's delivery JSON: mood,
+    intensity, volume, ...). `TakeCache.get_or_make` adds the cache key as "hash"."""
+    return {"character": str(character), "line": int(line), "voice": None if voice is None else str(voice),
+            "seed": int(seed), "delivery": dict(delivery or {})}
 
 
 def finish(take: Take, *, fps: float | None = None, intensity: float = 1.0, meta: dict | None = None) -> Take:
@@ -63,6 +81,22 @@ class TakeCache:
 
     def has(self, key: str) -> bool:
         return (self.path(key) / TAKE_JSON).is_file()
+
+    def get_or_make(self, key: str, make: Callable[[], Take], meta: dict, *, fps: float | None = None,
+                    intensity: float = 1.0) -> tuple[Take, bool]:
+        """(take, was_cached): the take cached under `key`, else `make()`'s take finished (`finish`:
+        at `fps`, its expression scaled by `intensity`, `meta` and the key as "hash" in its meta) and
+        stored under `key`, replacing a damaged entry. `meta` is `line_meta(...)`'s; a key it lacks
+        is a ValueError before anything is made. Errors of `make` pass through; nothing is stored."""
+        missing = [k for k in META_KEYS if k != "hash" and k not in meta]
+        if missing:
+            raise ValueError(f"a dialogue take's meta needs {', '.join(missing)}; build it with line_meta()")
+        take = self.get(key)
+        if take is not None:
+            return take, True
+        take = finish(make(), fps=fps, intensity=intensity, meta={**meta, "hash": key})
+        self.put(key, take)
+        return take, False
 
     def put(self, key: str, take: Take) -> Path:
         """Store a final take under `key`, replacing what was there; returns its folder."""

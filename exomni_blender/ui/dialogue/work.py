@@ -18,7 +18,7 @@ import bpy
 from ...core import contract as C
 from ...core import dialogue_layout as L
 from ...core.take import Take
-from ...core.take_cache import CacheKeyError, TakeCache, finish
+from ...core.take_cache import CacheKeyError, TakeCache, line_meta
 from ...remote.client import BackendError, Client
 from .. import jobs
 from .. import preferences
@@ -86,7 +86,8 @@ def cache_root() -> Path:
 
 
 def make_takes(job, url: str, token: str, body: dict, root: str) -> dict:
-    """Worker thread: plan the script on the backend, then make (or reuse) every line's take."""
+    """Worker thread: plan the script on the backend, then make (or reuse) every line's take through
+    the one cache-or-make step of `exomni batch` (TakeCache.get_or_make), with the same meta."""
     cache = TakeCache(root)
     with Client(url, token) as client:
         job.report(0.01, "Planning the script on the backend")
@@ -94,6 +95,7 @@ def make_takes(job, url: str, token: str, body: dict, root: str) -> dict:
         lines = plan.get("lines") if isinstance(plan, dict) else None
         if not lines:
             raise BackendError("The backend sent a dialogue plan without lines; update the add-on and the backend.")
+        fps = float(plan.get("fps") or body["fps"])
         made = reused = 0
         for i, line in enumerate(lines):
             job.check()
@@ -102,30 +104,40 @@ def make_takes(job, url: str, token: str, body: dict, root: str) -> dict:
             except CacheKeyError as exc:
                 raise BackendError(f"The backend sent an unusable cache key: {exc}.") from None
             label = f"{line['character']}: {L.first_words(line['text'])}"
-            if cache.has(line["hash"]):
-                line["take"] = str(folder)
-                reused += 1
-                continue
-            job.report(0.05 + 0.9 * i / len(lines), label)
-            started = client.submit_take(**line["request"])
-            job.remote_id = started["job_id"]
-            final = client.wait(job.remote_id, should_cancel=lambda: job.cancel_requested)
-            if final["state"] == C.CANCELLED:
-                raise jobs.Cancelled()
-            if final["state"] == C.FAILED:
-                raise BackendError(f"Line {line['index'] + 1} ({line['character']}): {job_error(final)}")
-            take_id = str(final.get("take_id") or "")
-            if not C.is_take_id(take_id):
-                raise BackendError(f"The backend finished line {line['index'] + 1} with an unusable take id.")
-            cache.root.mkdir(parents=True, exist_ok=True)
-            with tempfile.TemporaryDirectory(prefix=".download-", dir=cache.root) as download:
-                take = client.fetch_take(take_id, Path(download) / "take")
+            request = line["request"]
+            meta = line_meta(character=line["character"], line=line["index"] + 1, voice=request.get("voice"),
+                             seed=request.get("seed", 0), delivery=line.get("delivery") or {})
+
+            def make(i=i, line=line, label=label):
+                job.report(0.05 + 0.9 * i / len(lines), label)
+                return _remote_take(job, client, line, cache.root)
+
             # The delivery's intensity (a shout moves more) is applied once, before caching, as in `exomni batch`.
-            take = finish(take, intensity=float(line.get("intensity", 1.0)),
-                          meta={"character": line["character"], "line": line["index"] + 1, "hash": line["hash"]})
-            line["take"] = str(cache.put(line["hash"], take))
-            made += 1
+            _, cached = cache.get_or_make(line["hash"], make, meta, fps=fps,
+                                          intensity=float(line.get("intensity", 1.0)))
+            line["take"] = str(folder)
+            if cached:
+                reused += 1
+            else:
+                made += 1
         return {"plan": plan, "made": made, "reused": reused}
+
+
+def _remote_take(job, client, line: dict, download_root: Path) -> Take:
+    """One line's take, made by the backend (POST /v1/takes) and downloaded."""
+    started = client.submit_take(**line["request"])
+    job.remote_id = started["job_id"]
+    final = client.wait(job.remote_id, should_cancel=lambda: job.cancel_requested)
+    if final["state"] == C.CANCELLED:
+        raise jobs.Cancelled()
+    if final["state"] == C.FAILED:
+        raise BackendError(f"Line {line['index'] + 1} ({line['character']}): {job_error(final)}")
+    take_id = str(final.get("take_id") or "")
+    if not C.is_take_id(take_id):
+        raise BackendError(f"The backend finished line {line['index'] + 1} with an unusable take id.")
+    download_root.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=".download-", dir=download_root) as download:
+        return client.fetch_take(take_id, Path(download) / "take")
 
 
 def lay_out(plan: dict, fps: float, frame_start: int, gap: float) -> dict:
