@@ -309,23 +309,13 @@ BLENDER_LAUNCHER = "backend/blender_process.py"
 # through blender_process.command and names the Blender modules only in docstrings.
 BLENDER_STRINGS_ALLOWED: dict = {}
 
-# A circle another change is removing: core/take.py imports the A2F exchange inside its methods (to
-# write and read blendshapes.json) while core/exchange/a2f.py builds on the take. While it is there,
-# the extension's case of test_no_import_circles is an expected failure naming it (any other circle
-# still fails it); once it is gone the case passes and this entry can go too.
-TAKE_A2F_CIRCLE = {"exomni_blender.core.take", "exomni_blender.core.exchange.a2f"}
-
 
 @pytest.mark.parametrize("package", ["exomni_blender", "backend"])
 def test_no_import_circles(package):
     graph = import_graph(sources(package))
     assert len(graph) > 30, f"only {len(graph)} modules found in {package}/"
     circles = import_cycles(graph)
-    others = [c for c in circles if package != "exomni_blender" or not set(c) <= TAKE_A2F_CIRCLE]
-    assert not others, "import circles:\n" + "\n".join(describe_circle(graph, c) for c in others)
-    if circles:
-        pytest.xfail("the known circle core/take.py <-> core/exchange/a2f.py (lazy imports in take.py), which the "
-                     "exchange registry change removes: " + describe_circle(graph, circles[0]))
+    assert not circles, "import circles:\n" + "\n".join(describe_circle(graph, c) for c in circles)
 
 
 def test_only_the_command_line_imports_the_http_service():

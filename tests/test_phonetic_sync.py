@@ -86,7 +86,9 @@ def test_mouth_rests_in_pauses(lines):
     takes = _measure(lines, 30)
     rests = [r for s, w in takes for r in quality.pause_rest(s.phonemes, w, 30, s.duration)]
     assert len(rests) >= len(lines)  # at least the end of each line, plus sentence breaks
-    assert all(r[2] <= quality.REST_LEVEL for r in rests), [r for r in rests if r[2] > quality.REST_LEVEL]
+    # At rest, no mouth channel above 0.05: a twentieth of its range, under a pixel of lip motion on a
+    # head filling the frame (the threshold is the test's own, so a looser product constant cannot pass it).
+    assert all(r[2] <= 0.05 for r in rests), [r for r in rests if r[2] > 0.05]
 
 
 @pytest.mark.parametrize("fps,rate", [(24, 1.0), (30, 1.0), (60, 1.0), (30, 1.7)])

@@ -137,11 +137,14 @@ def test_a_full_queue_answers_busy_with_when_to_retry(tmp_path):
             jobs.submit(TakeRequest(engine="steered", text="one too many"))
         assert err.value.code == C.E_BUSY and err.value.status == 429 and err.value.retry_after >= 1
         jobs.cancel(waiting[0].job_id)
-        assert jobs.submit(TakeRequest(engine="steered", text="now there is room"))
+        room = jobs.submit(TakeRequest(engine="steered", text="now there is room"))
+        assert room.state == C.QUEUED and jobs.get(waiting[0].job_id).state == C.CANCELLED
+        engine.release.touch()
+        assert _wait(jobs, first.job_id).state == C.DONE  # the busy answer never touched the running job
+        assert _wait(jobs, room.job_id).state == C.DONE
     finally:
         engine.release.touch()
         jobs.shutdown()
-    assert first.state
 
 
 def test_history_is_bounded_and_an_aged_out_id_says_so(tmp_path):
