@@ -268,3 +268,25 @@ def test_a_body_without_keys_is_refused_before_a_take_is_made(registered_scene):
     assert not jobs.busy() and len(scene.exomni.takes) == 0
     with pytest.raises(ch.CharacterError, match="Select the head"):
         ch.check_character(body)
+
+
+def test_layered_takes_turn_the_whole_head_once(spoken):
+    objs = load_avatar()
+    made = ch.key_character(objs["Teeth"], spoken, layered=True)
+    assert made.summary() == "Head, Teeth, Tongue, EyeLeft, EyeRight"
+    assert set(made.layered.actions) >= {"mouth", "eyes", "head"}
+    scene = bpy.context.scene
+    scene.frame_set(spoken.frames // 2)
+    # a split avatar exported flat (one origin): every mesh turns with the head, none is left behind
+    turns = {n: tuple(round(v, 6) for v in objs[n].delta_rotation_euler) for n in made.keyed}
+    assert len(set(turns.values())) == 1 and any(abs(v) > 1e-4 for v in turns["Head"])
+    teeth = objs["Teeth"].data.shape_keys.key_blocks["jawOpen"].value
+    assert teeth == pytest.approx(objs["Head"].data.shape_keys.key_blocks["jawOpen"].value, abs=1e-3)
+
+    objs = load_avatar()
+    rig = rpm_rig({n: o for n, o in objs.items() if o.type == "MESH"})
+    made = ch.key_character(objs["Head"], spoken, layered=True)
+    heads = [a for a in bpy.data.actions if a.name.endswith("[head]")]
+    assert len(heads) == 1 and rig.animation_data.nla_tracks  # the head bone, turned once
+    assert "Head (bone)" not in made.keyed and {"LeftEye", "RightEye"} <= set(made.keyed)
+    assert all(o.animation_data is None for o in objs.values() if o.type == "MESH")  # no object turns

@@ -141,8 +141,8 @@ def find_character(obj) -> Character:
         for part in _bone_parts(armature, meshes, character.meshes()):
             part.name = f"{part.bone} (bone)" if part.bone in taken else ""
             character.parts.append(part)
-    # The chosen mesh first, then the one with the most keys (the face), then by name.
-    character.parts.sort(key=lambda p: (p.kind != MESH, p.object_name != obj.name, -len(p.channels), p.label))
+    # The mesh with the most keys first (the face stands for the character), the chosen one on a tie.
+    character.parts.sort(key=lambda p: (p.kind != MESH, -len(p.channels), p.object_name != obj.name, p.label))
     return character
 
 
@@ -343,16 +343,22 @@ def key_character(obj, take, start_frame=1, *, exclude=(), take_id: str = "", la
     several = len(parts) > 1
     name = _action_name(take)
     head_taken = False
-    for part in (p for p in parts if p.kind == MESH):
+    mesh_parts = [p for p in parts if p.kind == MESH]
+    head_target, shared = _layer_head(character, mesh_parts) if layered else (None, True)
+    if layered and head_target is False:
+        result.skipped["head motion"] = ("the meshes have no armature or parent to turn together and their "
+                                         "origins differ; parent them to one object to key the head's turns")
+    for part in mesh_parts:
         mesh = bpy.data.objects[part.object_name]
         main = part.label == result.main
         try:
             if layered:
                 from .layers import key_layers
 
-                part_take = take if not head_taken else _without_head(take)
-                made = key_layers(mesh, part_take, start_frame=start_frame,
-                                  preset=preset if mesh.name == obj.name else None)
+                keep_head = head_target is not False and (not shared or not head_taken)
+                made = key_layers(mesh, take if keep_head else _without_head(take), start_frame=start_frame,
+                                  preset=preset if mesh.name == obj.name else None,
+                                  head=head_target if shared and head_target else mesh)
                 head_taken = head_taken or "head" in made.actions
                 actions = list(made.actions.values())
                 action = made.actions.get("mouth") or actions[0]
@@ -391,6 +397,34 @@ def key_character(obj, take, start_frame=1, *, exclude=(), take_id: str = "", la
         raise CharacterError(f"nothing of '{obj.name}' could be keyed: "
                              + "; ".join(f"{k}: {v}" for k, v in result.skipped.items()))
     return result
+
+
+def _layer_head(character, mesh_parts) -> tuple:
+    """(what the head layer turns, whether one turn moves every mesh) for a layered take: the armature's
+    head bone, else the one object the meshes hang from; each mesh on its own when they share an origin
+    (a split avatar exported flat); (False, False) when nothing turns them together."""
+    from .layers import find_head_bone
+
+    if character.armature is not None:
+        armature = bpy.data.objects[character.armature]
+        if find_head_bone(armature):
+            return armature, True
+    meshes = [bpy.data.objects[p.object_name] for p in mesh_parts]
+    if len(meshes) == 1:
+        return None, True  # key_layers' own choice, as for a single head
+    roots = {_root(m) for m in meshes}
+    if len(roots) == 1 and next(iter(roots)) not in meshes:
+        return next(iter(roots)), True
+    origins = np.array([list(m.matrix_world.translation) for m in meshes])
+    if all(m.parent is None for m in meshes) and np.ptp(origins, axis=0).max() < 1e-3:
+        return None, False
+    return False, False
+
+
+def _root(o):
+    while o.parent is not None:
+        o = o.parent
+    return o
 
 
 def _tag(action, take_id, label, base_name):
