@@ -181,3 +181,48 @@ def test_events_that_are_not_sounds_do_not_become_phonemes():
     for a, b in zip(s.phonemes, s.phonemes[1:]):
         if b.start > a.end:
             assert _rms(s.audio, s.sample_rate, a.end, b.start) < 1e-3
+
+
+RESET_CASES = [("Hello there, how are you?", "en-us", 1.0, 1.0, 1), ("Bonjour à tous. Ça va?", "fr-fr", 1.3, 0.8, 2),
+               ("Guten Tag! Wie geht's?", "de", 0.7, 1.5, 3), ("tomato, tomato.", "en-us+f3", 1.0, 1.0, 4),
+               ("Numbers like 42 and 1999, and 'quotes'.", "en-gb", 1.9, 1.2, 5),
+               ("Robots speak in Klatt tones, don't they?", "en-us+klatt", 1.0, 1.0, 11),
+               ("Whisper this quietly.", "en-us+whisper", 1.0, 1.0, 12), ("Klatt four here.", "en-us+klatt4", 2.5, 1.9, 13)]
+
+
+def _spoken(case):
+    s = espeak.synthesize(case[0], voice=case[1], rate=case[2], pitch=case[3], seed=case[4])
+    return s.audio.tobytes(), [(p.symbol, p.start, p.end) for p in s.phonemes]
+
+
+def test_one_instance_reset_between_takes_speaks_as_a_fresh_load():
+    """Each take starts from the state just after loading, without unloading the library (issue 20)."""
+    expected = []
+    for case in RESET_CASES:
+        with espeak._LOCK:
+            espeak._unload()
+            espeak._load()
+        expected.append(_spoken(case))
+    assert espeak._state["snapshot"], "the wave generator's statics were not found in libespeak-ng"
+    handle = espeak._state["lib"]._handle
+    for order in (range(len(RESET_CASES)), reversed(range(len(RESET_CASES))), [0, 0, 5, 5, 3, 1, 6, 2, 4, 7]):
+        for i in order:
+            assert _spoken(RESET_CASES[i]) == expected[i], RESET_CASES[i]
+        espeak.phonemize("A phonemize call between takes.", voice="de")
+    assert espeak._state["lib"]._handle == handle  # never reloaded
+
+
+def test_many_takes_neither_reload_the_library_nor_grow_the_process():
+    def rss_kb():
+        with open("/proc/self/status") as fh:
+            return next(int(line.split()[1]) for line in fh if line.startswith("VmRSS:"))
+
+    lines = ["Hello there, how are you today?", "Bring the map back. Monday works.", "A second line, longer."]
+    for i in range(30):
+        espeak.synthesize(lines[i % 3], seed=i)
+    handle, before = espeak._state["lib"]._handle, rss_kb()
+    for i in range(500):
+        espeak.synthesize(lines[i % 3], seed=i)
+    grew = rss_kb() - before
+    print(f"500 takes: RSS grew {grew} KB")
+    assert espeak._state["lib"]._handle == handle and grew < 512

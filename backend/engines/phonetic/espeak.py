@@ -5,9 +5,12 @@ state (one voice, one callback, one set of parameters), so every call into it ho
 this module is the only code in the process that should load it.
 
 eSpeak's wave generator also carries state from one utterance into the next (pitch flutter phase,
-gain control, echo buffer), so the same text spoken twice differs by a few samples. To make a
-take reproducible, the library is unloaded and loaded afresh before each synthesis that follows
-another one (a few milliseconds: its statics start from their initial values again).
+gain control, echo buffer, the Klatt generator's filters), so the same text spoken twice differs by
+a few samples. To make a take reproducible, one instance is loaded per process and those statics
+(plain numbers, no pointers: `_SYNTH_STATE`) are copied back to their values after loading before
+each synthesis. The library's symbol table says where they are; a build without one (stripped, or
+not ELF) is unloaded and loaded afresh before each synthesis instead, which grows the process by
+about 2 KB a time.
 
 Timings are read from the events eSpeak emits while it synthesizes (AUDIO_OUTPUT_SYNCHRONOUS with
 phoneme events and IPA names): a phoneme starts at its event's sample position and ends where the
@@ -148,6 +151,69 @@ def _on_synth(wav, n, events) -> int:
     return collector(wav, n, events) if collector is not None else 0
 
 
+# The wave generator's and Klatt generator's statics that one utterance leaves for the next (names as in
+# libespeak-ng's symbol table; function-local statics carry a ".N" suffix there). Pointers are left out.
+_SYNTH_STATE = frozenset((
+    "Flutter_ix amp_inc amp_ix amplitude2 cycle_count cycle_samples echo_buf echo_head echo_tail echo_amp "
+    "echo_length echo_complete h_switch_sign harm_inc hf_factor hspect hswitch last_amp_cmd last_pitch_cmd "
+    "maxh maxh2 modulation_type n_samples nsamples peak_harmonic peak_height peaks phaseinc sample_count "
+    "samplecount_start sourceix syllable_end syllable_start time_count nlast noise vlast kt_globals kt_frame "
+    "klattp klattp1 frame_pool ix general_amplitude consonant_amp flutter_amp glottal_reduce").split())
+
+
+def _elf_symbols(path: str) -> dict:
+    """{name: (offset, size, kind)} from an ELF64 little-endian library's symbol tables, kind 1 for data
+    objects and 2 for functions ({} for another format)."""
+    import struct
+
+    try:
+        with open(path, "rb") as fh:
+            data = fh.read()
+        if data[:4] != b"\x7fELF" or data[4] != 2 or data[5] != 1:
+            return {}
+        shoff, = struct.unpack_from("<Q", data, 0x28)
+        shentsize, shnum = struct.unpack_from("<HH", data, 0x3A)
+        sections = [struct.unpack_from("<IIQQQQIIQQ", data, shoff + i * shentsize) for i in range(shnum)]
+        found = {}
+        for _, section_type, _, _, offset, size, link, _, _, entsize in sections:
+            if section_type not in (2, 11) or not entsize:  # SHT_SYMTAB, SHT_DYNSYM
+                continue
+            strtab = sections[link][4]
+            for k in range(offset, offset + size, entsize):
+                name_at, info, _, _, value, sym_size = struct.unpack_from("<IBBHQQ", data, k)
+                if info & 0xF in (1, 2) and value:
+                    end = data.index(b"\0", strtab + name_at)
+                    found[data[strtab + name_at:end].decode("ascii", "replace")] = (value, sym_size, info & 0xF)
+        return found
+    except (OSError, ValueError, IndexError, struct.error):
+        return {}
+
+
+def _state_snapshot(lib, path: str):
+    """[(address, bytes)] of the `_SYNTH_STATE` statics as they are now (just after loading), or None
+    when the library's symbols cannot be read."""
+    symbols = _elf_symbols(path)
+    synth = symbols.get("espeak_Synth")
+    if synth is None or synth[2] != 2:
+        return None
+    base = ctypes.cast(lib.espeak_Synth, ctypes.c_void_p).value - synth[0]
+    chosen = [(base + offset, size) for name, (offset, size, kind) in symbols.items()
+              if kind == 1 and size and name.split(".")[0] in _SYNTH_STATE]
+    if len(chosen) < 40:  # another build, other names: do not guess
+        return None
+    return [(address, ctypes.string_at(address, size)) for address, size in chosen]
+
+
+def _reset_synth_state() -> bool:
+    """Put the wave generator's statics back as they were after loading; False where that is impossible."""
+    snapshot = _state.get("snapshot")
+    if not snapshot:
+        return False
+    for address, saved in snapshot:
+        ctypes.memmove(address, saved, len(saved))
+    return True
+
+
 def _library():
     """The initialised library (loaded and set up on first use)."""
     with _LOCK:
@@ -157,9 +223,10 @@ def _library():
 
 
 def _fresh_library():
-    """The library with its synthesis state as after loading: reloaded if it has spoken since."""
+    """The library with its synthesis state as after loading: its statics put back if it has spoken since
+    (reloaded instead where they cannot be found)."""
     with _LOCK:
-        if _state.get("dirty") and _unload():
+        if _state.get("dirty") and "lib" in _state and not _reset_synth_state() and _unload():
             return _load()
         return _library()
 
@@ -222,6 +289,7 @@ def _load():
         lib.espeak_SetSynthCallback(callback)
         _state.update(lib=lib, sample_rate=int(rate), callback=callback, has_seed=has_seed, dirty=False,
                       version=(lib.espeak_Info(None) or b"").decode())
+        _state["snapshot"] = _state_snapshot(lib, espeakng_loader.get_library_path())
         return lib
 
 
