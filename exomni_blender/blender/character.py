@@ -280,7 +280,8 @@ def _bone_parts(armature, meshes, mesh_parts) -> list:
                   for side in ("left", "right")}
     for side, bone in find_eye_bones(armature).items():
         note = ""
-        deformed = [p.object_name for p in eye_shapes[side] if _deforms(armature, bone, bpy.data.objects[p.object_name])]
+        deformed = [p.object_name for p in eye_shapes[side]
+                    if _deforms(armature, bone, bpy.data.objects[p.object_name])]
         if deformed:
             note = f"its eye mesh {deformed[0]} turns with its own gaze shapes"
         parts.append(Part(EYE_BONE, armature.name, bone=bone, side=side, note=note))

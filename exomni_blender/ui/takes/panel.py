@@ -42,7 +42,8 @@ class EXOMNI_PT_takes(SidebarPanel, bpy.types.Panel):
             box = layout.box().column(align=True)
             box.label(text=f"{item.frames} frames from frame {item.start_frame} on {item.object_name}")
             if item.keyed:
-                box.label(text=f"Keyed: {item.keyed}", icon="OUTLINER_OB_ARMATURE" if "," in item.keyed else "MESH_DATA")
+                icon = "OUTLINER_OB_ARMATURE" if "," in item.keyed else "MESH_DATA"
+                box.label(text=f"Keyed: {item.keyed}", icon=icon)
             if item.action_name:
                 box.label(text=f"Action: {item.action_name}", icon="ACTION")
             if item.engine:
