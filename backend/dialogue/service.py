@@ -8,9 +8,11 @@ Bad scripts and uncast characters come back as errors whose message says what to
 """
 
 
+import csv
+
 from exomni_blender.core import contract as C
-from exomni_blender.core.request import DEFAULT_FPS, FPS_RANGE
 from exomni_blender.core.dialogue_layout import clip_name
+from exomni_blender.core.request import DEFAULT_FPS, check_field, is_text
 
 from ..engines.base import EngineError
 from . import cast as castmod
@@ -33,11 +35,19 @@ def sniff_format(text: str) -> str:
 
 
 def parse_script(text: str, fmt: str | None = None, name: str = "script"):
+    if fmt is not None and not isinstance(fmt, str):
+        raise ScriptError(f"format must be one of {', '.join(FORMATS)}, as text")
     fmt = (fmt or sniff_format(text)).lower()
     if fmt not in FORMATS:
-        raise ScriptError(f"unknown script format {fmt!r}; use one of {', '.join(FORMATS)}")
+        raise ScriptError(f"unknown script format {fmt[:40]!r}; use one of {', '.join(FORMATS)}")
     parser = {"fountain": parse_fountain, "csv": parse_csv, "json": parse_json}[fmt]
-    script = parser(text, source=name)
+    try:
+        script = parser(text, source=name)
+    except csv.Error as exc:  # a field over the csv module's limit, a stray NUL, ...
+        raise ScriptError(f"{name}: not a CSV this reader can take ({exc}); one line of dialogue per row, "
+                          "character,line[,start][,voice]") from None
+    except RecursionError:
+        raise ScriptError(f"{name}: JSON nested too deeply; a script is a flat list of lines") from None
     if not script.lines:
         raise ScriptError(f"{name} has no dialogue lines; a Fountain character cue is a line in upper case "
                           "after an empty line, with the dialogue on the next line")
@@ -55,6 +65,15 @@ def _field(body: dict, name: str, kind, default):
     return value
 
 
+def _names(table: dict, field: str, what: str) -> dict:
+    """{character: text} from a JSON object, every key and value text of a sensible length."""
+    for key, value in table.items():
+        if not (is_text(key) and is_text(value) and 0 < len(key) <= 200 and len(value) <= 200):
+            raise EngineError(f"{field} maps each character's name to {what}, as text; "
+                              f"{str(key)[:40]!r} does not", C.E_BAD_REQUEST)
+    return dict(table)
+
+
 def plan_dialogue(body, registry) -> dict:
     """The plan of a dialogue script: characters (head, voice, seed) and lines (take request, key)."""
     if not isinstance(body, dict):
@@ -67,17 +86,18 @@ def plan_dialogue(body, registry) -> dict:
     if len(text) > MAX_SCRIPT_CHARS:
         raise EngineError(f"the script has {len(text)} characters, over {MAX_SCRIPT_CHARS}; split it into scenes",
                           C.E_TEXT_TOO_LONG)
+    if not is_text(text):
+        raise EngineError("the script holds a broken character (an unpaired surrogate); send it as UTF-8 text",
+                          C.E_BAD_SCRIPT)
     name = str(body.get("name") or "script")
     engine_name = _field(body, "engine", str, C.DEFAULT_ENGINE)
-    fps = _field(body, "fps", float, DEFAULT_FPS)
-    if not FPS_RANGE[0] <= fps <= FPS_RANGE[1]:
-        raise EngineError(f"fps must be a number from {FPS_RANGE[0]:g} to {FPS_RANGE[1]:g}", C.E_BAD_REQUEST)
-    seed = _field(body, "seed", int, 0)
+    fps = check_field("fps", body.get("fps", DEFAULT_FPS) if body.get("fps") is not None else DEFAULT_FPS)
+    seed = check_field("seed", body.get("seed") if body.get("seed") is not None else 0)
     objects = _field(body, "objects", list, [])
-    if not all(isinstance(o, dict) and isinstance(o.get("name"), str) for o in objects):
+    if not all(isinstance(o, dict) and is_text(o.get("name")) for o in objects):
         raise EngineError('objects must be a list of {"name", "type", "shape_keys"}', C.E_BAD_REQUEST)
-    table = {str(k): str(v) for k, v in _field(body, "cast", dict, {}).items()}
-    voices = {str(k): str(v) for k, v in _field(body, "voices", dict, {}).items()}
+    table = _names(_field(body, "cast", dict, {}), "cast", "an object name")
+    voices = _names(_field(body, "voices", dict, {}), "voices", "a voice such as en-gb")
     mouth_only = _field(body, "mouth_only", bool, False)
     create = body.get("create_heads")
     if create is not None and not isinstance(create, bool):
@@ -123,7 +143,7 @@ def make_router(registry):
         raw = await request.body()
         try:
             body = json.loads(raw or b"null")
-        except ValueError:
+        except (ValueError, RecursionError):
             raise EngineError("the body is not valid JSON; send {\"script\": \"...\", \"objects\": [...]}",
                               C.E_MALFORMED_JSON) from None
         return await run_in_threadpool(plan_dialogue, body, registry)

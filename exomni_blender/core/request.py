@@ -245,6 +245,17 @@ def _voice(voice, engine: str, spec: Optional[EngineSpec]):
     return voice
 
 
+def check_field(name: str, value):
+    """One number or switch of the request checked against its declaration (for requests made of parts,
+    such as a dialogue plan's frame rate and seed); RequestError as `validate` gives it."""
+    return _checked(name, SPECS[name], value)
+
+
+def is_text(value) -> bool:
+    """A str that can be written as UTF-8: no lone surrogates (a JSON body may carry one as an escape)."""
+    return isinstance(value, str) and _is_text(value)
+
+
 def validate_options(options) -> dict:
     """The engine options, each checked against its declaration in OPTIONS."""
     if not isinstance(options, Mapping):
