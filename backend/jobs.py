@@ -35,7 +35,7 @@ from exomni_blender.core.request import RequestError, TakeRequest
 
 from . import worker as worker_module
 from .settings import Settings
-from .store import TakeStore, store_full
+from .store import TakeStore, store_full, store_read_only
 
 CANCEL_GRACE_S = 0.5  # a running job that has not stopped by then is stopped by killing its worker
 MAX_ATTEMPTS = 2  # a job that was running when the server died this many times is not run again
@@ -51,6 +51,14 @@ class QueueFull(RequestError):
         super().__init__(f"the backend is busy: {queued} takes are waiting; try again in {retry_after} s "
                          "(or cancel some of yours)", C.E_BUSY)
         self.retry_after = retry_after
+
+
+BUSY_TIMEOUT_S = 10.0  # how long a write waits for a jobs database another process holds
+
+
+def _is_corrupt(exc: BaseException) -> bool:
+    text = str(exc).lower()
+    return "malformed" in text or "not a database" in text or "disk image" in text or "corrupt" in text
 
 
 def new_job_id() -> str:
@@ -91,8 +99,43 @@ class JobTable:
 
     def __init__(self, path: Path):
         self.root = path.parent
-        self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None, timeout=30)
+        self.path = path
         self._lock = threading.Lock()
+        try:
+            self._open()
+        except sqlite3.DatabaseError as exc:
+            if not _is_corrupt(exc):
+                raise
+            self._set_aside(exc)
+            self._open()
+
+    def _open(self) -> None:
+        self._db = sqlite3.connect(str(self.path), check_same_thread=False, isolation_level=None,
+                                   timeout=BUSY_TIMEOUT_S)
+        try:
+            self._create()
+            row = self._db.execute("PRAGMA quick_check").fetchone()
+            if row and row[0] != "ok":
+                raise sqlite3.DatabaseError(f"database disk image is malformed ({row[0]})")
+            self._db.execute(f"SELECT {', '.join(self.COLUMNS)} FROM jobs WHERE state IN (?, ?) LIMIT 1",
+                             (C.QUEUED, C.RUNNING)).fetchall()
+        except sqlite3.Error:
+            self._db.close()
+            raise
+
+    def _set_aside(self, exc) -> None:
+        """A damaged jobs database renamed beside itself (kept for a look), so a fresh one can start."""
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        aside = self.path.with_name(f"{self.path.name}.corrupt-{stamp}")
+        for suffix in ("", "-wal", "-shm"):
+            part = Path(str(self.path) + suffix)
+            if part.exists():
+                os.replace(part, Path(str(aside) + suffix))
+        message = (f"exomni: the jobs database {self.path} was damaged ({exc}); it was set aside as {aside.name} "
+                   "and a new one started: jobs queued before are lost, takes in the store are kept")
+        print(message, file=sys.stderr, flush=True)
+
+    def _create(self) -> None:
         with self._lock:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")  # a 202 is a promise: the row is on disk
@@ -108,10 +151,24 @@ class JobTable:
                job.started, job.finished, job.attempts)
         try:
             self._upsert(row)
-        except sqlite3.OperationalError as exc:
-            if "full" in str(exc).lower():  # SQLITE_FULL: the disk under the store
-                raise store_full(self.root) from None
-            raise
+        except sqlite3.Error as exc:
+            raise self.fault(exc) from None
+
+    def fault(self, exc: sqlite3.Error) -> Exception:
+        """What a database error means for the client: a named store error, or `exc` itself."""
+        text = str(exc).lower()
+        if "full" in text:  # SQLITE_FULL: the disk under the store
+            return store_full(self.root)
+        if "locked" in text or "busy" in text:
+            return RequestError(f"the jobs database in {self.root} stayed locked by another process for "
+                                f"{BUSY_TIMEOUT_S:g} s (a second server on the same store, or a backup holding it); "
+                                "retry, or stop the other process", C.E_STORE_BUSY)
+        if "readonly" in text or "read-only" in text or "permission" in text or "access" in text:
+            return store_read_only(self.root)
+        if _is_corrupt(exc):
+            return RequestError(f"the jobs database {self.path} is damaged ({exc}); restart the server: it sets "
+                                "the file aside and starts a new one (takes are kept)", C.E_STORE_CORRUPT)
+        return exc
 
     def _upsert(self, row) -> None:
         with self._lock:
@@ -120,8 +177,12 @@ class JobTable:
                              ", ".join(f"{c}=excluded.{c}" for c in self.COLUMNS[1:]), row)
 
     def load(self, job_id: str) -> Job | None:
-        with self._lock:
-            row = self._db.execute(f"SELECT {', '.join(self.COLUMNS)} FROM jobs WHERE job_id=?", (job_id,)).fetchone()
+        try:
+            with self._lock:
+                row = self._db.execute(f"SELECT {', '.join(self.COLUMNS)} FROM jobs WHERE job_id=?",
+                                       (job_id,)).fetchone()
+        except sqlite3.Error as exc:
+            raise self.fault(exc) from None
         return self._job(row) if row else None
 
     def unfinished(self) -> list[Job]:
@@ -147,8 +208,11 @@ class JobTable:
             self._db.execute("COMMIT")
 
     def forgotten_until(self) -> float:
-        with self._lock:
-            row = self._db.execute("SELECT value FROM meta WHERE key='forgotten_until'").fetchone()
+        try:
+            with self._lock:
+                row = self._db.execute("SELECT value FROM meta WHERE key='forgotten_until'").fetchone()
+        except sqlite3.Error as exc:
+            raise self.fault(exc) from None
         return row[0] if row else 0.0
 
     def close(self) -> None:

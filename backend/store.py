@@ -32,6 +32,15 @@ def store_full(root, exc: OSError | None = None) -> RequestError:
                         "(exomni serve --keep-takes N or --keep-bytes SIZE)", C.E_STORE_FULL)
 
 
+def store_read_only(root) -> RequestError:
+    return RequestError(f"the take store {root} cannot be written (read-only or not permitted); make it writable "
+                        "or start the server with --store pointing at a writable folder", C.E_STORE_READ_ONLY)
+
+
+def is_read_only(exc: BaseException) -> bool:
+    return isinstance(exc, OSError) and exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM)
+
+
 def is_disk_full(exc: BaseException) -> bool:
     return isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)
 

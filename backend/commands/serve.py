@@ -112,8 +112,19 @@ def check_can_listen(host: str, port: int) -> None:
         s.bind((host, port))
 
 
+def store_problem(store, exc) -> str:
+    """What to do when the take store cannot be opened at start, in words."""
+    reason = getattr(exc, "strerror", None) or str(exc)
+    if "locked" in str(exc).lower():
+        return (f"the jobs database in {store} is locked by another process (another exomni serve on the same "
+                "store?); stop it, or give this server its own --store")
+    return (f"cannot use the take store {store} ({reason}); make it writable, free space there, or start the "
+            "server with --store pointing at another folder")
+
+
 def run(args) -> int:
     import errno
+    import sqlite3
 
     import uvicorn
 
@@ -132,8 +143,12 @@ def run(args) -> int:
         return fail(f"cannot listen on {settings.host}:{settings.port} ({exc.strerror or exc}); "
                     f"use an address of this machine with --host, such as {C.DEFAULT_HOST}")
     settings = settings.but(preload=not args.no_preload)
-    app = create_app(settings=settings, registry=make_registry(args),
-                     registry_factory=functools.partial(make_registry, args), body_timeout=args.body_timeout)
+    registry = make_registry(args)
+    try:
+        app = create_app(settings=settings, registry=registry,
+                         registry_factory=functools.partial(make_registry, args), body_timeout=args.body_timeout)
+    except (OSError, sqlite3.Error) as exc:
+        return fail(store_problem(settings.store, exc))
     if notice:
         print(notice, file=sys.stderr, flush=True)
     print(f"exomni: serving on http://{settings.host}:{settings.port}{C.API_PREFIX} (takes in {settings.store})",

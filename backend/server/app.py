@@ -99,12 +99,14 @@ def _add_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(OSError)
     async def on_os_error(_request, exc: OSError):
-        from ..store import is_disk_full
+        from ..store import is_disk_full, is_read_only, store_read_only
 
         if is_disk_full(exc):
             store = app.state.store.root
             return error(507, C.E_STORE_FULL, f"the take store is full: free space in {store} or set retention "
                                               "(exomni serve --keep-takes N or --keep-bytes SIZE)")
+        if is_read_only(exc):
+            return error(C.STATUS[C.E_STORE_READ_ONLY], C.E_STORE_READ_ONLY, str(store_read_only(app.state.store.root)))
         log.exception("unexpected error")
         return error(500, C.E_INTERNAL, f"internal error ({type(exc).__name__}); the server keeps running, see its log")
 

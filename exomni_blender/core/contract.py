@@ -64,6 +64,10 @@ E_STORE_FULL = "store_full"  # the disk under the take store is full
 E_JOB_EXPIRED = "job_expired"  # an accepted job whose record aged out of the bounded history
 E_TAKE_DAMAGED = "take_damaged"  # a take folder whose files cannot be read
 E_TIMEOUT = "request_timeout"  # a request body stopped arriving: send it again, whole and at once
+E_UNKNOWN_JOB = "unknown_job"  # a job id this server never issued (an expired one is E_JOB_EXPIRED)
+E_STORE_READ_ONLY = "store_read_only"  # the take store cannot be written: make it writable or serve another
+E_STORE_BUSY = "store_busy"  # another process holds the jobs database: retry, or stop the other server
+E_STORE_CORRUPT = "store_corrupt"  # the jobs database is damaged: restart the server (it sets the file aside)
 
 # One HTTP status per error code, wherever the error is raised.
 STATUS = {
@@ -71,7 +75,8 @@ STATUS = {
     E_ENGINE_UNAVAILABLE: 503, E_MALFORMED_JSON: 400, E_NOT_FOUND: 404, E_UNAUTHORIZED: 401, E_BAD_AUDIO: 422,
     E_TOO_LARGE: 413, E_INTERNAL: 500, E_BAD_SCRIPT: 422, E_UNCAST: 422,
     E_FORBIDDEN: 403, E_UNSUPPORTED_MEDIA: 415, E_BUSY: 429, E_STORE_FULL: 507, E_JOB_EXPIRED: 410,
-    E_TAKE_DAMAGED: 409, E_TIMEOUT: 408,
+    E_TAKE_DAMAGED: 409, E_TIMEOUT: 408, E_UNKNOWN_JOB: 404, E_STORE_READ_ONLY: 507, E_STORE_BUSY: 503,
+    E_STORE_CORRUPT: 500,
 }
 
 
