@@ -1,4 +1,5 @@
 """The one dialogue take cache (core/take_cache.py) that `exomni batch` and the Dialogue panel share,
+its one cache-or-make step (get_or_make),
 and the umask of what it and the atomic writer write."""
 
 import os
@@ -10,7 +11,7 @@ import pytest
 from exomni_blender.core.arkit import ARKIT_52, INDEX
 from exomni_blender.core.files import atomic_write, atomic_write_all
 from exomni_blender.core.take import Take
-from exomni_blender.core.take_cache import CacheKeyError, TakeCache, finish
+from exomni_blender.core.take_cache import META_KEYS, CacheKeyError, TakeCache, finish, line_meta
 
 KEY = "0123456789abcdef0123"
 
@@ -83,3 +84,46 @@ def test_a_failed_write_leaves_neither_temp_file_nor_a_half_set(tmp_path):
         atomic_write_all({tmp_path / "a.json": b"new", tmp_path / "b.json": 12345})
     assert (tmp_path / "a.json").read_bytes() == b"old"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.json"]
+
+
+def _meta(**over):
+    return {**line_meta(character="BRICK", line=1, voice="en-us", seed=3, delivery={"intensity": 1.0}), **over}
+
+
+def test_get_or_make_makes_once_then_reads_the_cache(tmp_path):
+    cache, calls = TakeCache(tmp_path), []
+
+    def make():
+        calls.append(1)
+        return _take(fps=30.0, frames=31)
+
+    take, cached = cache.get_or_make(KEY, make, _meta(), fps=24.0, intensity=1.5)
+    assert not cached and len(calls) == 1 and take.fps == 24.0 and take.frames == 25
+    assert np.allclose(take.weights[:, INDEX["jawOpen"]], 0.6)  # finished before it is stored
+    again, cached = cache.get_or_make(KEY, make, _meta(), fps=24.0, intensity=1.5)
+    assert cached and len(calls) == 1 and np.array_equal(again.weights, take.weights)
+    assert set(again.meta) >= set(META_KEYS) and again.meta["hash"] == KEY and again.meta["character"] == "BRICK"
+
+
+def test_get_or_make_remakes_a_damaged_entry_and_stores_nothing_when_make_fails(tmp_path):
+    cache = TakeCache(tmp_path)
+    cache.put(KEY, _take())
+    (tmp_path / KEY / "take.json").write_text("{not json")
+    take, cached = cache.get_or_make(KEY, lambda: _take(frames=20), _meta())
+    assert not cached and cache.get(KEY).frames == 20
+
+    other = "fedcba9876543210fedc"
+
+    def broken():
+        raise RuntimeError("the engine fell over")
+
+    with pytest.raises(RuntimeError, match="fell over"):
+        cache.get_or_make(other, broken, _meta())
+    assert not cache.has(other) and not list(tmp_path.glob(".*.part"))
+
+
+def test_get_or_make_refuses_meta_without_the_shared_schema(tmp_path):
+    made = []
+    with pytest.raises(ValueError, match="voice, seed, delivery"):
+        TakeCache(tmp_path).get_or_make(KEY, lambda: made.append(1) or _take(), {"character": "BRICK", "line": 1})
+    assert not made and not TakeCache(tmp_path).has(KEY)
