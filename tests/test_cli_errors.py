@@ -167,3 +167,18 @@ def test_a_rig_key_list_that_is_not_one_is_refused_in_words(capsys, tmp_path, co
     keys.write_bytes(content)
     status, _, err = run(capsys, "retarget", tmp_path / "t", "--rig-keys", keys, "--out", tmp_path / "r")
     assert status != 0 and words in err and not (tmp_path / "r").exists()
+
+
+def test_a_huge_screenplay_is_refused_before_any_work(capsys, tmp_path):
+    script = tmp_path / "epic.fountain"
+    script.write_text("BOB\nHello there, this is a line.\n\n" * 120_000)  # 3.8 MB
+    status, _, err = run(capsys, "batch", script, "--out", tmp_path / "out")
+    assert status != 0 and "split it into scenes" in err and not (tmp_path / "out" / "takes").exists()
+
+
+def test_a_long_screenplay_is_refused_with_its_estimate_unless_confirmed(capsys, tmp_path):
+    script = tmp_path / "long.fountain"
+    script.write_text("".join(f"BOB\nThis is line number {i} of a very long scene.\n\n" for i in range(600)))
+    status, _, err = run(capsys, "batch", script, "--out", tmp_path / "out")
+    assert status != 0 and "600 lines" in err and "minutes of speech" in err and "--confirm-large-batch" in err
+    assert not (tmp_path / "out" / "takes").exists()  # nothing made

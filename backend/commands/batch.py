@@ -65,6 +65,9 @@ def register(sub):
     p.add_argument("--flamenco-priority", type=int, default=50)
     p.add_argument("--chunk-size", type=int, default=10, help="frames per farm task (default: %(default)s)")
     p.add_argument("--check", action="store_true", help="read the script and cast, report, make nothing")
+    p.add_argument("--confirm-large-batch", action="store_true",
+                   help="make the takes even when the script has more lines than one batch makes unasked (500); "
+                        "without it such a script is refused with an estimate of its speech and size")
     add_engine_options(p)
     p.set_defaults(func=run)
 
@@ -86,7 +89,8 @@ def run(args) -> int:
             resolution=args.resolution, own_render_settings=args.own_render_settings, render_limit=args.render_limit,
             confirm_long_render=args.confirm_long_render, flamenco=args.flamenco, flamenco_job=args.flamenco_job,
             flamenco_output=args.flamenco_output, flamenco_priority=args.flamenco_priority,
-            chunk_size=args.chunk_size, check=args.check, report=PrintedReport())
+            chunk_size=args.chunk_size, check=args.check, confirm_large=args.confirm_large_batch,
+            report=PrintedReport())
     except BatchError as exc:
         return fail(str(exc), status=exc.status)
     if result.checked_only:

@@ -97,6 +97,17 @@ class BatchResult:
         return (self.frame_end - self.frame_start + 1) / self.fps
 
 
+MAX_LINES = 500  # a long scene; a whole feature is a few thousand lines, made scene by scene
+CHARS_PER_SECOND = 14.0  # speech at a natural pace, for estimates
+TAKE_BYTES_PER_SECOND = 22050 * 2 + 30 * 52 * 7  # a take folder: 16-bit audio plus the curves as JSON
+
+
+def estimate_batch(lines) -> dict:
+    """What making these planned lines costs, roughly: their count, minutes of speech, MB of takes."""
+    seconds = sum(len(p.line.text) for p in lines) / CHARS_PER_SECOND
+    return {"lines": len(lines), "speech_minutes": seconds / 60, "megabytes": seconds * TAKE_BYTES_PER_SECOND / 2**20}
+
+
 def run_batch(script_path, out, *, blend=None, engine: str = C.DEFAULT_ENGINE,
               registry: Callable[[], object] | None = None, cast: dict | None = None, cast_file=None,
               voices: dict | None = None, create_heads: bool | None = None, gap: float = 0.5,
@@ -104,7 +115,8 @@ def run_batch(script_path, out, *, blend=None, engine: str = C.DEFAULT_ENGINE,
               render: bool = False, resolution: int | None = None, own_render_settings: bool = False,
               render_limit: float = 10.0, confirm_long_render: bool = False, flamenco: str | None = None,
               flamenco_job=None, flamenco_output=None, flamenco_priority: int = 50, chunk_size: int = 10,
-              check: bool = False, report: BatchReport | None = None) -> BatchResult:
+              check: bool = False, confirm_large: bool = False,
+              report: BatchReport | None = None) -> BatchResult:
     """Make the dialogue scene of `script_path` (.fountain, .csv or .json) in the folder `out`,
     starting from the scene `blend` (read only; None: an empty scene).
 
@@ -114,7 +126,8 @@ def run_batch(script_path, out, *, blend=None, engine: str = C.DEFAULT_ENGINE,
     `fps` None is the scene's frame rate. `render` adds the preview video (Workbench, `resolution`
     wide, or the scene's own settings), refused when estimated past `render_limit` minutes unless
     `confirm_long_render`. `flamenco` (a Manager URL) submits the render job, `flamenco_job` (a file)
-    writes it. `check` plans and reports only. Raises BatchError (RenderRefused for a refused render)."""
+    writes it. `check` plans and reports only. A script of more than MAX_LINES lines is refused with its
+    estimate unless `confirm_large`. Raises BatchError (RenderRefused for a refused render)."""
     from ..engines.base import EngineError
     from . import cast as castmod
     from . import plan as planmod
@@ -173,6 +186,12 @@ def run_batch(script_path, out, *, blend=None, engine: str = C.DEFAULT_ENGINE,
         report.note(warning)
     report.planned(plan, fps, Path(script_path).name)
     result = BatchResult(plan=plan, fps=fps)
+    estimate = estimate_batch(plan.lines)
+    if estimate["lines"] > MAX_LINES and not (confirm_large or check):
+        raise BatchError(f"{Path(script_path).name} has {estimate['lines']} lines: about "
+                         f"{estimate['speech_minutes']:.0f} minutes of speech and {estimate['megabytes']:.0f} MB of "
+                         f"takes, over the {MAX_LINES} lines one batch makes unasked; split the script into scenes, "
+                         "or pass --confirm-large-batch to make them all")
     if check:
         result.checked_only = True
         result.seconds = time.monotonic() - t0

@@ -84,11 +84,18 @@ class Script:
 
 # -- loading ------------------------------------------------------------------------------------
 
+MAX_SCRIPT_BYTES = 2 * 2**20  # a feature film's whole screenplay is about 0.3 MB
+
+
 def load_script(path) -> Script:
     """Read a script by its file type: .fountain (or .spmd/.txt), .csv or .json."""
     path = Path(path)
     if not path.is_file():
         raise ScriptError(f"no such script file: {path}")
+    size = path.stat().st_size
+    if size > MAX_SCRIPT_BYTES:
+        raise ScriptError(f"{path} is {size / 2**20:.1f} MB; a screenplay scene is tens of KB (the limit is "
+                          f"{MAX_SCRIPT_BYTES // 2**20} MB): split it into scenes, or check it is the script")
     try:
         text = path.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError as exc:

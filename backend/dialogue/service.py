@@ -17,10 +17,9 @@ from exomni_blender.core.request import DEFAULT_FPS, check_field, is_text
 from ..engines.base import EngineError
 from . import cast as castmod
 from .plan import plan_script
-from .script import ScriptError, parse_csv, parse_fountain, parse_json
+from .script import MAX_SCRIPT_BYTES, ScriptError, parse_csv, parse_fountain, parse_json
 
 FORMATS = ("fountain", "csv", "json")
-MAX_SCRIPT_CHARS = 2_000_000
 
 
 def sniff_format(text: str) -> str:
@@ -83,8 +82,8 @@ def plan_dialogue(body, registry) -> dict:
     if not isinstance(text, str) or not text.strip():
         raise EngineError("script is empty: send the screenplay (Fountain, CSV or JSON) as text in 'script'",
                           C.E_EMPTY_TEXT)
-    if len(text) > MAX_SCRIPT_CHARS:
-        raise EngineError(f"the script has {len(text)} characters, over {MAX_SCRIPT_CHARS}; split it into scenes",
+    if len(text) > MAX_SCRIPT_BYTES:
+        raise EngineError(f"the script has {len(text)} characters, over {MAX_SCRIPT_BYTES}; split it into scenes",
                           C.E_TEXT_TOO_LONG)
     if not is_text(text):
         raise EngineError("the script holds a broken character (an unpaired surrogate); send it as UTF-8 text",
