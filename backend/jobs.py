@@ -14,6 +14,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import logging
 import multiprocessing
@@ -61,9 +63,16 @@ def _is_corrupt(exc: BaseException) -> bool:
     return "malformed" in text or "not a database" in text or "disk image" in text or "corrupt" in text
 
 
-def new_job_id() -> str:
-    """16 hex digits: the acceptance time (seconds) then 8 random ones, so an unknown id can be dated."""
-    return f"{int(time.time()) & 0xFFFFFFFF:08x}{secrets.token_hex(4)}"
+def new_job_id(key: bytes | None = None) -> str:
+    """16 hex digits: the acceptance time (seconds), 4 random ones, then 4 of a tag keyed with the store's
+    id key, so an unknown id can be dated and told apart from one this store never issued. Without a key
+    the last 8 digits are random."""
+    head = f"{int(time.time()) & 0xFFFFFFFF:08x}{secrets.token_hex(2)}"
+    return head + (_id_tag(key, head) if key else secrets.token_hex(2))
+
+
+def _id_tag(key: bytes, head: str) -> str:
+    return hmac.new(key, head.encode("ascii"), hashlib.sha256).hexdigest()[:4]
 
 
 @dataclass
@@ -207,6 +216,16 @@ class JobTable:
                              "DO UPDATE SET value=MAX(value, excluded.value)", (newest,))
             self._db.execute("COMMIT")
 
+    def id_key(self) -> bytes:
+        """The store's key for job id tags, made on first use and kept in the database."""
+        with self._lock:
+            row = self._db.execute("SELECT value FROM meta WHERE key='id_key'").fetchone()
+            if row is None or not isinstance(row[0], str):
+                self._db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('id_key', ?)",
+                                 ("k" + secrets.token_hex(16),))
+                row = self._db.execute("SELECT value FROM meta WHERE key='id_key'").fetchone()
+        return row[0].encode("ascii")
+
     def forgotten_until(self) -> float:
         try:
             with self._lock:
@@ -234,6 +253,7 @@ class JobQueue:
         self.settings = settings or Settings()
         self._factory = registry_factory or (lambda: registry)
         self._table = JobTable(store.root / DB_NAME)
+        self._id_key = self._table.id_key()
         self._uploads = store.root / UPLOADS
         self._uploads.mkdir(exist_ok=True)
         self._lock = threading.Lock()
@@ -274,7 +294,7 @@ class JobQueue:
 
     def submit(self, request: TakeRequest, job_id: str | None = None, upload: Path | None = None) -> Job:
         fields = request.to_json()
-        job = Job(job_id=job_id or new_job_id(), request=fields, upload=str(upload) if upload else None)
+        job = Job(job_id=job_id or self.new_id(), request=fields, upload=str(upload) if upload else None)
         with self._lock:
             if len(self._queue) >= self.settings.max_queued:
                 raise QueueFull(len(self._queue), self.retry_after(len(self._queue)))
@@ -361,8 +381,17 @@ class JobQueue:
             if folder.name not in keep:
                 shutil.rmtree(folder, ignore_errors=True) if folder.is_dir() else folder.unlink(missing_ok=True)
 
+    def new_id(self) -> str:
+        """A job id this store can later recognise as its own (see `new_job_id`)."""
+        return new_job_id(self._id_key)
+
+    def issued(self, job_id: str) -> bool:
+        """Whether `job_id` carries this store's tag: an id it issued, known or aged out."""
+        return bool(_JOB_ID.match(job_id or "")) and hmac.compare_digest(_id_tag(self._id_key, job_id[:12]),
+                                                                          job_id[12:])
+
     def _unknown(self, job_id: str) -> RequestError:
-        if _JOB_ID.match(job_id or ""):
+        if self.issued(job_id):
             accepted = int(job_id[:8], 16)
             if accepted <= self._table.forgotten_until():
                 days = self.settings.keep_job_days
@@ -370,8 +399,8 @@ class JobQueue:
                     f"job {job_id} ended long ago and its record was dropped (this server remembers its last "
                     f"{self.settings.keep_jobs} jobs for {days:g} days); a take it made is still listed at "
                     f"{C.TAKES}", C.E_JOB_EXPIRED)
-        return RequestError(f"no job {job_id[:40]!r}: this server never accepted it (finished takes are listed "
-                            f"at {C.TAKES})", C.E_NOT_FOUND)
+        return RequestError(f"no job {job_id[:40]!r}: this server never issued it (finished takes are listed "
+                            f"at {C.TAKES})", C.E_UNKNOWN_JOB)
 
     # -- the dispatcher: one thread that feeds the worker and reads what it says ---------------------
     def _wake(self) -> None:

@@ -69,7 +69,8 @@ def test_malformed_json_unknown_ids_and_server_keeps_serving(live_server):
     assert r.status_code == 400 and r.json()["error"]["code"] == C.E_MALFORMED_JSON
     for path in (C.job_path("nope"), C.take_path("nope"), C.take_path("../../etc", "audio.wav"), "/v1/nothing"):
         r = requests.get(live_server + path, timeout=5)
-        assert r.status_code == 404 and r.json()["error"]["code"] == C.E_NOT_FOUND, path
+        expected = C.E_UNKNOWN_JOB if path == C.job_path("nope") else C.E_NOT_FOUND
+        assert r.status_code == 404 and r.json()["error"]["code"] == expected, path
     assert requests.delete(live_server + C.job_path("nope"), timeout=5).status_code == 404
     assert requests.get(live_server + C.HEALTH, timeout=5).json()["status"] == "ok"
 

@@ -161,7 +161,10 @@ def test_history_is_bounded_and_an_aged_out_id_says_so(tmp_path):
             assert err.value.code == C.E_JOB_EXPIRED and err.value.status == 410 and C.TAKES in str(err.value)
         with pytest.raises(RequestError) as err:
             jobs.get("ffffffff00000000")  # from the future: never accepted
-        assert err.value.code == C.E_NOT_FOUND
+        assert err.value.code == C.E_UNKNOWN_JOB and err.value.status == 404
+        with pytest.raises(RequestError) as err:
+            jobs.get("00000001" + ids[0][8:])  # dated before every forgotten job, but never issued (issue 20)
+        assert err.value.code == C.E_UNKNOWN_JOB and err.value.status == 404
     finally:
         jobs.shutdown()
 

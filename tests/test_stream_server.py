@@ -85,7 +85,7 @@ def test_a_finished_long_take_replays_in_small_pieces_equal_to_the_store(live_se
 
 def test_the_stream_of_an_unknown_job_is_404(live_server):
     r = requests.get(live_server + C.job_stream_path("0123456789abcdef"), timeout=10)
-    assert r.status_code == 404 and r.json()["error"]["code"] == C.E_NOT_FOUND
+    assert r.status_code == 404 and r.json()["error"]["code"] == C.E_UNKNOWN_JOB
 
 
 def test_the_stream_obeys_host_origin_and_token(tmp_path):

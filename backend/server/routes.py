@@ -16,7 +16,6 @@ from exomni_blender.core.request import RequestError
 from exomni_blender.core.take import AUDIO_WAV, BLENDSHAPES_JSON, TAKE_JSON
 
 from ..audio_input import check_recording
-from ..jobs import new_job_id
 from . import schemas as S
 from .requests import (decode_json, form_fields, parse_take_request, read_body, save_base64_audio, save_upload,
                        upload_suffix)
@@ -43,7 +42,7 @@ def engines(request: Request):
 async def submit(request: Request):
     jobs, registry = request.app.state.jobs, request.app.state.registry
     jobs.check_room()  # before reading a large upload that would only be refused
-    job_id = new_job_id()
+    job_id = jobs.new_id()
     upload = filename = None
     try:
         if request.headers.get("content-type", "").startswith("multipart/form-data"):
@@ -78,13 +77,13 @@ async def submit(request: Request):
     return JSONResponse(job.to_json(), status_code=202)
 
 
-@jobs_router.get(C.JOB, response_model=S.JobStatus, responses=S.errors(C.E_NOT_FOUND, C.E_JOB_EXPIRED))
+@jobs_router.get(C.JOB, response_model=S.JobStatus, responses=S.errors(C.E_UNKNOWN_JOB, C.E_JOB_EXPIRED))
 def job_status(job_id: str, request: Request):
     return request.app.state.jobs.get(job_id).to_json()
 
 
 @jobs_router.delete(C.JOB, response_model=S.JobStatus, summary="Cancel a job (a running one stops within a second)",
-                    responses=S.errors(C.E_NOT_FOUND, C.E_JOB_EXPIRED))
+                    responses=S.errors(C.E_UNKNOWN_JOB, C.E_JOB_EXPIRED))
 def job_cancel(job_id: str, request: Request):
     return request.app.state.jobs.cancel(job_id).to_json()
 

@@ -47,7 +47,7 @@ class Cursor:
 
 
 @stream_router.get(C.JOB_STREAM, summary="The job's audio and blendshape frames as they are made (server-sent events)",
-                   response_class=StreamingResponse, responses=S.errors(C.E_NOT_FOUND, C.E_JOB_EXPIRED))
+                   response_class=StreamingResponse, responses=S.errors(C.E_UNKNOWN_JOB, C.E_JOB_EXPIRED))
 async def job_stream(job_id: str, request: Request):
     jobs, store = request.app.state.jobs, request.app.state.store
     jobs.get(job_id)  # an unknown job is a 404 now, not an empty stream
