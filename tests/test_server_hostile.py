@@ -477,3 +477,43 @@ def test_websockets_get_the_same_host_origin_and_token_rules():
     assert not reached
     assert connect([("host", "127.0.0.1:8765"), ("authorization", "bearer t")], token="t") == []
     assert reached == ["/v1/stream"]
+
+
+def test_start_backend_passes_the_token_in_the_environment_never_argv(tmp_path):
+    """`ps` shows every process's argv to every user of the machine (issue 20)."""
+    from exomni_blender.remote import launcher
+
+    exomni = Path(sys.executable).parent / "exomni"
+    if not exomni.exists():
+        pytest.skip("no exomni executable beside this Python")
+    token = "s3cret-token-" + os.urandom(6).hex()
+    url = f"http://127.0.0.1:{free_port()}"
+    argv = launcher.serve_argv(str(exomni), url, token, str(tmp_path / "store"))
+    assert token not in " ".join(argv)
+    process = launcher.start(argv, log_dir=str(tmp_path), token=token)
+    try:
+        launcher.wait_until_ready(url, token, timeout=60)
+        cmdline = Path(f"/proc/{process.pid}/cmdline").read_bytes()
+        assert token.encode() not in cmdline and b"serve" in cmdline
+        assert requests.get(url + C.ENGINES, timeout=5).status_code == 401
+        assert requests.get(url + C.ENGINES, headers={"Authorization": f"Bearer {token}"}, timeout=5).ok
+    finally:
+        launcher.stop()
+
+
+def test_an_expired_job_is_410_and_a_never_issued_one_404_unknown_job(tmp_path):
+    store = tmp_path / "store"
+    with LocalServer(store, log_path=tmp_path / "log") as s:
+        ids = [requests.post(s.url + C.TAKES, json={"text": f"Take {i}."}, timeout=10).json()["job_id"]
+               for i in range(3)]
+        for job_id in ids:
+            _wait(s.url, job_id)
+    with LocalServer(store, log_path=tmp_path / "log", env={"EXOMNI_KEEP_JOBS": "1"}) as s:
+        r = requests.get(s.url + C.job_path(ids[0]), timeout=5)
+        assert r.status_code == 410 and r.json()["error"]["code"] == C.E_JOB_EXPIRED
+        assert requests.get(s.url + C.job_path(ids[2]), timeout=5).json()["state"] == C.DONE
+        flipped = "0" if ids[0][-1] != "0" else "1"
+        for never in ("00000001" + ids[0][8:], ids[0][:-1] + flipped, "0123456789abcdef", "not-an-id"):
+            r = requests.get(s.url + C.job_path(never), timeout=5)
+            assert r.status_code == 404 and r.json()["error"]["code"] == C.E_UNKNOWN_JOB, (never, r.text)
+            assert "never issued" in r.json()["error"]["message"]

@@ -41,10 +41,11 @@ class LocalServer:
     def start(self) -> "LocalServer":
         cmd = [*self.prefix, sys.executable, "-m", "backend.cli", "serve", "--host", C.DEFAULT_HOST, "--port", str(self.port),
                "--store", self.store, "--log-level", "warning", *self.extra_args]
-        if self.token is not None:
-            cmd += ["--token", self.token]
+        env = {**os.environ, **self.env}
+        if self.token is not None:  # in the environment, never argv (`ps` shows argv to every user)
+            env["EXOMNI_TOKEN"] = self.token
         self._log = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL
-        self.process = subprocess.Popen(cmd, stdout=self._log, stderr=self._log, env={**os.environ, **self.env})
+        self.process = subprocess.Popen(cmd, stdout=self._log, stderr=self._log, env=env)
         try:
             poll_health(self.url, self.token or "", self.process, timeout=self.startup_timeout,
                         log=str(self.log_path) if self.log_path else None)

@@ -48,6 +48,7 @@ def resolve_command(command: str) -> list:
 
 
 def serve_argv(command: str, url: str, token: str = "", store: str = "") -> list:
+    """argv for `exomni serve` at `url` (the token is not part of it: give it to `start`)."""
     if not is_local_url(url):
         host, _ = host_and_port(url)
         raise BackendError(f"The backend URL points to another machine ({host}); start `exomni serve` there, "
@@ -56,17 +57,26 @@ def serve_argv(command: str, url: str, token: str = "", store: str = "") -> list
     argv = resolve_command(command) + ["serve", "--host", host, "--port", str(port)]
     if store:
         argv += ["--store", os.path.abspath(os.path.expanduser(store))]
-    if token:
-        argv += ["--token", token]
+    # The token is never put in argv (any user on the machine can read it with `ps`): `start` passes it
+    # in the environment as EXOMNI_TOKEN, which `exomni serve` reads.
     return argv
+
+
+def serve_env(token: str = "", base=None) -> dict:
+    """The environment `exomni serve` starts with: this one, unbuffered, with the token as EXOMNI_TOKEN."""
+    env = {**(os.environ if base is None else base), "PYTHONUNBUFFERED": "1"}
+    if token:
+        env["EXOMNI_TOKEN"] = token.strip()
+    return env
 
 
 def running() -> bool:
     return _process is not None and _process.poll() is None
 
 
-def start(argv: list, log_dir: str = "") -> "subprocess.Popen":
-    """Start the backend with `argv` (from `serve_argv`). Returns at once; its output goes to a log."""
+def start(argv: list, log_dir: str = "", token: str = "") -> "subprocess.Popen":
+    """Start the backend with `argv` (from `serve_argv`) and `token` in its environment (EXOMNI_TOKEN, never
+    on the command line). Returns at once; its output goes to a log."""
     global _process, _log_path
     if running():
         raise BackendError(f"The backend started from Blender is already running (pid {_process.pid}).")
@@ -77,7 +87,7 @@ def start(argv: list, log_dir: str = "") -> "subprocess.Popen":
     try:
         kwargs = {"creationflags": subprocess.CREATE_NEW_PROCESS_GROUP} if os.name == "nt" else {"start_new_session": True}
         _process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                                    env={**os.environ, "PYTHONUNBUFFERED": "1"}, **kwargs)
+                                    env=serve_env(token), **kwargs)
     except OSError as exc:
         raise BackendError(f"Could not start '{argv[0]}': {exc}. Check 'Backend command' in the add-on preferences.") from None
     finally:

@@ -78,7 +78,7 @@ class EXOMNI_OT_start_backend(ExOmniOperator, bpy.types.Operator):
                     if exc.code != "unreachable":
                         raise
                     job.report(0.1, "Starting the backend...")
-                    launcher.start(argv)
+                    launcher.start(argv, token=token)
                     health = launcher.wait_until_ready(url, token, should_stop=lambda: job.cancel_requested)
                 return {"health": health, "engines": client.engines(), "url": client.base_url}
 
