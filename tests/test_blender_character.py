@@ -290,3 +290,28 @@ def test_layered_takes_turn_the_whole_head_once(spoken):
     assert len(heads) == 1 and rig.animation_data.nla_tracks  # the head bone, turned once
     assert "Head (bone)" not in made.keyed and {"LeftEye", "RightEye"} <= set(made.keyed)
     assert all(o.animation_data is None for o in objs.values() if o.type == "MESH")  # no object turns
+
+
+def test_a_dialogue_line_moves_every_mesh_of_the_character(spoken, tmp_path):
+    """A dialogue scene keys each line on the whole character as layers: the teeth open with the head."""
+    from exomni_blender.blender.dialogue_scene import DIALOGUE_TRACK, build_into_scene
+
+    meshes = load_avatar()
+    folder = spoken.save(tmp_path / "line")
+    frames = spoken.frames
+    plan = {"fps": 30.0, "frame_start": 1, "frame_end": frames + 10, "seed": 1,
+            "characters": [{"character": "ANNA", "object": "Head", "channel": 1, "seed": 3}],
+            "lines": [{"index": 0, "character": "ANNA", "take": str(folder), "start_frame": 5,
+                       "strip": "ANNA 1", "marker": "1 ANNA: Look over", "gain": 1.0}]}
+    build_into_scene(bpy.context.scene, plan)
+    teeth_tracks = [t.name for t in meshes["Teeth"].data.shape_keys.animation_data.nla_tracks]
+    assert any(n.startswith(DIALOGUE_TRACK) for n in teeth_tracks), teeth_tracks
+    scene = bpy.context.scene
+    head_jaw, teeth_jaw = [], []
+    for f in range(5, 5 + frames, 2):
+        scene.frame_set(f)
+        head_jaw.append(meshes["Head"].data.shape_keys.key_blocks["jawOpen"].value)
+        teeth_jaw.append(meshes["Teeth"].data.shape_keys.key_blocks["jawOpen"].value)
+    head_jaw, teeth_jaw = np.array(head_jaw), np.array(teeth_jaw)
+    assert head_jaw.max() > 0.2
+    assert np.corrcoef(head_jaw, teeth_jaw)[0, 1] > 0.9 and abs(teeth_jaw.max() - head_jaw.max()) < 0.05

@@ -109,6 +109,7 @@ class CharacterTake:
     skipped: dict = field(default_factory=dict)  # {part label: why it was not keyed}
     missing: list = field(default_factory=list)  # ARKit channels the main mesh has no key for
     layered: object = None  # the main mesh's LayeredTake, when keyed as layers
+    layers: dict = field(default_factory=dict)  # {part label: LayeredTake} of every mesh keyed as layers
     objects: dict = field(default_factory=dict)  # {part label: the object it is on}
 
     @property
@@ -316,7 +317,8 @@ def _deforms(armature, bone, mesh) -> bool:
 # -- keying --------------------------------------------------------------------------------------------
 
 def key_character(obj, take, start_frame=1, *, exclude=(), take_id: str = "", layered: bool = False,
-                  preset=None, tolerance=None, character: Character | None = None) -> CharacterTake:
+                  preset=None, tolerance=None, character: Character | None = None,
+                  tracks: str | None = None) -> CharacterTake:
     """Key `take` on every part of `obj`'s character from `start_frame`, in step; returns a CharacterTake.
 
     obj        any object of the character: the head mesh, the body, the armature
@@ -326,6 +328,7 @@ def key_character(obj, take, start_frame=1, *, exclude=(), take_id: str = "", la
     layered    shape-key meshes as NLA layers (`layers.key_layers`) instead of one Action each
     preset     the retarget preset for the chosen mesh (None: detected per mesh)
     tolerance  as for `key_take`: None keys every frame
+    tracks     with `layered`: the NLA tracks' name (`layers.key_layers`), e.g. a dialogue's own
     Raises CharacterError (nothing to key) or the keying error of the chosen mesh; a failure on another
     mesh of the character is recorded in `skipped` and the rest is keyed.
     """
@@ -359,7 +362,9 @@ def key_character(obj, take, start_frame=1, *, exclude=(), take_id: str = "", la
                 keep_head = head_target is not False and (not shared or not head_taken)
                 made = key_layers(mesh, take if keep_head else _without_head(take), start_frame=start_frame,
                                   preset=preset if mesh.name == obj.name else None,
-                                  head=head_target if shared and head_target else mesh)
+                                  head=head_target if shared and head_target else mesh,
+                                  **({"tracks": tracks} if tracks else {}))
+                result.layers[part.label] = made
                 head_taken = head_taken or "head" in made.actions
                 actions = list(made.actions.values())
                 action = made.actions.get("mouth") or actions[0]

@@ -32,6 +32,7 @@ from .fcurves import sparse_channels, write_fcurves
 from ..core import face
 from ..core.arkit import ARKIT_52, INDEX
 from ..core.dialogue_layout import INSPECT_TAG, PROGRESS_TAG, RESULT_TAG
+from .character import MESH, find_character, key_character
 from .keying import _identity_targets, shape_key_path
 from .preview_render import mp4_output, workbench_look
 from ..core.take import Take
@@ -150,9 +151,13 @@ def build_into_scene(scene, plan: dict, warnings: list | None = None, progress=N
     heads = _heads(scene, plan, warnings)
     frame_start, frame_end = int(plan["frame_start"]), int(plan["frame_end"])
     presets: dict = {}
+    characters, bone_parts = {}, {}
     for obj in dict.fromkeys(heads.values()):
         presets[obj.name] = _preset_for(obj, warnings)
-        _prepare_nla(obj)
+        characters[obj.name] = found = find_character(obj)
+        bone_parts[obj.name] = tuple(p.label for p in found.parts if p.kind != MESH)
+        for mesh in {obj.name, *(p.object_name for p in found.parts if p.kind == MESH)}:
+            _prepare_nla(bpy.data.objects[mesh])
         _key_idle(obj, plan, frame_start, frame_end, presets[obj.name])
 
     lines = plan["lines"]
@@ -163,9 +168,16 @@ def build_into_scene(scene, plan: dict, warnings: list | None = None, progress=N
             progress(i / len(lines) * 0.9, f"{line['character']}: {line['marker'].split(': ', 1)[-1]}")
         head = heads[line["character"]]
         take = Take.load(line["take"])
-        layered = layers.key_layers(head, take, start_frame=line["start_frame"], preset=presets[head.name],
-                                    tracks=DIALOGUE_TRACK)
+        # The whole character: teeth, tongue and eye meshes open and look with the head. Eye bones are
+        # left to the idle layer here: a bone Action per line would replace the line before it.
+        keyed = key_character(head, take, start_frame=line["start_frame"], layered=True, preset=presets[head.name],
+                              tracks=DIALOGUE_TRACK, character=characters[head.name],
+                              exclude=bone_parts[head.name])
+        layered = keyed.layered
         strip, track = _name_line(layered, line)
+        for label, other in keyed.layers.items():
+            if other is not layered:
+                _name_line(other, line)
         sound = add_audio_strip(scene, take, line["start_frame"], channel=channels[line["character"]],
                                 name=line["strip"])
         sound.volume = float(line.get("gain", 1.0))
