@@ -315,3 +315,24 @@ def test_a_dialogue_line_moves_every_mesh_of_the_character(spoken, tmp_path):
     head_jaw, teeth_jaw = np.array(head_jaw), np.array(teeth_jaw)
     assert head_jaw.max() > 0.2
     assert np.corrcoef(head_jaw, teeth_jaw)[0, 1] > 0.9 and abs(teeth_jaw.max() - head_jaw.max()) < 0.05
+
+
+def test_change_mood_acts_on_every_mesh_of_a_layered_take(spoken):
+    """Change Mood re-keys the expression layer on each mesh the take keyed, the mouth layers untouched."""
+    from exomni_blender.blender.layers import LAYER_KEY
+
+    meshes = load_avatar()
+    result = ch.key_character(meshes["Head"], spoken, start_frame=1, layered=True)
+    assert len(result.layers) >= 3
+    mouth_before = {label: lt.actions["mouth"] for label, lt in result.layers.items()}
+    changed = ch.change_mood(meshes["Head"], result.layered.actions["mouth"], "happy", 1.0)
+    assert {"Head", "EyeLeft", "EyeRight"} <= set(changed)
+    scene = bpy.context.scene
+    scene.frame_set(spoken.frames // 2)
+    smile = meshes["Head"].data.shape_keys.key_blocks["mouthSmileLeft"].value
+    squint = meshes["EyeLeft"].data.shape_keys.key_blocks.get("eyeSquintLeft")
+    assert smile > 0.3, smile  # the happy mood's smile (0.45 at full intensity), over the line's middle
+    for label, action in mouth_before.items():
+        assert action.get(LAYER_KEY) == "mouth" and action.name in bpy.data.actions  # untouched
+    if squint is not None:
+        assert squint.value > 0.1

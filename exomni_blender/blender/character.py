@@ -405,6 +405,30 @@ def key_character(obj, take, start_frame=1, *, exclude=(), take_id: str = "", la
     return result
 
 
+def change_mood(obj, take_action, mood: str, intensity: float = 1.0) -> list:
+    """Key the expression layer of a layered take again with `mood` on every mesh of `obj`'s character
+    that the take keyed (the same `exomni_take_id`); the other layers stay. Returns the meshes changed."""
+    from .layers import TAKE_KEY, key_mood
+
+    take_id = take_action.get(TAKE_ID)
+    changed = []
+    for part in find_character(obj).parts:
+        mesh = bpy.data.objects.get(part.object_name) if part.kind == MESH else None
+        key = mesh.data.shape_keys if mesh is not None else None
+        ad = key.animation_data if key is not None else None
+        if ad is None:
+            continue
+        if take_id is None:  # a take keyed on one mesh only, before takes had an id
+            mine = [take_action] if mesh.name == obj.name else []
+        else:
+            mine = [s.action for t in ad.nla_tracks for s in t.strips
+                    if s.action is not None and s.action.get(TAKE_ID) == take_id and s.action.get(TAKE_KEY)]
+        if mine:
+            key_mood(mesh, mood, intensity, take_action=mine[0])
+            changed.append(mesh.name)
+    return changed
+
+
 def _layer_head(character, mesh_parts) -> tuple:
     """(what the head layer turns, whether one turn moves every mesh) for a layered take: the armature's
     head bone, else the one object the meshes hang from; each mesh on its own when they share an origin

@@ -302,6 +302,7 @@ class EXOMNI_OT_change_mood(ExOmniOperator, bpy.types.Operator):
 
     def run(self, context):
         from ...blender import layers
+        from ...blender.character import change_mood
         from ..takes.operators import selected_take
 
         settings = context.scene.exomni
@@ -314,9 +315,10 @@ class EXOMNI_OT_change_mood(ExOmniOperator, bpy.types.Operator):
         if action.get(layers.TAKE_KEY) is None:
             raise UserError(f"'{item.name}' was keyed as one Action, not as layers; turn on Layers and "
                             "generate it again.")
-        layers.key_mood(head, settings.mood, float(settings.intensity), take_action=action)
+        changed = change_mood(head, action, settings.mood, float(settings.intensity))
         self.report({"INFO"}, f"'{item.name}' is now {settings.mood}"
-                              + (f" at {settings.intensity:.0%}" if settings.mood != "neutral" else ""))
+                              + (f" at {settings.intensity:.0%}" if settings.mood != "neutral" else "")
+                              + (f" on {', '.join(changed)}" if len(changed) > 1 else ""))
 
 
 class EXOMNI_OT_add_demo_head(ExOmniOperator, bpy.types.Operator):
