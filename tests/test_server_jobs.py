@@ -139,9 +139,11 @@ def test_a_full_queue_answers_busy_with_when_to_retry(tmp_path):
         jobs.cancel(waiting[0].job_id)
         room = jobs.submit(TakeRequest(engine="steered", text="now there is room"))
         assert room.state == C.QUEUED and jobs.get(waiting[0].job_id).state == C.CANCELLED
+        assert jobs.counts() == {"queued": 2, "running": 1}  # the refused request left nothing behind
         engine.release.touch()
         assert _wait(jobs, first.job_id).state == C.DONE  # the busy answer never touched the running job
-        assert _wait(jobs, room.job_id).state == C.DONE
+        assert [_wait(jobs, j.job_id).state for j in (waiting[1], room)] == [C.DONE, C.DONE]
+        assert len(jobs.store.list()) == 3
     finally:
         engine.release.touch()
         jobs.shutdown()
