@@ -194,6 +194,8 @@ def measure_lines(scene, plan: dict) -> list[dict]:
 
 def preview_settings(scene, width: int) -> None:
     workbench_look(scene)
+    # The characters' own textures (skin, eyes, teeth), their material colours where they have none.
+    scene.display.shading.color_type = "TEXTURE"
     scene.render.resolution_x = int(width)
     scene.render.resolution_y = max(2, int(round(width * 9 / 16 / 2)) * 2)
     scene.render.resolution_percentage = 100
