@@ -98,3 +98,26 @@ def test_real_recording_tracked_on_vowels_not_in_pauses(name):
     assert tracked[vowel].mean() > 0.5
     assert tracked[~speech].mean() < 0.15
     assert 250.0 < np.median(f1[tracked & vowel]) < 800.0
+
+
+def test_rounded_vowels_pucker_more_than_spread_ones_in_espeak_speech():
+    from backend.engines.phonetic import espeak
+
+    ok, reason = espeak.is_available()
+    if not ok:
+        pytest.skip(reason)
+    speech = espeak.synthesize("tee too tee too tee too")
+    fps = 100.0
+    frames = int(round(speech.duration * fps))
+    tracks = formants.formant_tracks(speech.audio, speech.sample_rate)
+    scale = formants.rounding_scale(speech.audio, speech.sample_rate, fps, frames, tracks)
+    times = np.arange(frames) / fps
+    by_vowel = {}
+    for p in speech.phonemes:
+        base = p.symbol.strip("ˈˌː")
+        if base in ("i", "u"):
+            inside = (times >= p.start + 0.25 * (p.end - p.start)) & (times <= p.end - 0.25 * (p.end - p.start))
+            by_vowel.setdefault(base, []).append(float(np.mean(scale[inside])))
+    assert by_vowel.get("i") and by_vowel.get("u"), by_vowel
+    assert min(by_vowel["u"]) > 1.0 > max(by_vowel["i"]), by_vowel
+    assert np.all(scale >= formants.ROUNDING_RANGE[0]) and np.all(scale <= formants.ROUNDING_RANGE[1])

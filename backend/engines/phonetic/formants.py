@@ -4,10 +4,13 @@ A phone says which vowel is spoken, not how wide this speaker opens for it: the 
 an /e/ in one mouth and nearly an /æ/ in another, and a recogniser may pick the wrong neighbour. The
 first formant (F1) rises with the opening of the jaw and lips (about 250-350 Hz for /i u/, 700-900 Hz
 for /a ɑ/), so where there is a recording its F1, relative to the speaker's own typical F1, scales
-the jaw the phones ask for: up on vowels opened wider than usual, down on closer ones.
+the jaw the phones ask for: up on vowels opened wider than usual, down on closer ones. The second
+formant (F2) falls when the lips round and protrude (a longer front cavity): an F2 below the
+speaker's typical one scales the pucker up, above it down.
 
 F1 comes from linear prediction (autocorrelation method, Levinson-Durbin) on 8 kHz audio: the
-resonances are the angles of the predictor's poles, the lowest narrow one above 150 Hz is F1.
+resonances are the angles of the predictor's poles, the lowest narrow one above 150 Hz is F1, the
+next F2.
 numpy only; about 0.1 s per minute of speech.
 """
 
@@ -21,6 +24,7 @@ ORDER = 10  # poles: five resonances in 4 kHz
 PRE_EMPHASIS = 0.63
 MIN_FREQUENCY, MAX_BANDWIDTH = 150.0, 400.0  # Hz: a resonance below this, or broader, is not a formant
 F1_RANGE = (200.0, 1100.0)  # Hz: an F1 outside this is a mistracked frame
+F2_MAX = 3000.0  # Hz: an F2 above this is a mistracked frame (F3 taken for F2)
 VOICED_DB = 12.0  # frames this far below the loudest tenth carry no vowel
 # How the jaw follows F1: scale = 1 + STRENGTH * log2(F1 / typical F1), within SCALE_RANGE.
 # An F1 an octave above the speaker's typical one (an /a/ where the median vowel is a schwa) opens
@@ -30,6 +34,11 @@ VOICED_DB = 12.0  # frames this far below the loudest tenth carry no vowel
 STRENGTH = 0.25
 EASE = 0.1  # seconds: away from the nearest measured vowel the scale returns to 1 over this
 SCALE_RANGE = (0.7, 1.4)
+# How the pucker follows F2: scale = 1 - ROUNDING_STRENGTH * log2(F2 / typical F2), within
+# ROUNDING_RANGE. Against NeuroSync's mouthPucker: correlation 0.475/0.384 -> 0.519/0.430 at 0.6
+# (its mouthFunnel does not follow F2: 0.355/0.395 -> 0.31/0.40, so the funnel is left alone).
+ROUNDING_STRENGTH = 0.6
+ROUNDING_RANGE = (0.5, 1.6)
 # The jaw opens before the vowel is heard: the scale at frame t is read from the sound at t + LEAD.
 LEAD = 0.03
 
@@ -87,42 +96,59 @@ def resonances(a: np.ndarray, rate: float = RATE) -> tuple[np.ndarray, np.ndarra
     return np.where(keep, freq, np.nan), np.where(keep, bandwidth, np.nan)
 
 
-def first_formant(samples: np.ndarray, rate: int) -> tuple[np.ndarray, np.ndarray]:
-    """(times s, F1 Hz) every HOP seconds; F1 is NaN where the frame is quiet or mistracked."""
+def formant_tracks(samples: np.ndarray, rate: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(times s, F1 Hz, F2 Hz) every HOP seconds; both NaN where the frame is quiet or mistracked."""
     x = to_analysis_rate(samples, rate)
     hop, win = int(round(HOP * RATE)), int(round(WINDOW * RATE))
     if x.size < win:
-        return np.zeros(0), np.zeros(0)
+        return np.zeros(0), np.zeros(0), np.zeros(0)
     x = np.append(x[0], x[1:] - PRE_EMPHASIS * x[:-1])
     count = 1 + (x.size - win) // hop
     frames = np.lib.stride_tricks.as_strided(x, (count, win), (x.strides[0] * hop, x.strides[0]), writeable=False)
     frames = frames * np.hamming(win)
     level = 10.0 * np.log10(np.mean(frames ** 2, axis=1) + 1e-12)
     freq, bandwidth = resonances(lpc(frames))
-    formant = np.where((freq >= MIN_FREQUENCY) & (bandwidth <= MAX_BANDWIDTH), freq, np.inf)
-    f1 = formant.min(axis=1)
+    formant = np.sort(np.where((freq >= MIN_FREQUENCY) & (bandwidth <= MAX_BANDWIDTH), freq, np.inf), axis=1)
+    f1, f2 = formant[:, 0], formant[:, 1]
     loud = level >= np.percentile(level, 90) - VOICED_DB
-    f1 = np.where(loud & (f1 >= F1_RANGE[0]) & (f1 <= F1_RANGE[1]), f1, np.nan)
+    good = loud & (f1 >= F1_RANGE[0]) & (f1 <= F1_RANGE[1])
     times = (np.arange(count) * hop + 0.5 * win) / RATE
+    return times, np.where(good, f1, np.nan), np.where(good & (f2 <= F2_MAX), f2, np.nan)
+
+
+def first_formant(samples: np.ndarray, rate: int) -> tuple[np.ndarray, np.ndarray]:
+    """(times s, F1 Hz) every HOP seconds; F1 is NaN where the frame is quiet or mistracked."""
+    times, f1, _ = formant_tracks(samples, rate)
     return times, f1
 
 
-def opening_scale(samples: np.ndarray, rate: int, fps: float, frames: int) -> np.ndarray:
-    """Per frame k (time k / fps): how much wider (> 1) or closer (< 1) than the phone's target the jaw
-    opens, from F1 against the recording's median F1; 1 where no vowel is heard."""
-    out = np.ones(frames)
-    times, f1 = first_formant(samples, rate)
-    valid = np.isfinite(f1)
+def _relative_scale(times, track, strength, bounds, fps: float, frames: int) -> np.ndarray:
+    """Per frame: 1 + strength * log2(track / its median), within bounds, read LEAD ahead, easing to 1
+    within EASE of the nearest measured frame; 1 everywhere when fewer than 5 frames were measured."""
+    valid = np.isfinite(track)
     if valid.sum() < 5:
-        return out
-    typical = float(np.median(f1[valid]))
-    scale = np.clip(1.0 + STRENGTH * np.log2(f1[valid] / typical), *SCALE_RANGE)
+        return np.ones(frames)
+    typical = float(np.median(track[valid]))
+    scale = np.clip(1.0 + strength * np.log2(track[valid] / typical), *bounds)
     t = np.arange(frames) / float(fps) + LEAD
-    # away from vowels the scale eases back to 1 within a few hops, not held from the last vowel
     value = np.interp(t, times[valid], scale)
-    nearest = _distance_to_nearest(t, times[valid])
-    weight = np.clip(1.0 - (nearest - HOP) / EASE, 0.0, 1.0)
+    weight = np.clip(1.0 - (_distance_to_nearest(t, times[valid]) - HOP) / EASE, 0.0, 1.0)
     return 1.0 + weight * (value - 1.0)
+
+
+def opening_scale(samples: np.ndarray, rate: int, fps: float, frames: int, tracks=None) -> np.ndarray:
+    """Per frame k (time k / fps): how much wider (> 1) or closer (< 1) than the phone's target the jaw
+    opens, from F1 against the recording's median F1; 1 where no vowel is heard.
+    tracks: formant_tracks() of the samples, when already made."""
+    times, f1, _ = tracks if tracks is not None else formant_tracks(samples, rate)
+    return _relative_scale(times, f1, STRENGTH, SCALE_RANGE, fps, frames)
+
+
+def rounding_scale(samples: np.ndarray, rate: int, fps: float, frames: int, tracks=None) -> np.ndarray:
+    """Per frame: how much more (> 1) or less (< 1) the lips pucker than the phone's target, from F2
+    against the recording's median F2 (lower F2: rounder lips); 1 where no vowel is heard."""
+    times, _, f2 = tracks if tracks is not None else formant_tracks(samples, rate)
+    return _relative_scale(times, f2, -ROUNDING_STRENGTH, ROUNDING_RANGE, fps, frames)
 
 
 def _distance_to_nearest(t: np.ndarray, points: np.ndarray) -> np.ndarray:
