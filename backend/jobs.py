@@ -3,7 +3,8 @@
 - Accepted means durable: a job is a row in SQLite (`.jobs.sqlite3` in the take store) before its
   202, and its recording lives in the store (`.uploads/<job id>/`), not in a temp folder. After a
   crash (kill -9 included) and a restart, every queued or running job runs again, or ends `failed`
-  with the reason when it already took a server down twice or its recording is gone.
+  with the reason when it already took a server down twice or its recording is gone. The same rule
+  holds when only the engine worker dies under a job: it runs once more, and a second death fails it.
 - The engines run in `backend.worker`, a child process: nothing an engine does stalls the API, and
   cancelling a running job stops it within a second (the worker is killed and restarted when it
   does not stop on its own).
@@ -40,7 +41,7 @@ from .settings import Settings
 from .store import TakeStore, store_full, store_read_only
 
 CANCEL_GRACE_S = 0.5  # a running job that has not stopped by then is stopped by killing its worker
-MAX_ATTEMPTS = 2  # a job that was running when the server died this many times is not run again
+MAX_ATTEMPTS = 2  # a job whose process (worker or server) died under it this many times is not run again
 RECENT = 256  # finished jobs kept in memory for polling (the rest are read from SQLite)
 UPLOADS = ".uploads"
 DB_NAME = ".jobs.sqlite3"
@@ -486,13 +487,30 @@ class JobQueue:
                     self._finish(self._current, C.CANCELLED, "cancelled")
 
     def _worker_died(self) -> None:
+        """One rule for a job whose process died under it, the worker's or the whole server's (`_recover`):
+        it runs once more, and a second death fails it, so a take that kills its process cannot loop."""
         code = self._worker.exitcode if self._worker is not None else None
         self._kill_worker()
         with self._lock:
-            if self._current is not None:
-                self._finish(self._current, C.FAILED, "the engine process stopped", error=(C.E_INTERNAL, (
-                    f"the engine process stopped unexpectedly (exit status {code}) while making this take; "
-                    "see the server log, then try again")))
+            job, self._current = self._current, None
+            if job is None:
+                return
+            job.attempts += 1
+            if job.cancel_at is not None:
+                self._finish(job, C.CANCELLED, "cancelled")
+            elif job.attempts >= MAX_ATTEMPTS:
+                self._finish(job, C.FAILED, "the engine process stopped", error=(C.E_INTERNAL, (
+                    f"the engine process stopped {job.attempts} times while making this take (last exit status "
+                    f"{code}), so it was not tried again; make it again, shorter or on another engine, and see "
+                    "the server log")))
+            else:
+                log.warning("the engine process stopped (exit status %s) during job %s; running it again", code,
+                            job.job_id)
+                # Takes are seeded, so the run again streams the same pieces: a client's cursor stays valid.
+                job.state, job.progress, job.started, job.events = C.QUEUED, 0.0, None, []
+                job.message = f"queued again: the engine process stopped (exit status {code})"
+                self._persist(job)
+                self._queue.appendleft(job)
 
     def _handle(self, message) -> None:
         kind = message[0]

@@ -26,7 +26,7 @@ from exomni_blender.core.take import Take
 
 class SteeredEngine(Engine):
     """Works until the file `release` exists. Text "busy" never looks at cancel (a stuck native call),
-    "break" raises, "crash" ends its process."""
+    "break" raises, "crash" ends its process, "crash once" ends it on its first run only."""
 
     name, modes = "steered", ("say",)
 
@@ -46,6 +46,10 @@ class SteeredEngine(Engine):
             raise RuntimeError("engine bug")
         if request.text == "crash":
             os._exit(3)
+        crashed_before = self.release.with_name("crashed")
+        if request.text == "crash once" and not crashed_before.exists():
+            crashed_before.touch()
+            os._exit(4)
         progress(1.0, "finishing")
         return Take(fps=request.fps, weights=np.zeros((3, 52), np.float32), text=request.text, engine=self.name)
 
@@ -108,9 +112,13 @@ def test_failures_and_crashes_end_their_job_with_a_reason_and_the_next_job_runs(
     failed = _wait(jobs, jobs.submit(TakeRequest(engine="steered", text="break")).job_id)
     assert failed.state == C.FAILED and failed.error["code"] == C.E_INTERNAL and "engine bug" in failed.error["message"]
     crashed = _wait(jobs, jobs.submit(TakeRequest(engine="steered", text="crash")).job_id)
-    assert crashed.state == C.FAILED and "stopped unexpectedly" in crashed.error["message"]
+    assert crashed.state == C.FAILED and "stopped 2 times" in crashed.error["message"]
+    assert crashed.attempts == 2  # run once more after the first death, as after a server's, then given up
+    survived = _wait(jobs, jobs.submit(TakeRequest(engine="steered", text="crash once")).job_id)
+    assert survived.state == C.DONE and survived.attempts == 1 and survived.take_id in jobs.store.list()
     done = _wait(jobs, jobs.submit(TakeRequest(engine="steered", text="fine")).job_id)
-    assert done.state == C.DONE and done.to_json()["progress"] == 1.0 and jobs.store.list() == [done.take_id]
+    assert done.state == C.DONE and done.to_json()["progress"] == 1.0 and done.take_id in jobs.store.list()
+    assert len(jobs.store.list()) == 2
 
 
 def test_running_never_reports_done_progress_without_a_take(queue):
