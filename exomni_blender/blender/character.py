@@ -541,7 +541,7 @@ def gaze_matrices(weights, side: str, armature_obj) -> np.ndarray:
 def eye_channels(armature_obj, bone_name: str, side: str, weights) -> dict:
     """{(data path, index): values} turning one eye bone with the gaze (or moving it, when it is a target
     another bone tracks)."""
-    from .layers import _eulers, _quaternions
+    from .layers import bone_rotation_curves
 
     turns = gaze_matrices(weights, side, armature_obj)
     bone = armature_obj.data.bones[bone_name]
@@ -555,14 +555,7 @@ def eye_channels(armature_obj, bone_name: str, side: str, weights) -> dict:
         local = moved @ rest  # into the bone's rest axes: rest.T @ moved per frame
         return {(f"{path}.location", i): local[:, i] for i in range(3)}
     local = np.einsum("ij,fjk,kl->fil", rest.T, turns, rest)
-    pose_bone = armature_obj.pose.bones[bone_name]
-    if pose_bone.rotation_mode == "QUATERNION":
-        q = _quaternions(local)
-        return {(f"{path}.rotation_quaternion", i): q[:, i] for i in range(4)}
-    if pose_bone.rotation_mode == "AXIS_ANGLE":
-        raise KeyingError(f"eye bone {bone_name!r} uses axis-angle rotation; set it to quaternion or Euler")
-    euler = _eulers(local, pose_bone.rotation_mode)
-    return {(f"{path}.rotation_euler", i): euler[:, i] for i in range(3)}
+    return bone_rotation_curves(armature_obj.pose.bones[bone_name], local, "eye bone")
 
 
 def _tracker_of(armature_obj, bone_name: str):

@@ -231,15 +231,7 @@ def head_channels(target, rotation_deg: np.ndarray) -> dict:
         bone_name = find_head_bone(target)
         rest = np.array([list(row) for row in target.data.bones[bone_name].matrix_local], np.float64)[:3, :3]
         local = np.einsum("ij,fjk,kl->fil", rest.T, matrices, rest)  # the same turn in the bone's own axes
-        pose_bone = target.pose.bones[bone_name]
-        path = f'pose.bones["{bpy.utils.escape_identifier(bone_name)}"]'
-        if pose_bone.rotation_mode == "QUATERNION":
-            q = _quaternions(local)
-            return {(f"{path}.rotation_quaternion", i): q[:, i] for i in range(4)}
-        if pose_bone.rotation_mode == "AXIS_ANGLE":
-            raise KeyingError(f"head bone {bone_name!r} uses axis-angle rotation; set it to quaternion or Euler")
-        euler = _eulers(local, pose_bone.rotation_mode)
-        return {(f"{path}.rotation_euler", i): euler[:, i] for i in range(3)}
+        return bone_rotation_curves(target.pose.bones[bone_name], local, "head bone")
     euler = _eulers(matrices, "XYZ")
     return {("delta_rotation_euler", i): euler[:, i] for i in range(3)}
 
@@ -334,6 +326,19 @@ def _axis_matrix(axis: int, angles: np.ndarray) -> np.ndarray:
     m[:, axis, axis] = 1.0
     m[:, a, a], m[:, a, b], m[:, b, a], m[:, b, b] = c, -s, s, c
     return m
+
+
+def bone_rotation_curves(pose_bone, local: np.ndarray, role: str) -> dict:
+    """{(data path, index): values} turning `pose_bone` by `local` ([frames, 3, 3] in its rest axes), in
+    the bone's own rotation mode; axis-angle bones are refused, saying what to set."""
+    path = f'pose.bones["{bpy.utils.escape_identifier(pose_bone.name)}"]'
+    if pose_bone.rotation_mode == "QUATERNION":
+        q = _quaternions(local)
+        return {(f"{path}.rotation_quaternion", i): q[:, i] for i in range(4)}
+    if pose_bone.rotation_mode == "AXIS_ANGLE":
+        raise KeyingError(f"{role} {pose_bone.name!r} uses axis-angle rotation; set it to quaternion or Euler")
+    euler = _eulers(local, pose_bone.rotation_mode)
+    return {(f"{path}.rotation_euler", i): euler[:, i] for i in range(3)}
 
 
 def _quaternions(m: np.ndarray) -> np.ndarray:
