@@ -48,7 +48,7 @@ def random_streams(seed: int) -> dict:
 
 def curves_from_phonemes(phonemes, duration: float, fps: float, seed: int = 0, mouth_only: bool = False,
                          emphasis: Optional[Sequence[float]] = None, timings: Optional[dict] = None,
-                         mood: str = "neutral", intensity: float = 1.0) -> np.ndarray:
+                         mood: str = "neutral", intensity: float = 1.0, heard=None) -> np.ndarray:
     """ARKit-52 weights, float32 [frames, 52] in [0, 1], for timed IPA phonemes.
 
     phonemes: Phoneme objects, {"symbol", "start", "end"} dicts or (symbol, start, end) tuples,
@@ -60,6 +60,8 @@ def curves_from_phonemes(phonemes, duration: float, fps: float, seed: int = 0, m
     timings: optional dict that receives seconds spent per stage ("mouth", "expression").
     mood, intensity: the mood's layer (`exomni_blender.core.face.mood_curves`) added on top, and its
         arousal in the blink rate; none of a mood's channels parts the lips. Not with mouth_only.
+    heard: optional (samples, sample_rate) of the speech itself (a recording, or the synthesized
+        line): the mouth rests where no voice is heard and opens wider on louder syllables.
     """
     face.check_mood(mood)
     if not (isinstance(fps, (int, float)) and math.isfinite(fps) and fps > 0):
@@ -75,7 +77,7 @@ def curves_from_phonemes(phonemes, duration: float, fps: float, seed: int = 0, m
     rngs = random_streams(seed)
     t0 = time.perf_counter()
     asymmetry = float(rngs["mouth"].uniform(-MAX_ASYMMETRY, MAX_ASYMMETRY))
-    weights = visemes.to_arkit(visemes.articulators(timeline, duration, fps), asymmetry)
+    weights = visemes.to_arkit(visemes.articulators(timeline, duration, fps, heard), asymmetry)
     t1 = time.perf_counter()
     if not mouth_only:
         arousal = face.MOOD_AROUSAL[mood] * float(np.clip(intensity, 0.0, 1.0))
@@ -100,16 +102,17 @@ def head_from_phonemes(phonemes, duration: float, fps: float, seed: int = 0, amo
 
 
 def performance(phonemes, duration: float, request, emphasis: Optional[Sequence[float]] = None,
-                timings: Optional[dict] = None) -> tuple[np.ndarray, dict]:
+                timings: Optional[dict] = None, heard=None) -> tuple[np.ndarray, dict]:
     """(weights [frames, 52], meta) for a take request: the face with the request's mood, and the
     head's rotation in `meta` (`exomni_blender.core.face.HEAD_ROTATION`) unless mouth-only or still.
 
     One assembly for every phonetic mode (say, lipsync), so each honours mood, intensity and head
-    motion the same way."""
+    motion the same way; `heard` is the speech's audio (samples, sample_rate) in both."""
     mouth_only = bool(request.mouth_only)
     mood = "neutral" if mouth_only else request.mood
     weights = curves_from_phonemes(phonemes, duration, request.fps, request.seed, mouth_only=mouth_only,
-                                   emphasis=emphasis, timings=timings, mood=mood, intensity=request.intensity)
+                                   emphasis=emphasis, timings=timings, mood=mood, intensity=request.intensity,
+                                   heard=heard)
     meta = face.performance_meta(mood, request.intensity, 0.0 if mouth_only else request.head_motion)
     if not mouth_only and request.head_motion > 0:
         t = time.perf_counter()

@@ -72,7 +72,8 @@ class PhoneticEngine(Engine):
         timings = {"synthesize": synthesized - started}
         lead_in, tail = _padding(request)
         speech = _padded(speech, lead_in, tail)
-        weights, performed = performance(speech.phonemes, speech.duration, request, timings=timings)
+        weights, performed = performance(speech.phonemes, speech.duration, request, timings=timings,
+                                         heard=(speech.audio, speech.sample_rate))
         timings["total"] = time.perf_counter() - started
         wpm, pitch_value = espeak.check_rate_pitch(rate, pitch)
         take = Take(

@@ -173,8 +173,9 @@ def vowel_sound(letter: str, stress: int = 0, long: bool = False) -> Sound:
     d[CLOSE], d[PRESS], d[TUCK], d[TONGUE] = 1.0, 1.0, 1.0, 0.5
     if r:
         t[PUCKER] = _interp(h, (0.72, 0.55, 0.36, 0.15, 0.06))
-        t[FUNNEL] = _interp(h, (0.28, 0.3, 0.45, 0.42, 0.3))
-        d[PUCKER] = d[FUNNEL] = 1.5
+        # an "oo" both protrudes and rounds the lips: funnel as well as pucker, not pucker alone
+        t[FUNNEL] = _interp(h, (0.45, 0.45, 0.5, 0.42, 0.3))
+        d[PUCKER] = d[FUNNEL] = 2.0
         d[SPREAD] = 1.2
     else:  # spread front vowels resist rounding more than back ones
         d[PUCKER] = d[FUNNEL] = 1.2 - 0.6 * b

@@ -90,7 +90,8 @@ def lipsync_take(request: TakeRequest, progress: Progress) -> Take:
     t = time.perf_counter()
     progress(0.9, "animating")
     weights, performed = performance(result.phones, recording.duration, request,
-                                     emphasis=emphasis_from_loudness(analysis, ANALYSIS_RATE, result.phones))
+                                     emphasis=emphasis_from_loudness(analysis, ANALYSIS_RATE, result.phones),
+                                     heard=(analysis, ANALYSIS_RATE))
     timings["curves"] = time.perf_counter() - t
 
     meta = {

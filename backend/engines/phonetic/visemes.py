@@ -162,17 +162,84 @@ def speech_envelope(timeline: Timeline, times: np.ndarray) -> np.ndarray:
     return env
 
 
-def articulators(phonemes, duration: float, fps: float) -> np.ndarray:
-    """Articulator values [frames, 10] for a phoneme timeline, sampled at frame k / fps."""
+def articulators(phonemes, duration: float, fps: float, heard=None) -> np.ndarray:
+    """Articulator values [frames, 10] for a phoneme timeline, sampled at frame k / fps.
+
+    heard: optional (samples, sample_rate) of the speech the phonemes came from: where there is a
+    recording, it decides where someone speaks (the mouth rests elsewhere, whatever the phones say)
+    and how wide the mouth opens (louder syllables open wider)."""
     frames = frame_count(duration, fps)
     times = np.arange(frames) / float(fps)
     timeline = Timeline(phonemes, fps)
     values = blend(timeline, times)
-    return values * speech_envelope(timeline, times)
+    envelope = speech_envelope(timeline, times)
+    values = values * envelope
+    if heard is not None:
+        values = values * heard_envelope(heard, fps, frames, speaking=envelope[:, JAW] >= 1.0)
+    return values
+
+
+# Opening follows the voice's level: an articulator that opens the mouth is scaled by the level
+# relative to the recording's typical speech to this power, within these bounds (the phone still
+# decides the shape; beside a neural peer's curves a stronger scaling lowered the jaw's agreement).
+LOUDNESS_POWER = 0.15
+LOUDNESS_RANGE = (0.85, 1.15)
+_OPENING = np.zeros(N_ART, bool)
+_OPENING[[JAW, LOWER, UPPER]] = True
+# Where the recording is silent the mouth goes to rest: it starts shaping the speech this long before
+# the voice is heard and settles over this long after it (a raised-cosine ramp each way).
+VOICE_PREPARE, VOICE_RELAX = 0.15, 0.12
+
+
+# The voice check decides only when it hears a voice over most of the phones' speech: in noise so loud
+# that it cannot tell (it hears silence under VOICE_TRUST of the phones' speaking frames), the phones do.
+VOICE_TRUST = 0.6
+
+
+def heard_envelope(heard, fps: float, frames: int, speaking=None) -> np.ndarray:
+    """[frames, 10] factors from a recording: 0 where no voice is heard (easing in before speech and
+    out after it), the loudness scale on the opening articulators where it is.
+
+    speaking: optional boolean per frame, where the phones say someone speaks (for the trust check)."""
+    from . import voice
+
+    samples, rate = heard
+    active = voice.activity(samples, rate, fps, frames)
+    out = np.ones((frames, N_ART))
+    trusted = speaking is None or not speaking.any() or active[speaking].mean() >= VOICE_TRUST
+    if trusted and not active.all():
+        out *= voice_gate(active, fps)[:, None]
+    level = voice.loudness(samples, rate, fps, frames)
+    scale = np.clip(np.maximum(level, 1e-6) ** LOUDNESS_POWER, *LOUDNESS_RANGE)
+    scale = np.where(active, scale, 1.0)
+    out[:, _OPENING] *= scale[:, None]
+    return out
+
+
+def voice_gate(active: np.ndarray, fps: float) -> np.ndarray:
+    """1 while a voice is heard, easing to 0 from VOICE_RELAX after it to VOICE_PREPARE before the next."""
+    gate = active.astype(np.float64)
+    if not active.any():
+        return gate
+    times = np.arange(active.size) / float(fps)
+    on = np.flatnonzero(active)
+    # time to the nearest voiced frame ahead and behind
+    nxt = np.searchsorted(on, np.arange(active.size))
+    ahead = np.where(nxt < on.size, times[on[np.minimum(nxt, on.size - 1)]] - times, np.inf)
+    prv = nxt - 1 + active.astype(np.int64)  # an active frame is its own nearest behind
+    behind = np.where(prv >= 0, times - times[on[np.maximum(prv, 0)]], np.inf)
+    rising = 1.0 - _ramp(ahead / VOICE_PREPARE)
+    falling = 1.0 - _ramp(behind / VOICE_RELAX)
+    return np.where(active, 1.0, np.maximum(rising, falling))
 
 
 def frame_count(duration: float, fps: float) -> int:
     return max(1, int(round(duration * fps)))
+
+
+JAW_STRETCH = 0.6  # mouthStretch per unit of jawOpen, lips not rounded
+JAW_LOWER = 0.8  # mouthLowerDown per unit of jawOpen
+SPREAD_STRETCH, SPREAD_SMILE = 0.25, 0.3  # spread lips: the corners pulled apart, and up
 
 
 def to_arkit(art: np.ndarray, asymmetry: float = 0.0) -> np.ndarray:
@@ -185,8 +252,13 @@ def to_arkit(art: np.ndarray, asymmetry: float = 0.0) -> np.ndarray:
     jaw, close, press = art[:, JAW], art[:, CLOSE], art[:, PRESS]
     pucker, funnel, tuck = art[:, PUCKER], art[:, FUNNEL], art[:, TUCK]
     # rounding and spreading pull the lip corners in opposite directions
-    spread = art[:, SPREAD] * (1.0 - np.clip(1.2 * np.maximum(pucker, funnel), 0.0, 1.0))
+    unrounded = 1.0 - np.clip(1.2 * np.maximum(pucker, funnel), 0.0, 1.0)
+    spread = art[:, SPREAD] * unrounded
     opening = 1.0 - close  # a lip seal cancels whatever else parts the lips
+    # An opening jaw draws the lip corners down and apart and the lower lip with it (unless rounded
+    # or tucked): the mouth of an "ah" is wider and shows the lower teeth, not a jaw drop alone.
+    jaw_stretch = JAW_STRETCH * jaw * unrounded * opening
+    jaw_lower = JAW_LOWER * jaw * opening
     w[:, INDEX["jawOpen"]] = jaw
     w[:, INDEX["mouthClose"]] = close * jaw  # ARKit's lip closure works against jawOpen
     w[:, INDEX["mouthFunnel"]] = funnel * opening
@@ -198,10 +270,10 @@ def to_arkit(art: np.ndarray, asymmetry: float = 0.0) -> np.ndarray:
     w[:, INDEX["tongueOut"]] = art[:, TONGUE]
     sides = {
         "mouthPress": press,
-        "mouthStretch": 0.45 * spread,
-        "mouthSmile": 0.18 * spread,
+        "mouthStretch": SPREAD_STRETCH * spread + jaw_stretch,
+        "mouthSmile": SPREAD_SMILE * spread,
         "mouthDimple": 0.1 * spread,
-        "mouthLowerDown": art[:, LOWER] * opening * (1.0 - tuck),
+        "mouthLowerDown": (art[:, LOWER] * opening + jaw_lower) * (1.0 - tuck),
         "mouthUpperUp": art[:, UPPER] * opening + 0.1 * tuck,
     }
     for name, value in sides.items():
