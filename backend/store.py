@@ -9,6 +9,7 @@ by count or bytes, never one that is being read.
 
 from __future__ import annotations
 
+import bisect
 import errno
 import json
 import os
@@ -25,6 +26,7 @@ from exomni_blender.core.take import AUDIO_WAV, BLENDSHAPES_JSON, TAKE_JSON, Tak
 
 _ID = C.TAKE_ID  # the one take-id pattern, shared with the add-on
 TAKE_FILES = (TAKE_JSON, BLENDSHAPES_JSON, AUDIO_WAV)
+REINDEX_EVERY = 500  # prunes between full rescans of the store (takes added or removed by hand)
 
 
 def store_full(root, exc: OSError | None = None) -> RequestError:
@@ -51,6 +53,13 @@ class TakeStore:
         self.root.mkdir(parents=True, exist_ok=True)
         self._readers: dict[str, int] = {}  # take id -> downloads in progress (never pruned meanwhile)
         self._lock = threading.Lock()
+        # Retention's index, built by the first prune and kept up to date after: (age key, id) oldest
+        # first, each take's bytes, and their total, so a prune after each take reads no folder but the
+        # new one. Rebuilt from the folders every REINDEX_EVERY prunes (takes added or removed by hand).
+        self._order: list | None = None
+        self._sizes: dict[str, int] = {}
+        self._total = 0
+        self._prunes = 0
         if sweep:  # the server's own store sweeps; a worker writing beside it must not
             self.sweep()
 
@@ -152,6 +161,9 @@ class TakeStore:
             return False
         doomed = self.root / f".deleted-{take_id}-{uuid.uuid4().hex[:6]}"
         os.replace(folder, doomed)
+        with self._lock:
+            if self._order is not None:
+                self._forget(take_id)
         shutil.rmtree(doomed, ignore_errors=True)
         return True
 
@@ -182,25 +194,64 @@ class TakeStore:
                 else:
                     del self._readers[take_id]
 
+    def added(self, take_id: str) -> None:
+        """Tell retention's index about a take just written (by this process or the engine worker)."""
+        with self._lock:
+            if self._order is None or take_id in self._sizes:
+                return
+            key = self._age_key(take_id)
+            size = self.size(take_id)
+            if key[0] == 0:  # not there (any more)
+                return
+            bisect.insort(self._order, (key, take_id))
+            self._sizes[take_id] = size
+            self._total += size
+
+    def _forget(self, take_id: str) -> None:
+        """Drop a take from retention's index (called with `_lock` held)."""
+        size = self._sizes.pop(take_id, None)
+        if size is not None:
+            self._total -= size
+            self._order = [entry for entry in self._order if entry[1] != take_id] \
+                if self._order and self._order[0][1] != take_id else self._order[1:]
+
+    def _reindex(self) -> None:
+        ids = self.list()
+        order = sorted((self._age_key(i), i) for i in ids)
+        sizes = {i: self.size(i) for i in ids}
+        with self._lock:
+            self._order, self._sizes, self._total = order, sizes, sum(sizes.values())
+
     def prune(self, keep_takes: int = 0, keep_bytes: int = 0, protect=()) -> list[str]:
-        """Delete the oldest takes beyond `keep_takes` takes or `keep_bytes` bytes (0: no limit)."""
+        """Delete the oldest takes beyond `keep_takes` takes or `keep_bytes` bytes (0: no limit). `protect`
+        (e.g. the take just made) is never deleted; takes in it that the index lacks are added to it."""
         if not keep_takes and not keep_bytes:
             return []
-        ids = sorted(self.list(), key=self._age_key)
-        sizes = {i: self.size(i) for i in ids} if keep_bytes else {}
-        total = sum(sizes.values())
+        self._prunes += 1
+        if self._order is None or self._prunes % REINDEX_EVERY == 0:
+            self._reindex()
+        for take_id in protect:
+            self.added(take_id)
         removed = []
         with self._lock:
             busy = set(self._readers) | set(protect)
-        for take_id in ids:  # oldest first
-            over_count = keep_takes and len(ids) - len(removed) > keep_takes
+            candidates = list(self._order)
+            count, total = len(candidates), self._total
+        for _, take_id in candidates:  # oldest first
+            over_count = keep_takes and count > keep_takes
             over_bytes = keep_bytes and total > keep_bytes
             if not (over_count or over_bytes):
                 break
-            if take_id in busy or not self.delete(take_id):
+            if take_id in busy:
                 continue
-            removed.append(take_id)
-            total -= sizes.get(take_id, 0)
+            with self._lock:
+                size = self._sizes.get(take_id, 0)
+            gone = self.delete(take_id)  # False: removed by hand meanwhile; the index forgets it either way
+            with self._lock:
+                self._forget(take_id)
+            count, total = count - 1, total - size
+            if gone:
+                removed.append(take_id)
         return removed
 
 

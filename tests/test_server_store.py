@@ -93,3 +93,33 @@ def test_delete_and_retention_keep_the_newest_and_spare_readers(tmp_path):
     assert store.list() == [ids[1], ids[5]]
     assert store.prune(keep_bytes=store.size(ids[5])) == [ids[1]] and store.list() == [ids[5]]
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+
+
+def test_retention_keeps_an_index_instead_of_rescanning_the_store(tmp_path):
+    """A prune after each take reads only the new take's folder (issue 20: a full rescan per take)."""
+    import shutil
+    import time
+
+    store = TakeStore(tmp_path)
+    ids = [store.put(_take(f"t{i}", frames=2), f"a{i:04d}") for i in range(300)]
+    size = store.size(ids[0])
+    assert store.prune(keep_takes=300) == []  # builds the index
+    scans = []
+    real_list = store.list
+    store.list = lambda: scans.append(1) or real_list()
+    t0 = time.perf_counter()
+    for i in range(20):
+        new = store.put(_take(f"n{i}", frames=2), f"b{i:04d}")
+        assert store.prune(keep_takes=300, protect={new}) == [ids[i]]
+    per_take = (time.perf_counter() - t0) / 20
+    print(f"store of 300 takes: {per_take * 1000:.2f} ms per take (put and prune)")
+    assert not scans
+    shutil.rmtree(tmp_path / ids[25])  # removed by hand: forgotten when retention reaches it
+    store.put(_take("late", frames=2), "c0000")
+    store.added("c0000")
+    assert store.prune(keep_takes=295, keep_bytes=301 * size) == ids[20:25]
+    assert not scans
+    store.list = real_list
+    assert len(store.list()) == 295 and ids[25] not in store._sizes
+    assert store._total == sum(store.size(i) for i in store.list()) <= 300 * size
+    assert store.prune(keep_bytes=store._total - 1) == [ids[26]]  # bytes too, from the running total
