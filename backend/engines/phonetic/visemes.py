@@ -204,12 +204,11 @@ def heard_envelope(heard, fps: float, frames: int, speaking=None) -> np.ndarray:
     from . import voice
 
     samples, rate = heard
-    active = voice.activity(samples, rate, fps, frames)
+    active, level = voice.analyse(samples, rate, fps, frames)
     out = np.ones((frames, N_ART))
     trusted = speaking is None or not speaking.any() or active[speaking].mean() >= VOICE_TRUST
     if trusted and not active.all():
         out *= voice_gate(active, fps)[:, None]
-    level = voice.loudness(samples, rate, fps, frames)
     scale = np.clip(np.maximum(level, 1e-6) ** LOUDNESS_POWER, *LOUDNESS_RANGE)
     scale = np.where(active, scale, 1.0)
     out[:, _OPENING] *= scale[:, None]

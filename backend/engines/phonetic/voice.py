@@ -14,9 +14,7 @@ import numpy as np
 HOP = 0.01  # seconds between analysis windows
 WINDOW = 0.025  # analysis window length (seconds)
 BAND = (250.0, 4000.0)  # Hz: where voiced speech carries its energy; rumble and hiss left out
-# Loudness for the jaw: the band of the voice's first formants, which an open jaw raises and strengthens;
-# the hiss of s and sh (the jaw nearly closed) lies above it.
-VOICED_BAND = (100.0, 1000.0)
+CHUNK = 2048  # analysis windows per FFT batch
 MIN_SPEECH = 0.07  # a run of loud windows shorter than this is a click or a bump, not speech
 BRIDGE = 0.3  # quiet stretches shorter than this inside speech stay speech (stop closures, weak consonants)
 ABOVE_FLOOR_DB = 6.0  # speech stands at least this far above the noise floor...
@@ -31,10 +29,13 @@ def _band_levels(samples: np.ndarray, rate: int, band=BAND) -> tuple[np.ndarray,
         x = np.concatenate([x, np.zeros(win - x.size)])
     count = 1 + (x.size - win) // hop
     frames = np.lib.stride_tricks.as_strided(x, (count, win), (x.strides[0] * hop, x.strides[0]), writeable=False)
-    spectrum = np.abs(np.fft.rfft(frames * np.hanning(win), axis=1)) ** 2
     freqs = np.fft.rfftfreq(win, 1.0 / rate)
     band = (freqs >= band[0]) & (freqs <= min(band[1], 0.45 * rate))
-    power = spectrum[:, band].sum(axis=1) / win
+    taper = np.hanning(win)
+    power = np.empty(count)
+    for a in range(0, count, CHUNK):  # a few thousand windows at a time: memory stays small for long recordings
+        spectrum = np.abs(np.fft.rfft(frames[a:a + CHUNK] * taper, axis=1)) ** 2
+        power[a:a + CHUNK] = spectrum[:, band].sum(axis=1) / win
     times = (np.arange(count) * hop + 0.5 * win) / rate
     return times, 10.0 * np.log10(power + 1e-12)
 
@@ -61,35 +62,38 @@ def _window_activity(levels: np.ndarray) -> tuple[np.ndarray, float, float]:
     return active, floor, loud
 
 
-def activity(samples: np.ndarray, rate: int, fps: float, frames: int) -> np.ndarray:
-    """Boolean per frame k (time k / fps): someone is speaking."""
+def analyse(samples: np.ndarray, rate: int, fps: float, frames: int) -> tuple[np.ndarray, np.ndarray]:
+    """(activity, loudness) per frame k (time k / fps), from one pass over the recording.
+
+    activity: boolean, someone is speaking. loudness: the voice's level relative to the recording's
+    typical speech, in amplitude (1 at its median speaking level, 6 dB louder is 2), 0 where nobody
+    speaks, smoothed over ~50 ms."""
     samples = np.asarray(samples)
     if samples.size == 0:
-        return np.zeros(frames, bool)
+        return np.zeros(frames, bool), np.zeros(frames)
     times, levels = _band_levels(samples, rate)
     active, floor, loud = _window_activity(levels)
+    at = np.arange(frames) / float(fps)
     if loud - floor < ABOVE_FLOOR_DB:  # nothing stands above the floor: all noise, or all speech with no pause
-        return np.full(frames, bool(np.percentile(levels, 50) > -60.0) and loud - floor > 3.0)
-    idx = np.clip(np.searchsorted(times, np.arange(frames) / float(fps)), 0, times.size - 1)
-    return active[idx]
-
-
-def loudness(samples: np.ndarray, rate: int, fps: float, frames: int) -> np.ndarray:
-    """Per frame, the voice's level relative to the recording's typical speech: 1 at its median
-    speaking level, in amplitude (6 dB louder is 2), 0 where nobody speaks. Smoothed over ~50 ms."""
-    samples = np.asarray(samples)
-    if samples.size == 0:
-        return np.zeros(frames)
-    times, levels = _band_levels(samples, rate)
-    active, _, _ = _window_activity(levels)
+        active = np.full(levels.size, bool(np.percentile(levels, 50) > -60.0) and loud - floor > 3.0)
     if not active.any():
-        return np.zeros(frames)
-    _, levels = _band_levels(samples, rate, VOICED_BAND)
+        return np.zeros(frames, bool), np.zeros(frames)
     reference = float(np.median(levels[active]))
     amplitude = np.where(active, 10.0 ** ((levels - reference) / 20.0), 0.0)
     kernel = np.hanning(7)
     amplitude = np.convolve(amplitude, kernel / kernel.sum(), mode="same")
-    return np.interp(np.arange(frames) / float(fps), times, amplitude)
+    index = np.clip(np.searchsorted(times, at), 0, times.size - 1)
+    return active[index], np.interp(at, times, amplitude)
+
+
+def activity(samples: np.ndarray, rate: int, fps: float, frames: int) -> np.ndarray:
+    """Boolean per frame k (time k / fps): someone is speaking."""
+    return analyse(samples, rate, fps, frames)[0]
+
+
+def loudness(samples: np.ndarray, rate: int, fps: float, frames: int) -> np.ndarray:
+    """Per frame, the voice's level relative to the recording's typical speech (see `analyse`)."""
+    return analyse(samples, rate, fps, frames)[1]
 
 
 def widened(mask: np.ndarray, frames: int) -> np.ndarray:
