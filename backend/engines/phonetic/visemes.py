@@ -238,6 +238,7 @@ def frame_count(duration: float, fps: float) -> int:
 
 JAW_STRETCH = 0.6  # mouthStretch per unit of jawOpen, lips not rounded
 JAW_LOWER = 0.8  # mouthLowerDown per unit of jawOpen
+JAW_FUNNEL = 0.2  # mouthFunnel per unit of jawOpen: talking lips are a little forward, not only on rounded sounds
 SPREAD_STRETCH, SPREAD_SMILE = 0.25, 0.3  # spread lips: the corners pulled apart, and up
 
 
@@ -260,7 +261,7 @@ def to_arkit(art: np.ndarray, asymmetry: float = 0.0) -> np.ndarray:
     jaw_lower = JAW_LOWER * jaw * opening
     w[:, INDEX["jawOpen"]] = jaw
     w[:, INDEX["mouthClose"]] = close * jaw  # ARKit's lip closure works against jawOpen
-    w[:, INDEX["mouthFunnel"]] = funnel * opening
+    w[:, INDEX["mouthFunnel"]] = (funnel + JAW_FUNNEL * jaw) * opening
     w[:, INDEX["mouthPucker"]] = pucker * (1.0 - 0.3 * close)
     w[:, INDEX["mouthRollLower"]] = 0.55 * tuck + 0.15 * press
     w[:, INDEX["mouthRollUpper"]] = 0.15 * press
