@@ -13,7 +13,9 @@ animator's own tracks, then "ExOmni idle" (rest mouth and blinks over the whole 
 line's take as layers (blender/layers.py, as the panel's Layers mode): "ExOmni dialogue mouth" with
 one strip per line named after the line, and "ExOmni dialogue eyes", "... expression" (the mood, ADD)
 and "... head" (on the head's rotation) with the line's name and its layer; a line's take replaces the
-idle layer only over its own frames, and each layer can be muted or scaled on its own.
+idle layer only over its own frames, and each layer can be muted or scaled on its own. On top, unless
+the plan says "listen": false, "ExOmni dialogue listen" (blender/listening.py): each character looks at
+whoever speaks (the speaker at the one addressed) and nods and blinks at the speaker's phrase ends.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ import sys
 import bpy
 import numpy as np
 
-from . import compat, layers, nla
+from . import compat, layers, listening, nla
 from .fcurves import sparse_channels, write_fcurves
 from ..core import face
 from ..core.arkit import ARKIT_52, INDEX
@@ -187,6 +189,11 @@ def build_into_scene(scene, plan: dict, warnings: list | None = None, progress=N
         made.append({"index": line["index"], "head": head.name, "strip": strip.name, "track": track.name,
                      "sound": sound.name, "channel": sound.channel,
                      "layers": {layer: s.name for layer, s in layered.strips.items()}})
+    listen = {}
+    if plan.get("listen", True):  # the others look at whoever speaks and react (blender/listening.py)
+        if progress is not None:
+            progress(0.9, "listeners")
+        listen = listening.key_listening(scene, plan, heads, presets)
     for marker in plan.get("scene_markers", []):
         scene.timeline_markers.new(marker["name"], frame=int(marker["frame"]))
     if grow_range:
@@ -195,7 +202,7 @@ def build_into_scene(scene, plan: dict, warnings: list | None = None, progress=N
         scene.frame_start, scene.frame_end = frame_start, frame_end
         scene.frame_current = frame_start
     return {"frame_start": frame_start, "frame_end": frame_end, "lines": len(made), "made": made,
-            "heads": {c: h.name for c, h in heads.items()}, "base_channel": base_channel}
+            "heads": {c: h.name for c, h in heads.items()}, "base_channel": base_channel, "listen": listen}
 
 
 def _heads(scene, plan, warnings) -> dict:
