@@ -5,6 +5,12 @@ headers the add-on's client sends, over a keep-alive session) each make M takes 
 latency, takes per second, then /v1/health latency while a long lip sync runs in the engine worker,
 and the memory growth of the server (its HTTP process and its engine worker, resident set) per
 1,000 takes after a warm-up round.
+
+`--soak SECONDS` instead runs a bounded soak with retention on, side by side: the same clients for the
+same time against a server with an empty store and against one whose store already holds
+`--store-takes` takes (20,000 by default), both pruning with `--keep-bytes` to the filled store's size.
+It prints takes/s and latency for each, their ratio, and the memory growth per 1,000 takes of the
+HTTP process and of the engine worker, each on its own.
 """
 
 from __future__ import annotations
@@ -26,6 +32,10 @@ def add_arguments(parser):
     parser.add_argument("--warmup", type=int, default=20, help="takes made before memory is first measured")
     parser.add_argument("--lipsync-seconds", type=float, default=300.0,
                         help="length of the recording lip-synced while health is timed (default 300)")
+    parser.add_argument("--soak", type=float, default=0.0, metavar="SECONDS",
+                        help="run the retention soak for this long per store instead (see above)")
+    parser.add_argument("--store-takes", type=int, default=20_000,
+                        help="takes already in the store of the soak's second run (default 20,000)")
 
 
 def _rss_kb(pid: int) -> int:
@@ -49,6 +59,31 @@ def _rss_kb(pid: int) -> int:
 
 class ApiError(Exception):
     pass
+
+
+def _rss_split_kb(pid: int) -> tuple[int, int]:
+    """(the HTTP process's resident memory, its children's: the engine worker) in KB."""
+    total = _rss_kb(pid)
+    try:
+        own = next(int(line.split()[1]) for line in Path(f"/proc/{pid}/status").read_text().splitlines()
+                   if line.startswith("VmRSS:"))
+    except (OSError, StopIteration):
+        own = 0
+    return own, total - own
+
+
+def _fill_store(store: Path, sample: Path, count: int) -> int:
+    """`count` copies of one take folder in the store (hard links: quick, and sized like real takes)."""
+    import os
+
+    store.mkdir(parents=True, exist_ok=True)
+    files = [f for f in sample.iterdir() if f.is_file()]
+    for i in range(count):
+        folder = store / f"soak{i:06d}"
+        folder.mkdir()
+        for f in files:
+            os.link(f, folder / f.name)
+    return sum(f.stat().st_size for f in files) * count
 
 
 def _percentile(values, q):
@@ -107,6 +142,8 @@ def run(args) -> int:
     if args.clients < 1 or args.takes < 1:
         print("exomni bench server: --clients and --takes must be at least 1")
         return 2
+    if args.soak > 0:
+        return _soak(args, Client, LocalServer, C)
     with tempfile.TemporaryDirectory(prefix="exomni-bench-server-") as tmp:
         root = Path(tmp)
         max_queued = str(max(32, args.clients * 2))
@@ -174,4 +211,65 @@ def run(args) -> int:
             print(f"health during a {args.lipsync_seconds:.0f} s lip sync ({state}): p50 {_percentile(health, 50):.1f} ms, "
                   f"p95 {_percentile(health, 95):.1f} ms, max {max(health):.1f} ms; "
                   f"cancel took {cancel_ms:.0f} ms ({final['state']})")
+    return 0
+
+
+def _soak(args, Client, LocalServer, C) -> int:
+    """Two bounded soaks with retention on, an empty store beside a full one (see the module's words)."""
+    from backend.engines.base import Progress, TakeRequest
+    from backend.engines.phonetic.engine import PhoneticEngine
+
+    results = {}
+    with tempfile.TemporaryDirectory(prefix="exomni-bench-soak-") as tmp:
+        root = Path(tmp)
+        sample = PhoneticEngine().make_take(TakeRequest(text=LINE, fps=30.0), Progress()).save(root / "sample")
+        take_bytes = sum(f.stat().st_size for f in sample.iterdir())
+        keep = (args.store_takes + 50) * take_bytes  # the full store sits at its limit: every take prunes one
+        for label, prefill in (("empty store", 0), (f"{args.store_takes:,} takes", args.store_takes)):
+            store = root / label.replace(" ", "_").replace(",", "")
+            t0 = time.perf_counter()
+            _fill_store(store, sample, prefill)
+            filled = time.perf_counter() - t0
+            with LocalServer(store, log_path=root / f"{store.name}.log",
+                             extra_args=["--keep-bytes", str(keep), "--max-queued", "64"]) as server:
+                pid = server.process.pid
+                latencies, errors = [], []
+
+                def soak(deadline):
+                    with Client(server.url) as client:
+                        i = 0
+                        while time.perf_counter() < deadline:
+                            t = time.perf_counter()
+                            try:
+                                job = client.submit_take(text=LINE, seed=i)
+                                status = client.wait(job["job_id"], interval=0.01)
+                            except Exception as exc:  # a refused or dropped request is counted, not fatal
+                                errors.append(str(exc)[:120])
+                                continue
+                            i += 1
+                            (latencies if status["state"] == C.DONE else errors).append(
+                                time.perf_counter() - t if status["state"] == C.DONE else str(status.get("error")))
+
+                soak(time.perf_counter() + min(10.0, args.soak / 4))  # warm-up: caches, the index, the worker
+                latencies.clear()
+                http0, worker0 = _rss_split_kb(pid)
+                t0 = time.perf_counter()
+                threads = [threading.Thread(target=soak, args=(t0 + args.soak,)) for _ in range(args.clients)]
+                for t in threads:
+                    t.start()
+                for t in threads:
+                    t.join()
+                wall = time.perf_counter() - t0
+                http1, worker1 = _rss_split_kb(pid)
+                done = len(latencies)
+                results[label] = done / wall
+                print(f"{label} (filled in {filled:.1f} s), retention --keep-bytes {keep / 2**20:.0f} MB: "
+                      f"{done} takes in {wall:.0f} s, {done / wall:.1f} takes/s, {len(errors)} failed; latency p50 "
+                      f"{_percentile(latencies, 50) * 1000:.0f} ms, p95 {_percentile(latencies, 95) * 1000:.0f} ms")
+                per = 1000 / max(done, 1) / 1024
+                print(f"  memory per 1,000 takes: HTTP process {(http1 - http0) * per:+.2f} MB "
+                      f"({http1 / 1024:.0f} MB), engine worker {(worker1 - worker0) * per:+.2f} MB "
+                      f"({worker1 / 1024:.0f} MB)")
+    empty, full = results.values()
+    print(f"throughput with a full store: {full / empty:.2f}x the empty store's (target: 0.8x or more)")
     return 0
