@@ -34,6 +34,7 @@ VOWELS = {
     "ä": (1.0, 0.5, 0), "ɑ": (1.0, 1.0, 0), "ɒ": (1.0, 1.0, 1),
 }
 RHOTIC_VOWELS = {"ɚ", "ɝ"}
+JAW_CLOSE_VOWEL, JAW_SPAN, JAW_ROUNDED = 0.15, 0.25, 0.6  # jaw target: close vowel, more for open, x rounded
 REDUCED_VOWELS = {"ə", "ᵻ", "ᵿ", "ɐ", "ɚ", "ɨ"}
 
 # Consonant classes, each a dict articulator -> (target, dominance); unnamed articulators get
@@ -168,7 +169,10 @@ def vowel_sound(letter: str, stress: int = 0, long: bool = False) -> Sound:
     h, b, r = VOWELS[letter]
     t = [0.0] * N_ART
     d = [0.0] * N_ART
-    t[JAW] = (0.10 + 0.36 * h) * (0.9 if r else 1.0)
+    # Every syllable's vowel opens the jaw (even a close one: the jaw cycles with the syllables), open
+    # vowels most; rounded vowels less, the rounded lips doing part of the work. Beside NeuroSync's
+    # curves (exomni bench peers) this agreed better than a wider span from close to open vowels.
+    t[JAW] = (JAW_CLOSE_VOWEL + JAW_SPAN * h) * (JAW_ROUNDED if r else 1.0)
     d[JAW] = 1.0
     d[CLOSE], d[PRESS], d[TUCK], d[TONGUE] = 1.0, 1.0, 1.0, 0.5
     if r:
