@@ -135,9 +135,12 @@ def peer_table():
 
 def test_against_neurosync(peer_table):
     """Where the phonetic engine stands beside NeuroSync (no transcript): measured levels kept, not the
-    issue's targets (jawOpen r >= 0.8 is not reached; see `exomni bench peers`)."""
+    issue's targets (jawOpen r >= 0.8 and r >= 0.5 on funnel, stretch and press are not reached;
+    NeuroSync's mouthPress stays under 0.01, so no correlation with it means anything). See
+    `exomni bench peers`."""
     for c in peer_table["jawOpen"]:
-        assert c["r"] >= 0.6 and abs(c["shift"]) <= 2 and 0.7 <= c["ratio"] <= 1.4, c
-    for name, least in (("mouthStretch", 0.25), ("mouthLowerDown", 0.4), ("mouthPucker", 0.35),
-                        ("mouthFunnel", 0.3), ("mouthClose", 0.3)):
+        assert c["r"] >= 0.65 and abs(c["shift"]) <= 2 and 0.7 <= c["ratio"] <= 1.4, c
+    assert np.mean([c["r"] for c in peer_table["jawOpen"]]) >= 0.7
+    for name, least in (("mouthStretch", 0.3), ("mouthLowerDown", 0.45), ("mouthPucker", 0.4),
+                        ("mouthFunnel", 0.35), ("mouthClose", 0.35)):
         assert np.mean([c["r"] for c in peer_table[name]]) >= least, (name, peer_table[name])
