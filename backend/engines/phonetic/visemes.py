@@ -201,7 +201,7 @@ def heard_envelope(heard, fps: float, frames: int, speaking=None) -> np.ndarray:
     out after it), the loudness scale on the opening articulators where it is.
 
     speaking: optional boolean per frame, where the phones say someone speaks (for the trust check)."""
-    from . import voice
+    from . import formants, voice
 
     samples, rate = heard
     active, level = voice.analyse(samples, rate, fps, frames)
@@ -212,6 +212,11 @@ def heard_envelope(heard, fps: float, frames: int, speaking=None) -> np.ndarray:
     scale = np.clip(np.maximum(level, 1e-6) ** LOUDNESS_POWER, *LOUDNESS_RANGE)
     scale = np.where(active, scale, 1.0)
     out[:, _OPENING] *= scale[:, None]
+    # the vowel's own formants: a higher F1 than the speaker's typical one opens the jaw wider, a
+    # lower F2 rounds the lips more (backend/engines/phonetic/formants.py)
+    tracks = formants.formant_tracks(samples, rate)
+    out[:, JAW] *= formants.opening_scale(samples, rate, fps, frames, tracks)
+    out[:, PUCKER] *= formants.rounding_scale(samples, rate, fps, frames, tracks)
     return out
 
 
