@@ -169,8 +169,8 @@ def test_only_the_settings_module_reads_the_environment():
             if path == REPO / "exomni_blender/core/settings.py":
                 continue
             tree = ast.parse(path.read_text(encoding="utf-8"))
-            copies = {id(v) for node in ast.walk(tree) if isinstance(node, ast.Dict)
-                      for k, v in zip(node.keys, node.values) if k is None}
+            copies = {id(n) for node in ast.walk(tree) if isinstance(node, ast.Dict)  # {**os.environ, ...}
+                      for k, v in zip(node.keys, node.values) if k is None for n in ast.walk(v)}
             readers += [f"{path.relative_to(REPO).as_posix()}:{node.lineno}" for node in ast.walk(tree)
                         if isinstance(node, ast.Attribute) and ast.unparse(node) in ("os.environ", "os.getenv")
                         and id(node) not in copies]

@@ -56,7 +56,7 @@ def test_unknown_job_and_local_field_checks(live_server):
     with Client(live_server) as client:
         with pytest.raises(ApiError) as err:
             client.job("no-such-job")
-        assert err.value.code == C.E_NOT_FOUND and err.value.status == 404
+        assert err.value.code == C.E_UNKNOWN_JOB and err.value.status == 404
         with pytest.raises(BackendError, match="Unknown take request field"):
             client.submit_take(text="hello", colour="blue")
 
