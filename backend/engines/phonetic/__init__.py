@@ -8,4 +8,5 @@ Public pieces other code uses:
   engine.PhoneticEngine
   lipsync.lipsync_take(request, progress) -> Take: a recording (and its transcript) in
   align.align(samples16k, text, letter_to_sound, progress) -> PhoneAlignment (pocketsphinx)
+  formants.formant_tracks(samples, rate) -> (times, F1, F2); opening_scale / rounding_scale per frame
 """

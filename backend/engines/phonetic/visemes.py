@@ -198,7 +198,8 @@ VOICE_TRUST = 0.6
 
 def heard_envelope(heard, fps: float, frames: int, speaking=None) -> np.ndarray:
     """[frames, 10] factors from a recording: 0 where no voice is heard (easing in before speech and
-    out after it), the loudness scale on the opening articulators where it is.
+    out after it), the loudness scale on the opening articulators where it is, and the formants'
+    scales (formants.opening_scale on the jaw, formants.rounding_scale on the pucker) on vowels.
 
     speaking: optional boolean per frame, where the phones say someone speaks (for the trust check)."""
     from . import formants, voice
