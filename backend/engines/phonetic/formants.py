@@ -38,11 +38,12 @@ EASE = 0.1  # seconds: away from the nearest measured vowel the scale returns to
 SCALE_RANGE = (0.75, 1.2)
 # How the pucker follows F2: scale = 1 - ROUNDING_STRENGTH * log2(F2 / typical F2), within
 # ROUNDING_RANGE. Against NeuroSync's mouthPucker: correlation 0.475/0.384 -> 0.519/0.430 at 0.6 on
-# the phones alone, 0.482/0.395 -> 0.502/0.428 in takes (its mouthFunnel does not follow F2: 0.355/0.395
-# -> 0.31/0.40, so the funnel is left alone). Up to 1.3: more raised the pucker's peak, already above
-# NeuroSync's, for +0.02 of correlation.
+# the phones alone, 0.482/0.395 -> 0.496/0.419 in takes (its mouthFunnel does not follow F2:
+# 0.355/0.395 -> 0.31/0.40, so the funnel is left alone). Up to 1.15 only: a /w/'s low F2 on top of
+# its phone target already near full rounding put the pucker at 1.0 (NeuroSync: 0.17); up to 1.3
+# gained 0.006/0.009 of correlation for a peak of 0.90 instead of 0.83.
 ROUNDING_STRENGTH = 0.6
-ROUNDING_RANGE = (0.5, 1.3)
+ROUNDING_RANGE = (0.5, 1.15)
 # The jaw opens before the vowel is heard: the scale at frame t is read from the sound at t + LEAD.
 LEAD = 0.03
 
