@@ -201,6 +201,32 @@ def _chains(loop, a, b):
     return np.array(one), np.array(two)
 
 
+def _upper_chain_first(mesh: Mesh, skin, pc, loop, one, two, eye_c, ied):
+    """The slit's two chains as (upper lip's edge, lower lip's edge). Not by height: where the lips
+    meet, the lower lip's inner edge may lie above the upper lip's (Ready Player Me heads); the
+    upper lip's edge is the chain nearer, along the surface with the slit cut, to the skin above
+    the lips, the lower lip's the one nearer the skin under them."""
+    from .mesh import graph_distance
+
+    centre = pc[loop].mean(0)
+    front = pc[loop, 1].min()
+    band = np.asarray(skin, bool) & (np.abs(pc[:, 0] - centre[0]) < 0.12 * ied) & (pc[:, 1] < front + 0.12 * ied)
+    above = np.nonzero(band & (pc[:, 2] > centre[2] + 0.18 * ied) & (pc[:, 2] < centre[2] + 0.35 * ied))[0]
+    below = np.nonzero(band & (pc[:, 2] < centre[2] - 0.25 * ied) & (pc[:, 2] > centre[2] - 0.45 * ied))[0]
+    by_height = (one, two) if pc[one, 2].mean() >= pc[two, 2].mean() else (two, one)
+    if not len(above) or not len(below):
+        return by_height
+    apart = np.nonzero(np.isin(mesh.weld, mesh.weld[np.asarray(loop)]))[0]
+    nbrs = mesh.neighbours(keep_apart=apart)
+    d_up, _ = graph_distance(nbrs, {0: above}, np.inf)
+    d_lo, _ = graph_distance(nbrs, {0: below}, np.inf)
+    inner = lambda c: c[1:-1] if len(c) > 2 else c  # the corners belong to both
+    lean = lambda c: float(np.mean(d_up[inner(c)] - d_lo[inner(c)]))
+    if not np.isfinite(lean(one)) or not np.isfinite(lean(two)):
+        return by_height
+    return (one, two) if lean(one) < lean(two) else (two, one)
+
+
 def _frontmost(points_c, mask):
     idx = np.nonzero(mask)[0]
     if not len(idx):
@@ -434,9 +460,7 @@ def detect(mesh: Mesh, skin, eyeballs, rotation=None, mouth=None, overrides=None
         found.update({k: np.asarray(v, float) for k, v in mouth.items()})
     elif slit is not None:
         loop, cl, cr = slit
-        one, two = _chains(loop, cl, cr)
-        if pc[one, 2].mean() < pc[two, 2].mean():
-            one, two = two, one
+        one, two = _upper_chain_first(mesh, skin, pc, loop, *_chains(loop, cl, cr), eye_c, ied)
         loops = (one, two)
         found["mouthL"], found["mouthR"] = pts[cl], pts[cr]
         for name, chain in (("lipUpper", one), ("lipLower", two)):
