@@ -48,8 +48,25 @@ def run(args) -> int:
     import json
 
     summary = json.loads(done.stdout.strip().splitlines()[-1])
+    failing = summary.get("failing", [])
+    broken = sorted({f["shape"] for f in failing if f.get("kind") != "stretches"})
+    stretched = sorted({f["shape"] for f in failing if f.get("kind") == "stretches"})
     print(f"made {len(summary['made'])} shape keys on {summary['object']}"
           + (f", kept {len(summary['kept'])} it had" if summary["kept"] else "")
-          + (f"; estimated (check them): {', '.join(summary['estimated'])}" if summary["estimated"] else ""))
+          + (f"; estimated (check them): {', '.join(summary['estimated'])}" if summary["estimated"] else "")
+          + (f"; {len(broken)} do not work: {', '.join(broken)}" if broken else "")
+          + (f"; {len(stretched)} overstretch an edge: {', '.join(stretched)}" if stretched else "")
+          + ("" if failing else "; all pass the check"))
+    m = summary.get("measures", {})
+    if "jawOpen lip opening" in m:
+        print(f"check: jawOpen parts the lips {m['jawOpen lip opening'] * 1000:.1f} mm, mouthFunnel opens them "
+              f"{m.get('mouthFunnel lip opening', 0.0) * 1000:.1f} mm, eyeBlink leaves "
+              f"{m.get('eyeBlinkLeft lid gap', 0.0) * 1000:.1f} / {m.get('eyeBlinkRight lid gap', 0.0) * 1000:.1f} mm open")
+    for f in failing:
+        print(f"  fails: {f['text']}")
     print(f"wrote {summary['out']}")
+    if broken:
+        print("move the named landmarks (exomni_landmark empties in the .blend, or the panel's Find Landmarks) "
+              "and make the shapes again", file=sys.stderr)
+        return 1
     return 0

@@ -21,6 +21,8 @@ import numpy as np
 from ..core.arkit import ARKIT_52
 from ..core.errors import ExOmniError
 from ..core.shapes import Mesh, Template, detect, fit_sphere, transfer
+from ..core.shapes.check import close_lids, self_check
+from ..core.shapes.landmarks import _triangles
 
 MADE_PROPERTY = "exomni_made_shapes"
 LANDMARK_PROPERTY = "exomni_landmark"
@@ -95,6 +97,8 @@ def find_eyeballs(obj, mesh: Mesh):
         if inside and ball.radius < 0.2 * size:
             found.append(ball)
             ball.source = other  # the eye object, which gets the gaze shapes
+            eye_mesh = read_mesh(other)
+            ball.surface = pts[_triangles(eye_mesh)]  # its triangles in the head's space, for the check
     own = np.zeros(len(mesh.points), bool)
     if len(found) == 2:
         return found, own
@@ -179,6 +183,7 @@ def make_shapes(obj, replace: bool = False) -> dict:
         raise MakeShapesError(f"{obj.name!r} comes from a linked library: make it local or override it first.")
     mesh, skin, lm, eyes = find_landmarks(obj)
     made = transfer(template(), mesh, skin, lm)
+    made.notes += close_lids(mesh, skin, lm, eyes, made)
     if obj.data.shape_keys is None:
         compat.add_shape_key(obj, "Basis")
     blocks = obj.data.shape_keys.key_blocks
@@ -205,8 +210,29 @@ def make_shapes(obj, replace: bool = False) -> dict:
     for other, part in mouth_parts(obj, mesh):
         if compat.is_editable(other.data):
             make_mouth_part_shapes(other, obj, part, lm, mesh.points, made.named(), replace)
+    # the self-check, on what the head now has (made and kept keys alike)
+    failures, measures = self_check(mesh, skin, lm, eyes, {n: made.deltas[i] if n in names else
+                                                          _key_delta(obj, n, base) for i, n in enumerate(ARKIT_52)},
+                                    made.labels)
     return {"object": obj.name, "made": names, "kept": kept, "estimated": lm.estimated,
-            "scale": round(made.scale, 4), "landmarks": {k: [round(float(x), 5) for x in v] for k, v in lm.points.items()}}
+            "scale": round(made.scale, 4), "landmarks": {k: [round(float(x), 5) for x in v] for k, v in lm.points.items()},
+            "failing": [{"shape": f.shape, "measured": f.measured, "landmarks": list(f.landmarks), "text": str(f),
+                         "kind": f.kind}
+                        for f in failures],
+            "measures": {k: round(float(v), 5) for k, v in measures.items() if k != "stretch"},
+            "notes": made.notes}
+
+
+def _key_delta(obj, name, base):
+    block = obj.data.shape_keys.key_blocks.get(name)
+    co = np.empty(len(base) * 3)
+    block.data.foreach_get("co", co)
+    return co.reshape(-1, 3) - base
+
+
+def check_words(summary) -> list:
+    """The self-check's findings as lines for the animator: one per failing shape."""
+    return [f["text"] for f in summary.get("failing", [])]
 
 
 GAZE_DEGREES = {"Up": 25.0, "Down": 25.0, "In": 30.0, "Out": 30.0}  # as the demo head turns its eyes

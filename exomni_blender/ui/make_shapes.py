@@ -12,6 +12,8 @@ import bpy
 from ..blender import make_shapes as shapes
 from .common import MAIN_PANEL, ExOmniOperator, SidebarPanel, UserError
 
+CHECK_PROPERTY = "exomni_shapes_check"  # the last self-check's failing shapes, in words (JSON list)
+
 
 def _head(context):
     obj = context.active_object
@@ -67,7 +69,14 @@ class EXOMNI_OT_shapes_make(ExOmniOperator, bpy.types.Operator):
         finally:
             context.window.cursor_set("DEFAULT") if context.window else None
         kept = f", kept {len(summary['kept'])} of its own" if summary["kept"] else ""
-        self.report({"INFO"}, f"Made {len(summary['made'])} shape keys on {obj.name}{kept}")
+        failing = shapes.check_words(summary)
+        obj[CHECK_PROPERTY] = json.dumps(failing)
+        if failing:
+            names = sorted({f["shape"] for f in summary["failing"]})
+            self.report({"WARNING"}, f"Made {len(summary['made'])} shape keys on {obj.name}{kept}, but "
+                        f"{len(names)} fail the check ({', '.join(names)}): " + "; ".join(failing))
+        else:
+            self.report({"INFO"}, f"Made {len(summary['made'])} shape keys on {obj.name}{kept}; all pass the check")
 
 
 class EXOMNI_OT_shapes_remove(ExOmniOperator, bpy.types.Operator):
@@ -80,6 +89,8 @@ class EXOMNI_OT_shapes_remove(ExOmniOperator, bpy.types.Operator):
     def run(self, context):
         obj = _head(context)
         removed = shapes.remove_made_shapes(obj)
+        if CHECK_PROPERTY in obj:
+            del obj[CHECK_PROPERTY]
         self.report({"INFO"}, f"Removed {len(removed)} made shape keys from {obj.name}")
 
 
@@ -108,6 +119,17 @@ class EXOMNI_PT_make_shapes(SidebarPanel, bpy.types.Panel):
         big.scale_y = 1.3
         big.operator(EXOMNI_OT_shapes_make.bl_idname, icon="MOD_SHRINKWRAP")
         if made:
+            failing = json.loads(obj.get(CHECK_PROPERTY, "[]"))
+            box = col.box()
+            if failing:
+                box.label(text=f"{len(failing)} check failures: move these landmarks", icon="ERROR")
+                for line in failing:
+                    shape, _, rest = line.partition(": ")
+                    box.label(text=shape, icon="SHAPEKEY_DATA")
+                    for part in rest.split("; "):
+                        box.label(text=f"   {part}")
+            else:
+                box.label(text="Check passed: lips part, lids close, no edge overstretched", icon="CHECKMARK")
             col.operator(EXOMNI_OT_shapes_remove.bl_idname, icon="TRASH")
         keys = obj.data.shape_keys
         if keys is not None and len(keys.key_blocks) > 1:
