@@ -109,12 +109,19 @@ def load_recording(path, max_seconds: float = C.MAX_AUDIO_SECONDS, max_bytes: in
 
 
 def resample(samples: np.ndarray, src_rate: int, dst_rate: int) -> np.ndarray:
-    """Band-limited polyphase resampling (scipy), float32 out."""
-    from scipy.signal import resample_poly
-
+    """Band-limited resampling, float32 out: soxr where it is installed (the extension bundles it),
+    else scipy's polyphase filter. Neither is imported when the rate is already right."""
     x = np.asarray(samples, np.float32)
     if src_rate == dst_rate or x.size == 0:
         return x.copy()
+    try:
+        import soxr
+    except ImportError:
+        soxr = None
+    if soxr is not None:
+        return np.asarray(soxr.resample(x, int(src_rate), int(dst_rate), quality="HQ"), np.float32)
+    from scipy.signal import resample_poly
+
     g = gcd(int(src_rate), int(dst_rate))
     up, down = dst_rate // g, src_rate // g
     if max(up, down) > 2000:  # an odd rate: a close ratio keeps the filter small; the drift is ppm

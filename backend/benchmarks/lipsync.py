@@ -193,7 +193,32 @@ def real_speech(repeats: int) -> None:
             word_ms = f"{w['mean'] * 1000:11.1f}" if w["matched"] else f"{'-':>11s}"
             print(f"{rec['name']:18s} {seconds:6.1f}s {way:12s} {elapsed * 60 / seconds:6.2f} {word_ms} "
                   f"{w['matched']:4d}/{w['reference']:<4d} {p['mean'] * 1000:12.1f} {p['matched']:4d}/{p['reference']:<4d}")
+    long = joined(recordings, repeats)
+    seconds = long["samples"].size / pa.SAMPLE_RATE
+    c0 = time.process_time()
+    pa.align(long["samples"], long["text"], letter_to_sound)
+    aligned = time.process_time() - c0
+    single = one_pass_seconds(long["samples"], long["text"])
+    print(f"{long['name']} ({seconds:.0f} s) with transcript: {aligned:.2f} s CPU ({aligned / seconds:.4f}x real time); "
+          f"one pocketsphinx pass over it: {single:.2f} s CPU ({single / seconds:.4f}x); ratio {aligned / single:.2f}")
     for way, (wsum, wn, psum, pn, pref) in totals.items():
         word_ms = f"{wsum / wn * 1000:.1f} ms" if wn else "-"
         print(f"all short recordings, {way}: word error {word_ms}, phone error {psum / max(pn, 1) * 1000:.1f} ms, "
               f"{pn}/{pref} phones matched")
+
+
+def one_pass_seconds(samples, text: str) -> float:
+    """CPU seconds of a single pocketsphinx decoding of the recording with its words (the grammar pass
+    alone, in the same stretches): the floor the aligner's time is measured against."""
+    from backend.engines.phonetic import align as pa
+    from backend.engines.phonetic.lipsync import letter_to_sound
+
+    d = pa._decoder("align")
+    words, _ = pa._pronounceable(d, pa.transcript_words(text), letter_to_sound)
+    pcm = pa._pcm(samples)
+    placed, c0 = 0, time.process_time()
+    for a, b in pa.speech_chunks(samples):
+        rest = words[placed:placed + int(7 * (b - a) / pa.FRAME_RATE) + 10]
+        if rest:
+            placed += len(pa._prefix_pass(d, pa._piece(pcm, (a, b)), rest))
+    return time.process_time() - c0

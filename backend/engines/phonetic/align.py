@@ -1,7 +1,7 @@
 """Phone timelines from a recording, with pocketsphinx and the English model its wheel ships.
 
-With a transcript the words are force-aligned (a word pass, then a phone pass over the words it
-found); without one, words are recognised with the English language model and then force-aligned
+With a transcript the words are force-aligned (a word pass, then a phone pass that starts from the
+word pass's own segmentation: each stretch of audio is decoded twice); without one, words are recognised with the English language model and then force-aligned
 the same way. Long recordings go through in chunks cut in pauses. Timelines come
 out in IPA, the symbols the phonetic engine's viseme model speaks, so a recording drives the same
 mouth as synthesized speech. Comparing two timelines (for tests and the benchmark) lives here too,
@@ -254,11 +254,14 @@ def recognize_words(samples16k: np.ndarray, progress: Optional[Report] = None) -
         for a, b in chunks:
             report(a / total, f"recognising words, {_minutes(a)} of {_minutes(total)}")
             piece = _piece(pcm, (a, b))
+            recognizer = _decoder("words")
             words = _recognized_words(piece)
-            segs = _word_pass(_decoder("align"), piece, words) if words else []
-            if words and len([s for s in segs if not _is_filler(s[0])]) == len(words):
-                p, w = _phone_pass(_decoder("align"), piece, None, a, _shifted(segs, a), fit)
-            else:
+            p = w = None
+            if words:  # the phone pass starts from the recogniser's own segmentation: two passes in all
+                segs = [(s.word, s.start_frame, s.end_frame + 1) for s in recognizer.seg()]
+                p, w = _phone_pass(recognizer, piece, a, _shifted(segs, a), fit, strict=True)
+                recognizer.activate_search()  # back to the word LM for the next chunk
+            if not w:
                 p, w = _recognize(piece, a).phones, []
             phones.extend(p)
             word_list.extend(w)
@@ -298,26 +301,25 @@ def force_align(samples16k: np.ndarray, words: Sequence[str], letter_to_sound: O
                 piece = _piece(pcm, (start, total))
                 segs = _word_pass(d, piece, rest)
                 if sum(1 for s in segs if not _is_filler(s[0])) == len(rest):
-                    p, w = _phone_pass(d, piece, None, start, _shifted(segs, start), fit)
+                    p, w = _phone_pass(d, piece, start, _shifted(segs, start), fit)
                     placed += len(rest)
                 else:  # not every word fits: place those that do, the rest stay unplaced
                     spoken = _prefix_pass(d, piece, rest)
-                    p, w = _phone_pass(d, piece, [s[0] for s in spoken], start, _shifted(spoken, start),
-                                       fit) if spoken else ([], [])
+                    p, w = _phone_pass(d, piece, start, _shifted(spoken, start), fit) if spoken else ([], [])
                     placed += len(spoken)
                 phones.extend(p)
                 word_list.extend(w)
                 break
             else:
                 end = _cut(levels, start, limit)
+                piece = _piece(pcm, (start, end))
                 # a stretch holds at most ~7 words a second (fast speech is 4-5)
-                spoken = _prefix_pass(d, _piece(pcm, (start, end)), rest[:int(7 * (end - start) / FRAME_RATE) + 10])
+                spoken = _prefix_pass(d, piece, rest[:int(7 * (end - start) / FRAME_RATE) + 10])
                 keep = spoken[:-HELD_BACK] if len(spoken) > 2 * HELD_BACK else spoken
                 cut = end if len(keep) == len(spoken) else start + (keep[-1][2] + spoken[len(keep)][1]) // 2
                 p, w = [], []
-                if keep:
-                    p, w = _phone_pass(d, _piece(pcm, (start, cut)), [s[0] for s in keep], start,
-                                       _shifted(keep, start), fit)
+                if keep:  # phones of every word the stretch holds, from its own segmentation; the kept ones stay
+                    p, w = _phone_pass(d, piece, start, _shifted(spoken, start), fit, upto=len(keep))
                 placed += len(keep)
                 start = cut
             phones.extend(p)
@@ -428,7 +430,9 @@ def _prefix_pass(d, pcm: bytes, words: Sequence[str]):
     """The words (with their frames) of the longest prefix of `words` that this audio holds."""
     n = len(words)
     transitions = [(i, i + 1, 1.0, w) for i, w in enumerate(words)]
-    transitions += [(i, n, 1.0) for i in range(1, n)]  # the chunk may end after any word
+    # The chunk may end after any word: each word may also lead to the end. (A word arc, not an empty
+    # one: an empty arc shows in the segmentation as "(NULL)", and the phone pass cannot start from it.)
+    transitions += [(i, n, 1.0, w) for i, w in enumerate(words[:-1])]
     d.add_fsg("prefix", d.create_fsg("prefix", 0, n, transitions))
     d.activate_search("prefix")
     _decode(d, pcm)
@@ -439,17 +443,16 @@ def _prefix_pass(d, pcm: bytes, words: Sequence[str]):
     return [(words[i], a, b) for i, (_, a, b) in enumerate(spoken[:n])]
 
 
-def _phone_pass(d, pcm: bytes, words: Optional[Sequence[str]], offset: int, word_segs, fit: list):
-    """Phones of one chunk (16-bit PCM, starting at frame `offset`): the word pass again on the chunk
-    unless `words` is None (it just ran on this audio), then the phone pass over its result.
+def _phone_pass(d, pcm: bytes, offset: int, word_segs, fit: list, upto: Optional[int] = None,
+                strict: bool = False):
+    """Phones of one chunk (16-bit PCM, starting at frame `offset`) that the decoder's last pass (a
+    word or prefix pass) has just segmented into words: the phone pass runs on that segmentation
+    directly, so the audio is decoded twice in all (words, then phones), not three times.
+    `upto` keeps only the first words (a stretch gives its last ones back to the next).
     `word_segs` (frames from the recording's start) spread the phones evenly if the phone pass fails.
-    `fit` accumulates [acoustic score, frames] of the speech phones."""
+    `fit` accumulates [acoustic score, frames] of the speech phones. `strict`: no even spreading,
+    ([], []) when the phone pass fails."""
     try:
-        if words is not None:
-            d.set_align_text(" ".join(_base_word(w) for w in words))
-            d.start_utt()
-            d.process_raw(pcm, full_utt=True)
-            d.end_utt()
         d.set_alignment()
         d.start_utt()
         d.process_raw(pcm, full_utt=True)
@@ -457,13 +460,17 @@ def _phone_pass(d, pcm: bytes, words: Optional[Sequence[str]], offset: int, word
         alignment = d.get_alignment()
     except RuntimeError:
         alignment = None
+    if alignment is None and strict:
+        return [], []
     if alignment is None:  # the phone pass failed (a word squeezed too short): spread phones evenly
-        return _even_phones(d, [s for s in word_segs if not _is_filler(s[0])])
+        return _even_phones(d, [s for s in word_segs if not _is_filler(s[0])][:upto])
     phones, words_out = [], []
     for word in alignment:
         name = _base_word(word.name)
         if _is_filler(word.name):
             continue
+        if upto is not None and len(words_out) == upto:
+            break
         start, end = (offset + word.start) / FRAME_RATE, (offset + word.start + word.duration) / FRAME_RATE
         words_out.append(Word(name, start, end))
         for ph in word:
