@@ -218,3 +218,59 @@ def test_muting_the_track_and_no_listen(built, tmp_path):
     _, _, off = make_scene(tmp_path, listen=False)
     assert off["listen"] == {}
     assert not any(a.name.startswith("ExOmni listen") for a in bpy.data.actions)
+
+
+READ_BACK = """
+import bpy, json, sys
+bpy.ops.wm.open_mainfile(filepath=sys.argv[-1], load_ui=False)
+out = {}
+for o in bpy.data.objects:
+    key = getattr(getattr(o, "data", None), "shape_keys", None)
+    owners = [o] + ([key] if key is not None else [])
+    out[o.name] = [t.name for x in owners if x.animation_data for t in x.animation_data.nla_tracks]
+print("TRACKS " + json.dumps(out))
+"""
+
+
+def _tracks(blend):
+    import json
+    import subprocess
+    import sys
+
+    r = subprocess.run([sys.executable, "-c", READ_BACK, str(blend)], capture_output=True, text=True, timeout=300)
+    line = next(l for l in r.stdout.splitlines() if l.startswith("TRACKS "))
+    return json.loads(line[len("TRACKS "):])
+
+
+@pytest.mark.slow
+def test_exomni_batch_listens_by_default_with_a_switch_per_character_and_no_listen(tmp_path):
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from exomni_blender.blender.listening import LISTEN_TRACK
+
+    repo = Path(__file__).resolve().parents[1]
+    script = tmp_path / "pair.csv"
+    script.write_text("character,line\nANN,(to Bob) Did you see that?\nBOB,I did. Twice.\nCAL,Not me.\n")
+    (tmp_path / "pair.cast.json").write_text(json.dumps({"CAL": {"listen": False}}))
+
+    def batch(*extra):
+        out = tmp_path / ("out" + "".join(extra))
+        r = subprocess.run([sys.executable, "-m", "backend.cli", "batch", str(script), "--out", str(out),
+                            "--create-heads", "--fps", "12", *extra], capture_output=True, text=True, cwd=repo,
+                           timeout=600)
+        assert r.returncode == 0, r.stdout + r.stderr[-3000:]
+        return out, json.loads((out / "pair.plan.json").read_text())
+
+    out, plan = batch()
+    assert plan["listen"] is True
+    assert [r.get("listen") for r in plan["characters"]] == [None, None, False]
+    tracks = _tracks(out / "pair.blend")
+    for name, want in (("ANN", 2), ("BOB", 2), ("CAL", 0)):  # the face's track and the head's
+        head = next(o for o in tracks if o.upper().startswith(name))
+        assert sum(t == LISTEN_TRACK for t in tracks[head]) == want, (head, tracks[head])
+    out, plan = batch("--no-listen")
+    assert plan["listen"] is False
+    assert not any(t.startswith(LISTEN_TRACK) for ts in _tracks(out / "pair.blend").values() for t in ts)

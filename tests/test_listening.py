@@ -102,3 +102,16 @@ def test_nothing_on_the_mouth_while_speaking_and_a_breath_before():
         if ln.start > 1.0:
             assert layer.weights[before, INDEX["jawOpen"]].max() > 0.02
             assert layer.head[before, 0].min() < -0.5  # the head lifts for the breath
+
+
+def test_a_cast_entry_switches_listening_off_and_a_wrong_value_is_refused(tmp_path):
+    from backend.dialogue import cast as castmod
+
+    good = tmp_path / "good.cast.json"
+    good.write_text('{"cast": {"ANN": {"object": "HeadA", "listen": false}, "BOB": "HeadB", "CAL": {"listen": true}}}')
+    assert castmod.read_listen_switches(good) == {"ANN": False, "CAL": True}
+    assert castmod.read_cast_file(good)[0] == {"ANN": "HeadA", "BOB": "HeadB"}
+    bad = tmp_path / "bad.cast.toml"
+    bad.write_text('[ANN]\nlisten = "no"\n')
+    with pytest.raises(castmod.CastError, match="listen must be true or false"):
+        castmod.read_listen_switches(bad)

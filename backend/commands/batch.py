@@ -44,6 +44,10 @@ def register(sub):
     p.add_argument("--fps", type=float, default=None, help="frame rate (default: the scene's)")
     p.add_argument("--seed", type=int, default=0, help="base seed; each character's takes vary with it")
     p.add_argument("--mouth-only", action="store_true", help="no blinks, brows or gaze in the takes")
+    p.add_argument("--no-listen", dest="listen", action="store_false",
+                   help="no listening layer: by default everyone looks at whoever speaks and nods and blinks at the "
+                        "speaker's phrase ends (track 'ExOmni dialogue listen'; a cast entry's \"listen\": false "
+                        "leaves one character out)")
     r = p.add_argument_group("preview render")
     r.add_argument("--render", action="store_true",
                    help="render DIR/<script>.mp4 with the dialogue mixed in: a Workbench preview with a shot per line "
@@ -89,7 +93,7 @@ def run(args) -> int:
             resolution=args.resolution, own_render_settings=args.own_render_settings, render_limit=args.render_limit,
             confirm_long_render=args.confirm_long_render, flamenco=args.flamenco, flamenco_job=args.flamenco_job,
             flamenco_output=args.flamenco_output, flamenco_priority=args.flamenco_priority,
-            chunk_size=args.chunk_size, check=args.check, confirm_large=args.confirm_large_batch,
+            chunk_size=args.chunk_size, check=args.check, confirm_large=args.confirm_large_batch, listen=args.listen,
             report=PrintedReport())
     except BatchError as exc:
         return fail(str(exc), status=exc.status)

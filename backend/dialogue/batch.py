@@ -115,7 +115,7 @@ def run_batch(script_path, out, *, blend=None, engine: str = C.DEFAULT_ENGINE,
               render: bool = False, resolution: int | None = None, own_render_settings: bool = False,
               render_limit: float = 10.0, confirm_long_render: bool = False, flamenco: str | None = None,
               flamenco_job=None, flamenco_output=None, flamenco_priority: int = 50, chunk_size: int = 10,
-              check: bool = False, confirm_large: bool = False,
+              check: bool = False, confirm_large: bool = False, listen: bool = True,
               report: BatchReport | None = None) -> BatchResult:
     """Make the dialogue scene of `script_path` (.fountain, .csv or .json) in the folder `out`,
     starting from the scene `blend` (read only; None: an empty scene).
@@ -127,7 +127,9 @@ def run_batch(script_path, out, *, blend=None, engine: str = C.DEFAULT_ENGINE,
     wide, or the scene's own settings), refused when estimated past `render_limit` minutes unless
     `confirm_long_render`. `flamenco` (a Manager URL) submits the render job, `flamenco_job` (a file)
     writes it. `check` plans and reports only. A script of more than MAX_LINES lines is refused with its
-    estimate unless `confirm_large`. Raises BatchError (RenderRefused for a refused render)."""
+    estimate unless `confirm_large`. `listen` (the default) keys the listening layer: everyone looks
+    at whoever speaks and reacts; a cast entry with "listen": false leaves that character out.
+    Raises BatchError (RenderRefused for a refused render)."""
     from ..engines.base import EngineError
     from . import cast as castmod
     from . import plan as planmod
@@ -164,13 +166,14 @@ def run_batch(script_path, out, *, blend=None, engine: str = C.DEFAULT_ENGINE,
         raise BatchError(str(exc)) from None
     fps = float(fps or scene["fps"])
     try:
-        table, voice_table, moods = {}, {}, {}
+        table, voice_table, moods, listens = {}, {}, {}, {}
         for source in (castmod.sidecar_for(script_path), cast_file):
             if source:
                 t, v, m = castmod.read_cast_file(source)
                 table.update(t)
                 voice_table.update(v)
                 moods.update(m)
+                listens.update(castmod.read_listen_switches(source))
         table.update(cast or {})
         voice_table.update(voices or {})
         if registry is None:
@@ -220,7 +223,11 @@ def run_batch(script_path, out, *, blend=None, engine: str = C.DEFAULT_ENGINE,
     result.audio.write_bytes(encode_wav(audio, sr))
     plan_json = planmod.to_json(script, plan.cast, planned, fps=fps, frame_start=first, frame_end=last,
                                 engine=plan.engine, engine_version=plan.engine_version, gap=gap, lead_in=lead_in,
-                                audio=str(result.audio), extra={"cache": result.cache.to_json()})
+                                audio=str(result.audio), extra={"cache": result.cache.to_json(), "listen": listen})
+    quiet = {castmod.key(name) for name, on in listens.items() if not on}
+    for role in plan_json["characters"]:
+        if castmod.key(role["character"]) in quiet:
+            role["listen"] = False
     for o in plan_json["overlaps"]:
         if not o["asked"]:
             report.note(f"lines {o['lines'][0] + 1} and {o['lines'][1] + 1} overlap")

@@ -119,22 +119,10 @@ def read_cast_file(path) -> tuple[dict[str, str], dict[str, str], dict[str, tupl
 
     Either form works, at the top level or under a "cast" table:
       {"BRICK": "HeadA", "STEEL": {"object": "HeadB", "voice": "en-gb+m3", "mood": "angry", "intensity": 0.5}}
+    An entry may also say "listen": false (read by `read_listen_switches`).
     """
     path = Path(path)
-    try:
-        if path.suffix.lower() == ".toml":
-            import tomllib
-
-            data = tomllib.loads(path.read_text(encoding="utf-8"))
-        else:
-            data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise CastError(f"cannot read the cast file {path}: {exc}") from None
-    if isinstance(data, dict) and isinstance(data.get("cast"), dict):
-        data = data["cast"]
-    if not isinstance(data, dict):
-        raise CastError(f"{path}: a cast file maps character names to an object name or to "
-                        '{"object": ..., "voice": ...}')
+    data = _read_table(path)
     objects, voices, moods = {}, {}, {}
     for name, value in data.items():
         if isinstance(value, str):
@@ -150,6 +138,37 @@ def read_cast_file(path) -> tuple[dict[str, str], dict[str, str], dict[str, tupl
             raise CastError(f"{path}: the entry for {name!r} must be an object name or "
                             '{"object": ..., "voice": ...}')
     return objects, voices, moods
+
+
+def _read_table(path: Path) -> dict:
+    try:
+        if path.suffix.lower() == ".toml":
+            import tomllib
+
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        else:
+            data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise CastError(f"cannot read the cast file {path}: {exc}") from None
+    if isinstance(data, dict) and isinstance(data.get("cast"), dict):
+        data = data["cast"]
+    if not isinstance(data, dict):
+        raise CastError(f"{path}: a cast file maps character names to an object name or to "
+                        '{"object": ..., "voice": ...}')
+    return data
+
+
+def read_listen_switches(path) -> dict[str, bool]:
+    """{character: whether it listens} for the entries of a cast file that say "listen": true or false
+    (false: no listening layer for that character, which then holds still while others speak)."""
+    path = Path(path)
+    out = {}
+    for name, value in _read_table(path).items():
+        if isinstance(value, dict) and "listen" in value:
+            if not isinstance(value["listen"], bool):
+                raise CastError(f"{path}: {name}'s listen must be true or false, not {value['listen']!r}")
+            out[name] = value["listen"]
+    return out
 
 
 def _mood_entry(path, name, value) -> tuple[str, float]:
