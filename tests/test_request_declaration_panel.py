@@ -30,7 +30,7 @@ def test_the_panels_request_carries_every_panel_field_as_set(registered_scene):
     from exomni_blender.ui.generate.operators import take_request
 
     settings = registered_scene.exomni
-    chosen = {"text": "Bob bought a pink balloon.", "voice": "en-gb", "seed": 77, "rate": 1.25, "pitch": 0.75,
+    chosen = {"text": "Bob bought a pink balloon.", "voice": "en-gb", "language": "es", "seed": 77, "rate": 1.25, "pitch": 0.75,
               "mouth_only": True, "mood": "sad", "intensity": 0.5, "head_motion": 1.5}
     assert set(chosen) | {"engine", "mode"} == set(R.PANEL_FIELDS), "a new panel field needs a value here"
     for name, value in chosen.items():

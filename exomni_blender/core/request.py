@@ -85,6 +85,9 @@ class TakeRequest:
     fps: float = declare(Spec(float, 30.0, "frames per second of the curves", 1.0, 240.0, panel=False))
     voice: Optional[str] = declare(Spec(str, None, "an engine voice such as 'en-us'; none: the engine's default",
                                         high=64))
+    language: str = declare(Spec(str, "en", "the language spoken, an eSpeak NG code such as en, es, de, fr, it, pt, ja "
+                                 "or cmn: a line with no voice is spoken in it, a recording's transcript is read in it",
+                                 high=16))
     seed: int = declare(Spec(int, 0, "blinks, brows, gaze and sampling vary with it; the same seed, the same take",
                              0, 2**31 - 1))
     rate: float = declare(Spec(float, 1.0, "speaking-rate multiplier, 1 = the voice's normal pace", 0.5, 2.5))
@@ -218,12 +221,13 @@ def validate(data: Mapping, *, has_audio: bool = False,
         _fail(f"the text is empty: give {what}", C.E_EMPTY_TEXT)
 
     voice = _voice(merged["voice"], engine, spec)
+    language = _language(merged["language"], engine, spec)
     mood = merged["mood"]
     if not isinstance(mood, str) or mood.strip().lower() not in MOOD_NAMES:
         _fail(f"mood must be one of {', '.join(MOOD_NAMES)}")
     options = validate_options(merged["options"])
     return TakeRequest(engine=engine, mode=mode, text=text, voice=voice, mood=mood.strip().lower(), options=options,
-                       **out)
+                       language=language, **out)
 
 
 def _voice(voice, engine: str, spec: Optional[EngineSpec]):
@@ -243,6 +247,18 @@ def _voice(voice, engine: str, spec: Optional[EngineSpec]):
         _fail(f"unknown voice variant {variant!r} for the {engine} engine; use one such as "
               f"{', '.join('+' + v for v in some) or 'none'} after the voice, or no variant")
     return voice
+
+
+def _language(language, engine: str, spec: Optional[EngineSpec]) -> str:
+    """A language code the engine's voices know (eSpeak NG's codes are among its voice names)."""
+    if (not isinstance(language, str) or len(language) > SPECS["language"].high or not language.strip()
+            or not _is_text(language)):
+        _fail("language must be a language code such as 'en', 'es' or 'ja'")
+    language = language.strip().lower()
+    if spec is not None and spec.voices is not None and language not in spec.voices:
+        _fail(f"unknown language {language!r} for the {engine} engine; use a code such as en, es, de, fr, it, pt, "
+              "ja or cmn (`exomni voices` lists the engine's voices, whose codes it takes)")
+    return language
 
 
 def check_field(name: str, value):

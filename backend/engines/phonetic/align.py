@@ -56,6 +56,10 @@ _IPA_TO_ARPABET = {
     "h": ["HH"], "ɦ": ["HH"], "j": ["Y"], "k": ["K"], "x": ["K"], "l": ["L"], "ɫ": ["L"], "m": ["M"],
     "n": ["N"], "ŋ": ["NG"], "p": ["P"], "ɹ": ["R"], "r": ["R"], "ɾ": ["T"], "ʔ": ["T"], "s": ["S"],
     "ʃ": ["SH"], "t": ["T"], "θ": ["TH"], "v": ["V"], "w": ["W"], "ʍ": ["W"], "z": ["Z"], "ʒ": ["ZH"],
+    # other languages' sounds (as eSpeak NG writes them) -> the nearest English model phones
+    "ʁ": ["R"], "ʀ": ["R"], "ɻ": ["R"], "ç": ["HH"], "χ": ["HH"], "β": ["B"], "ɣ": ["G"], "ɲ": ["N", "Y"],
+    "ʎ": ["L", "Y"], "ø": ["ER"], "œ": ["ER"], "ɵ": ["ER"], "ʏ": ["UH"], "ɯ": ["UW"], "ɤ": ["AH"], "ɕ": ["SH"],
+    "ʑ": ["ZH"], "ʂ": ["SH"], "ʐ": ["ZH"], "ɸ": ["F"], "ɴ": ["N"], "ä": ["AA"],
 }
 _IPA_KEYS = sorted(_IPA_TO_ARPABET, key=len, reverse=True)
 _IPA_IGNORED = "ˈˌːˑ.‿|-_ \u0329\u032f\u0361\u02de"  # stress, length, syllabic, tie bars, r-colour hooks
@@ -219,11 +223,25 @@ LetterToSound = Callable[[str], str]  # word -> IPA
 Report = Callable[..., None]  # (fraction 0..1, message); may raise to cancel between chunks
 
 
+def is_english(language: str) -> bool:
+    return language in ("", "en") or language.startswith("en-")
+
+
 def align(samples16k: np.ndarray, text: str = "", letter_to_sound: Optional[LetterToSound] = None,
-          progress: Optional[Report] = None) -> PhoneAlignment:
+          progress: Optional[Report] = None, language: str = "en") -> PhoneAlignment:
     """Phone and word timeline of 16 kHz mono speech: forced alignment of the transcript, or without
-    one, words recognised with the English language model and then force-aligned."""
+    one, words recognised with the English language model and then force-aligned.
+
+    In another language the transcript's words are read by eSpeak NG in that language (the
+    `letter_to_sound(word, language)` given) and their phones mapped onto the nearest English ones,
+    which the English acoustic model then places; without a transcript the phones are recognised
+    with the phone recogniser (the English word model knows no other language's words)."""
     words = transcript_words(text or "")
+    if not is_english(language):
+        if not words:
+            return recognize_phones(samples16k)
+        lts = (lambda w: letter_to_sound(w, language)) if letter_to_sound else None  # noqa: E731
+        return force_align(samples16k, words, lts, progress, language=language)
     if not words:
         return recognize_words(samples16k, progress)
     return force_align(samples16k, words, letter_to_sound, progress)
@@ -271,7 +289,7 @@ def recognize_words(samples16k: np.ndarray, progress: Optional[Report] = None) -
 
 
 def force_align(samples16k: np.ndarray, words: Sequence[str], letter_to_sound: Optional[LetterToSound] = None,
-                progress: Optional[Report] = None) -> PhoneAlignment:
+                progress: Optional[Report] = None, language: str = "en") -> PhoneAlignment:
     """The transcript's words and phones placed in the recording, one stretch at a time.
 
     A stretch of up to CHUNK_SECONDS, cut in a pause, is decoded with a grammar that accepts any
@@ -286,7 +304,7 @@ def force_align(samples16k: np.ndarray, words: Sequence[str], letter_to_sound: O
     limit, levels, total = _limit(None), _levels(samples16k), _frames(samples16k)
     with _lock:
         d = _decoder("align")
-        usable, skipped = _pronounceable(d, words, letter_to_sound)
+        usable, skipped = _pronounceable(d, words, letter_to_sound, "" if is_english(language) else language)
         if not usable:
             result = _recognize_all(pcm, speech_chunks(samples16k))
             result.skipped = list(words)
@@ -340,7 +358,7 @@ def force_align(samples16k: np.ndarray, words: Sequence[str], letter_to_sound: O
         last = "the last word" if unplaced == 1 else f"the last {unplaced} words"
         warning = (f"{last} of the transcript ({' '.join(usable[placed:placed + 6])}) "
                    "could not be placed in the recording; check that the text ends where the recording does")
-    elif score is not None and score < MISMATCH_SCORE:
+    elif score is not None and score < MISMATCH_SCORE and is_english(language):  # mapped phones fit worse
         warning = ("the recording fits its transcript poorly (alignment score "
                    f"{score:.0f}); check the text is exactly what is said, or leave it empty")
     return PhoneAlignment(phones=phones, words=word_list, method="forced", skipped=skipped,
@@ -381,22 +399,31 @@ def _base_word(word: str) -> str:
     return re.sub(r"\(\d+\)$", "", word)
 
 
+def _spoken(word: str) -> str:
+    """The word as the transcript spells it: no pronunciation number, no language prefix."""
+    return _base_word(word).split("|")[-1]
+
+
 def _shifted(segs, offset: int):
     return [(w, a + offset, b + offset) for w, a, b in segs]
 
 
-def _pronounceable(d, words: Sequence[str], letter_to_sound: Optional[LetterToSound]):
-    """Words the dictionary knows, adding unknown ones through letter-to-sound; the rest are skipped."""
+def _pronounceable(d, words: Sequence[str], letter_to_sound: Optional[LetterToSound], language: str = ""):
+    """Words the dictionary knows, adding unknown ones through letter-to-sound; the rest are skipped.
+
+    Words of another language are all added through letter-to-sound, under "<language>|<word>" so
+    they never take an English word's pronunciation (and come out without the prefix)."""
     usable, skipped = [], []
-    for word in words:
+    for text in words:
+        word = f"{language}|{text}" if language else text
         if d.lookup_word(word) is None:
-            phones = ipa_to_arpabet(letter_to_sound(word)) if letter_to_sound else []
+            phones = ipa_to_arpabet(letter_to_sound(text)) if letter_to_sound else []
             try:
                 if not phones:
                     raise RuntimeError("no pronunciation")
                 d.add_word(word, " ".join(phones), True)
             except RuntimeError:
-                skipped.append(word)
+                skipped.append(text)
                 continue
         usable.append(word)
     return usable, skipped
@@ -466,7 +493,7 @@ def _phone_pass(d, pcm: bytes, offset: int, word_segs, fit: list, upto: Optional
         return _even_phones(d, [s for s in word_segs if not _is_filler(s[0])][:upto])
     phones, words_out = [], []
     for word in alignment:
-        name = _base_word(word.name)
+        name = _spoken(word.name)
         if _is_filler(word.name):
             continue
         if upto is not None and len(words_out) == upto:
@@ -487,7 +514,7 @@ def _even_phones(d, word_segs):
     for word, a, b in word_segs:
         pron = (d.lookup_word(_base_word(word)) or "").split()
         start, end = a / FRAME_RATE, b / FRAME_RATE
-        words.append(Word(_base_word(word), start, end))
+        words.append(Word(_spoken(word), start, end))
         step = (end - start) / max(1, len(pron))
         for k, ph in enumerate(pron):
             if ph in ARPABET_TO_IPA:

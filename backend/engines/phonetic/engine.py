@@ -58,7 +58,8 @@ class PhoneticEngine(Engine):
         progress(0.0, "speaking the line with eSpeak NG")
         rate, pitch = _voice_for_mood(request)
         try:
-            speech = espeak.synthesize(text, voice=request.voice, rate=rate, pitch=pitch,
+            voice = request.voice or (None if request.language in ("en", "") else request.language)
+            speech = espeak.synthesize(text, voice=voice, rate=rate, pitch=pitch,
                                        seed=seed, cancelled=_poller(progress))
         except espeak.VoiceError as exc:
             raise EngineError(str(exc), C.E_BAD_REQUEST) from None

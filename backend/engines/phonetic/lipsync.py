@@ -24,14 +24,18 @@ from .align import align
 LETTER_TO_SOUND_VOICE = "en-us"
 
 
-def letter_to_sound(word: str) -> str:
-    """IPA for a word the pronunciation dictionary lacks (numbers, names, coinages), from eSpeak NG."""
+def letter_to_sound(word: str, language: str = "") -> str:
+    """IPA for a word the pronunciation dictionary lacks (numbers, names, coinages), from eSpeak NG;
+    in another language every word is read this way, by that language's voice."""
+    import re
+
     from . import espeak
 
     try:
-        return espeak.phonemize(word, LETTER_TO_SOUND_VOICE)
+        ipa = espeak.phonemize(word, language or LETTER_TO_SOUND_VOICE)
     except Exception:  # eSpeak missing or the word unspeakable: the aligner skips the word
         return ""
+    return re.sub(r"\([a-z-]+\)", "", ipa)  # language-switch markers such as "(en)"
 
 
 def emphasis_from_loudness(samples: np.ndarray, rate: int, phones) -> list[float]:
@@ -84,7 +88,7 @@ def lipsync_take(request: TakeRequest, progress: Progress) -> Take:
     t = time.perf_counter()
     progress(0.1, "aligning" if request.text.strip() else "recognising words")
     result = align(analysis, request.text, letter_to_sound,
-                   progress=lambda f, message="": progress(0.1 + 0.75 * f, message))
+                   progress=lambda f, message="": progress(0.1 + 0.75 * f, message), language=request.language)
     timings["align"] = time.perf_counter() - t
 
     t = time.perf_counter()
@@ -96,6 +100,7 @@ def lipsync_take(request: TakeRequest, progress: Progress) -> Take:
 
     meta = {
         "alignment": result.method,
+        "language": request.language,
         "alignment_score": None if result.score is None else round(result.score, 2),
         "words": [w.to_json() for w in result.words],
         "source": {"file": name, "format": recording.format, "sample_rate": recording.sample_rate,

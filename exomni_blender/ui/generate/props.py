@@ -112,6 +112,7 @@ class ExOmniSceneSettings(bpy.types.PropertyGroup):
     sound: PointerProperty(name="Sound", type=bpy.types.Sound, description="A sound in this .blend file")
     voice: StringProperty(name="Voice", maxlen=R.SPECS["voice"].high,
                           description="Engine voice name, such as en-us (empty: the engine's default)")
+    language: StringProperty(name="Language", maxlen=R.SPECS["language"].high, **declared("language"))
     seed: IntProperty(name="Seed", **declared("seed"))
     rate: FloatProperty(name="Rate", **declared("rate"))
     pitch: FloatProperty(name="Pitch", **declared("pitch"))
