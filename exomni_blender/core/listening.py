@@ -35,7 +35,9 @@ from .face import _ease, speech_marks
 
 EYE_SIDE_DEG, EYE_UP_DEG, EYE_DOWN_DEG = 25.0, 20.0, 25.0
 HEAD_SHARE = (0.35, 0.25)  # the share of a look's yaw and pitch the head takes
-HEAD_LIMIT = (45.0, 15.0)  # the most the head turns (yaw) and tips (pitch) to look, degrees
+# The most the head turns (yaw) and tips (pitch) to look, degrees: with the eyes' 25, a neighbour side
+# by side (90 degrees away) is reached.
+HEAD_LIMIT = (65.0, 15.0)
 EYE_REACH = 0.9  # the eyes keep this share of their range; the head takes what lies beyond
 REACT_LATENCY = (0.12, 0.3)  # seconds from a line's start to a listener's look at the speaker
 SACCADE_TIME = 0.06
