@@ -336,3 +336,22 @@ def test_change_mood_acts_on_every_mesh_of_a_layered_take(spoken):
         assert action.get(LAYER_KEY) == "mouth" and action.name in bpy.data.actions  # untouched
     if squint is not None:
         assert squint.value > 0.1
+
+
+def test_a_ready_player_me_head_keys_its_teeth_and_eyes_too(spoken):
+    """A second family: the Ready Player Me head extract (tests/data/avatars/rpm_head.glb: Head, Teeth,
+    EyeLeft, EyeRight, each with the artist's ARKit keys, no armature): picking the head keys them all."""
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+    bpy.context.scene.render.fps = 30
+    bpy.ops.import_scene.gltf(filepath=str(REPO / "tests" / "data" / "avatars" / "rpm_head.glb"))
+    meshes = {o.name: o for o in bpy.data.objects if o.type == "MESH"}
+    assert {"Head", "Teeth", "EyeLeft", "EyeRight"} <= set(meshes)
+    result = ch.key_character(meshes["Head"], spoken, start_frame=1)
+    assert {"Head", "Teeth", "EyeLeft", "EyeRight"} <= set(result.keyed), (result.keyed, result.skipped)
+    scene = bpy.context.scene
+    head, teeth = [], []
+    for f in range(1, spoken.frames, 2):
+        scene.frame_set(f)
+        head.append(meshes["Head"].data.shape_keys.key_blocks["jawOpen"].value)
+        teeth.append(meshes["Teeth"].data.shape_keys.key_blocks["jawOpen"].value)
+    assert max(head) > 0.2 and np.corrcoef(head, teeth)[0, 1] > 0.9
