@@ -215,6 +215,8 @@ def test_muting_the_track_and_no_listen(built, tmp_path):
     ahead = gaze(obj)
     track.mute = head.mute = False
     assert L.angle_between(looking, ahead) > 20
+    _, _, again = make_scene(tmp_path / "again")  # a re-run keys the same
+    assert again["listen"] == result["listen"]
     _, _, off = make_scene(tmp_path, listen=False)
     assert off["listen"] == {}
     assert not any(a.name.startswith("ExOmni listen") for a in bpy.data.actions)

@@ -291,7 +291,8 @@ def _looks(who, lines, seats, rng) -> list:
             target = ln.addressee if ln.addressee in seats else None
             lead = rng.uniform(*PREPARE)
             # not before the line being listened to is nearly over
-            heard = [o.end for o in lines if o.character != who and o.start < ln.start - 0.05 and o.end > ln.start - lead]
+            heard = [o.end for o in lines
+                     if o.character != who and o.start < ln.start - 0.05 and o.end > ln.start - lead]
             begin = max([ln.start - lead, *(e - 0.1 for e in heard)])
             events.append((max(0.0, min(begin, ln.start - 0.1)), target))
             if ln.end - ln.start >= GLANCE_MIN_LINE:
