@@ -26,9 +26,9 @@ from pathlib import Path
 from exomni_blender.core.errors import ExOmniError
 from exomni_blender.core.request import EngineSpec, validate
 
-# The modes the embedded engine serves: lip sync needs the backend's audio decoding (ffmpeg, scipy),
-# which is not bundled.
-MODES = ("say",)
+# The modes the embedded engine serves. Lip sync reads WAV, FLAC and OGG with the bundled soundfile
+# and resamples with the bundled soxr; other formats need the ffmpeg program on the PATH.
+MODES = ("say", "lipsync")
 # Where the engine, the core and eSpeak NG were loaded from (the add-on's tests check they are its own).
 REPORTED_MODULES = ("backend", "exomni_blender", "espeakng_loader")
 
@@ -50,8 +50,14 @@ def make(request_path: Path, out_dir: Path) -> dict:
         fields = json.loads(request_path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         raise ExOmniError(f"The take request {request_path} could not be read ({exc}).") from None
+    if not isinstance(fields, dict):
+        raise ExOmniError(f"The take request {request_path} is not a JSON object.")
+    audio_path = fields.pop("audio_path", None)  # lip sync: the recording on this disk (not a request field)
+    if audio_path is not None and not (isinstance(audio_path, str) and Path(audio_path).is_file()):
+        raise ExOmniError(f"The recording {audio_path!r} of the take request is not a file.")
     spec = EngineSpec(name=engine.name, modes=MODES, voices=engine.voices())
-    request = validate(fields, engines={engine.name: spec})
+    request = validate(fields, has_audio=audio_path is not None, engines={engine.name: spec})
+    request.audio_path = audio_path
     take = engine.make_take(request, Progress(lambda fraction, message: _say(progress=fraction, message=message)))
     partial = out_dir.with_name(f".{out_dir.name}.part")
     if partial.exists():

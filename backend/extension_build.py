@@ -14,6 +14,7 @@ from 5.1), listed in the manifest's `wheels` so Blender installs them.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import subprocess
@@ -54,15 +55,19 @@ ZIP_DATE = (2024, 1, 1, 0, 0, 0)
 # add-on runs it as `python -m backend.embedded` with `engine/` on the child's path.
 ENGINE_DIR = "engine"
 ENGINE_SOURCES = ("backend/__init__.py", "backend/embedded.py", "backend/engines/__init__.py",
-                  "backend/engines/base.py", "backend/engines/phonetic/*.py")
+                  "backend/engines/base.py", "backend/engines/phonetic/*.py",
+                  "backend/audio_input.py")
 # Blender's platform names and the pip platform tag whose wheels each one installs.
-PLATFORMS = {"windows-x64": "win_amd64", "macos-arm64": "macosx_11_0_arm64", "macos-x64": "macosx_10_13_x86_64",
-             "linux-x64": "manylinux2014_x86_64"}
+PLATFORMS = {"windows-x64": "win_amd64", "macos-arm64": "macosx_11_0_arm64", "macos-x64": "macosx_11_0_x86_64",
+             # glibc 2.28 (Blender 4.2's floor) first: soundfile's Linux wheel that carries libsndfile is
+             # manylinux_2_28; with manylinux2014 alone pip took its wheel without the library
+             "linux-x64": "manylinux_2_28_x86_64,manylinux2014_x86_64"}
 # Blender 4.2-5.0 run Python 3.11, Blender 5.1 and later 3.13.
 PYTHONS = ("3.11", "3.13")
 # The phonetic engine's dependencies, pinned as the backend pins them (pyproject.toml): eSpeak NG for
-# speech, pocketsphinx and soundfile for recordings. Their own dependencies come along.
-ENGINE_REQUIREMENTS = ("espeakng-loader==0.2.4", "pocketsphinx==5.1.1", "soundfile==0.14.0")
+# speech, pocketsphinx, soundfile and soxr (resampling, instead of all of scipy) for recordings. Their own
+# dependencies come along. (macOS x64: Blender 4.2 and later need macOS 11, and soxr has no wheel for 10.13.)
+ENGINE_REQUIREMENTS = ("espeakng-loader==0.2.4", "pocketsphinx==5.1.1", "soundfile==0.14.0", "soxr==0.5.0.post1")
 # Bundled with Blender: a second copy would shadow Blender's own.
 BLENDER_SHIPS = {"numpy"}
 WHEELS_DIR = "wheels"
@@ -246,7 +251,9 @@ def engine_wheels(platform: str, cache: Path) -> list:
     wheels = {}
     for python in PYTHONS:
         folder = Path(cache) / f"{platform}-{python}"
-        done = folder / "complete.json"
+        # named by what was asked for: new requirements or platform tags download again
+        asked = hashlib.sha256(repr((ENGINE_REQUIREMENTS, PLATFORMS[platform])).encode()).hexdigest()[:12]
+        done = folder / f"complete-{asked}.json"
         if not done.is_file():
             _pip_download(PLATFORMS[platform], python, folder)
             done.write_text(json.dumps(sorted(p.name for p in folder.glob("*.whl"))))
@@ -261,7 +268,7 @@ def _pip_download(platform_tag: str, python: str, folder: Path) -> None:
     for stale in folder.glob("*.whl"):
         stale.unlink()
     argv = [sys.executable, "-m", "pip", "download", "--quiet", "--disable-pip-version-check", "--only-binary",
-            ":all:", "--platform", platform_tag, "--python-version", python, "--implementation", "cp",
+            ":all:", *[arg for tag in platform_tag.split(",") for arg in ("--platform", tag)], "--python-version", python, "--implementation", "cp",
             "--dest", str(folder), *ENGINE_REQUIREMENTS]
     result = subprocess.run(argv, capture_output=True, text=True)
     if result.returncode != 0:
