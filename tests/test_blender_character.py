@@ -355,3 +355,15 @@ def test_a_ready_player_me_head_keys_its_teeth_and_eyes_too(spoken):
         head.append(meshes["Head"].data.shape_keys.key_blocks["jawOpen"].value)
         teeth.append(meshes["Teeth"].data.shape_keys.key_blocks["jawOpen"].value)
     assert max(head) > 0.2 and np.corrcoef(head, teeth)[0, 1] > 0.9
+
+
+def test_characters_moved_apart_by_a_script_stay_apart():
+    """Two demo heads made at one spot and moved apart in the same script (no redraw in between) are two
+    characters, not one: world positions are brought up to date before meshes are grouped."""
+    from exomni_blender.blender.head import create_head
+
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+    a, b = create_head("AnnaHead"), create_head("BobHead")
+    b.location.x += 2.0  # no view-layer update yet: matrix_world still puts both at the origin
+    found = ch.find_character(a)
+    assert [p.object_name for p in found.meshes()] == ["AnnaHead"], found.parts

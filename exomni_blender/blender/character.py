@@ -130,6 +130,9 @@ def find_character(obj) -> Character:
     """The character around `obj` and every part of it (keyable or found with a note why not)."""
     if obj is None:
         raise CharacterError("Pick a head in the panel (or select one), or press Add Demo Head.")
+    layer = getattr(bpy.context, "view_layer", None)
+    if layer is not None:  # world positions decide which loose meshes belong together: bring them up to date
+        layer.update()
     armature = _armature_of(obj)
     meshes = _character_meshes(obj, armature)
     character = Character(obj.name, armature.name if armature is not None else None)
