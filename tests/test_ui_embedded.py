@@ -113,16 +113,40 @@ def test_a_child_that_crashes_is_reported_as_what_to_do(stand_in, tmp_path, monk
     assert "system console" not in job.error  # an expected failure, explained: not a bug report
 
 
-@pytest.mark.parametrize("mode_setup, complaint", [
-    (lambda s: setattr(s, "mode", "lipsync"), "set 'Takes from' to Backend server"),
-])
-def test_what_the_embedded_engine_cannot_make_is_refused_with_what_to_do(embedded, mode_setup, complaint):
+def test_what_the_embedded_engine_cannot_make_is_refused_with_what_to_do(embedded):
+    from exomni_blender.ui.generate import props
+
+    props.set_engines([{"name": "phonetic", "modes": ["say", "lipsync"], "available": True},
+                       {"name": "exomni", "modes": ["say", "chat"], "available": True}])
     scene = embedded
-    scene.exomni.text = "the transcript"
-    mode_setup(scene.exomni)
-    with pytest.raises(RuntimeError, match=complaint):
+    scene.exomni.engine = "exomni"
+    scene.exomni.text = "Tell me a joke."
+    with pytest.raises(RuntimeError, match="set 'Takes from' to Backend server"):
         bpy.ops.exomni.generate()
     assert len(scene.exomni.takes) == 0
+
+
+def test_a_recording_is_lip_synced_by_the_child_process(embedded, tmp_path):
+    """Lip sync inside Blender: a real recording (tests/data/aligned_speech) animated by the embedded
+    engine, with no server and online access off, nothing of the engine in Blender's process."""
+    from pathlib import Path
+
+    from exomni_blender.ui import jobs
+
+    recording = Path(__file__).parent / "data" / "aligned_speech" / "acoustic_corpus.flac"
+    scene = embedded
+    scene.exomni.mode = "lipsync"
+    scene.exomni.audio_source = "FILE"
+    scene.exomni.audio_file = str(recording)
+    scene.exomni.text = ""
+    before = set(sys.modules)
+    assert bpy.ops.exomni.generate() == {"FINISHED"}
+    job = jobs.wait(jobs.latest("generate"), timeout=240)
+    assert job.state == jobs.DONE, job.error or job.message
+    item = scene.exomni.takes[0]
+    fps = scene.render.fps / scene.render.fps_base
+    assert item.take_id.startswith("embedded-") and abs(item.frames - 26.7 * fps) <= 2  # the 26.7 s recording
+    assert {m for m in set(sys.modules) - before if m.split(".")[0] in ("backend", "pocketsphinx")} == set()
 
 
 def test_automatic_uses_the_server_in_a_checkout_without_the_shipped_engine(embedded):

@@ -255,7 +255,8 @@ def _language(language, engine: str, spec: Optional[EngineSpec]) -> str:
             or not _is_text(language)):
         _fail("language must be a language code such as 'en', 'es' or 'ja'")
     language = language.strip().lower()
-    if spec is not None and spec.voices is not None and language not in spec.voices:
+    known = spec.voices if spec is not None else None  # "en" stands for its regional voices (en-us, en-gb)
+    if known is not None and language not in known and not any(v.startswith(language + "-") for v in known):
         _fail(f"unknown language {language!r} for the {engine} engine; use a code such as en, es, de, fr, it, pt, "
               "ja or cmn (`exomni voices` lists the engine's voices, whose codes it takes)")
     return language

@@ -24,7 +24,7 @@ from .. import jobs
 
 PACKAGE = Path(__file__).resolve().parents[2]  # the add-on's package folder
 ENGINE_FOLDER = "engine"
-MODES = ("say",)  # what the embedded engine makes; lip sync and chat go to the backend server
+MODES = ("say", "lipsync")  # what the embedded engine makes; chat and the exomni engine go to the backend server
 ENTRY = "backend.embedded"
 
 

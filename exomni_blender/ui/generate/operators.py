@@ -79,9 +79,11 @@ def start_generate(context) -> "jobs.Job":
         start_frame = recording.sound_start if reuse_strip else scene.exomni.resolved_start_frame(scene)
         preview = None
         if inside:
-            work_args = (request, str(takes_root()), embedded.child_path(embedded.engine_root(),
-                                                                         embedded.wheel_site_packages()))
-            make = embedded.make_take
+            # A recording goes to the engine as a path on this disk; a packed one is removed after the take.
+            local = {**request, "audio_path": recording.path} if recording is not None else request
+            work_args = (local, str(takes_root()), embedded.child_path(embedded.engine_root(),
+                                                                       embedded.wheel_site_packages()), recording)
+            make = embedded_work
         else:
             preview = live.LivePreview(head.name) if scene.exomni.live else None
             work_args = (prefs.backend_url, prefs.token, request, str(takes_root()), recording, preview)
@@ -122,8 +124,8 @@ def takes_inside(prefs, settings) -> bool:
     choice = getattr(prefs, "takes_from", "AUTO")
     if choice != "AUTO":
         return choice == "EMBEDDED"
-    return (settings.engine == C.DEFAULT_ENGINE and settings.mode in embedded.MODES and not uses_recording(settings)
-            and embedded.shipped())
+    return (settings.engine == C.DEFAULT_ENGINE and settings.mode in embedded.MODES
+            and (settings.mode == "lipsync") == bool(uses_recording(settings)) and embedded.shipped())
 
 
 def use_embedded(prefs, request: dict, with_recording: bool) -> bool:
@@ -131,17 +133,28 @@ def use_embedded(prefs, request: dict, with_recording: bool) -> bool:
     choice = getattr(prefs, "takes_from", "AUTO")
     if choice == "SERVER":
         return False
-    fits = request["engine"] == C.DEFAULT_ENGINE and request["mode"] in embedded.MODES and not with_recording
+    fits = (request["engine"] == C.DEFAULT_ENGINE and request["mode"] in embedded.MODES
+            and (request["mode"] == "lipsync") == bool(with_recording))
     if choice == "AUTO":
         return fits and embedded.shipped()
     if not fits:
-        raise UserError(f"The embedded engine says typed lines with the {C.DEFAULT_ENGINE} engine; for "
+        raise UserError(f"The embedded engine says typed lines and lip-syncs recordings with the {C.DEFAULT_ENGINE} "
+                        f"engine; for "
                         f"{request['mode']} with {request['engine']}, set 'Takes from' to Backend server in the "
                         "add-on's preferences.")
     if embedded.engine_root() is None:
         raise UserError("This install has no embedded engine: install the extension zip made for your platform, "
                         "or set 'Takes from' to Backend server in the add-on's preferences.")
     return True
+
+
+def embedded_work(job, request, root, path, recording=None) -> dict:
+    """Worker thread: the take made by the embedded engine (a child process of Blender's Python)."""
+    try:
+        return embedded.make_take(job, request, root, path)
+    finally:
+        if recording is not None:
+            recording.discard()
 
 
 def backend_work(job, url, token, request, root, recording=None, preview=None) -> dict:
