@@ -192,7 +192,9 @@ def test_the_listening_layer_is_its_own_track_never_on_a_mouth_layer(built):
         assert len(head_tracks) == 1 and head_tracks[0].strips[0].blend_type == "COMBINE"
         # While the character speaks, the layer adds nothing to the mouth.
         action = listen[0].strips[0].action
-        jaw = action.fcurves.find('key_blocks["jawOpen"].value')
+        from exomni_blender.blender.compat import action_fcurves
+
+        jaw = next((fc for fc in action_fcurves(action) if fc.data_path == 'key_blocks["jawOpen"].value'), None)
         for line in plan["lines"]:
             if line["character"] == who and jaw is not None:
                 values = [jaw.evaluate(f) for f in range(line["start_frame"], line["start_frame"] + line["frames"])]
