@@ -341,12 +341,17 @@ def test_each_line_is_keyed_as_layers(runs, work):
     the line, so a line's mood or eyes can be muted or scaled alone (as the panel's Layers mode)."""
     scene = runs["scene1"]
     by_line: dict = {}
-    for tracks in scene["heads"].values():
+    listening = set()
+    for head, tracks in scene["heads"].items():
         for t in tracks:
-            if t["track"].startswith("ExOmni dialogue"):
+            if t["track"] == "ExOmni dialogue listen":  # one per character for the whole scene, not per line
+                assert t["strips"] and all(s["line"] is None for s in t["strips"]), t
+                listening.add(head)
+            elif t["track"].startswith("ExOmni dialogue"):
                 layer = t["track"][len("ExOmni dialogue "):].split(" ")[0]
                 for s in t["strips"]:
                     by_line.setdefault(s["line"], {})[layer] = s
+    assert listening == {r["object"] for r in runs["plan1"]["characters"]}
     assert sorted(by_line) == list(range(len(runs["plan1"]["lines"])))
     for line, layers in by_line.items():
         assert {"mouth", "eyes"} <= set(layers), (line, layers)
