@@ -8,7 +8,6 @@ import sys
 import zipfile
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from backend.extension_build import ENGINE_DIR, ExtensionBuildError, build_extension
@@ -73,9 +72,5 @@ def test_the_zip_alone_lip_syncs_a_recording_as_the_server_does(clean_engine, tm
     server = lipsync_take(TakeRequest(engine="phonetic", mode="lipsync", text=text, audio_path=str(RECORDING)),
                           Progress())
     assert embedded.meta["alignment"] == server.meta["alignment"]
-    assert [p.symbol for p in embedded.phonemes] == [p.symbol for p in server.phonemes]
-    # The same phones at the same times; one run of the suite under heavy load once saw a single phone of
-    # about 300 placed one 20 ms step apart, so the times are held to that step, not to the digit.
-    starts = np.array([p.start for p in embedded.phonemes]) - np.array([p.start for p in server.phonemes])
-    assert np.abs(starts).max() <= 0.021 and np.count_nonzero(np.abs(starts) > 1e-6) <= 2, starts
+    assert [(p.symbol, p.start, p.end) for p in embedded.phonemes] == [(p.symbol, p.start, p.end) for p in server.phonemes]
     assert embedded.meta["words"] == server.meta["words"]

@@ -197,3 +197,27 @@ def test_phone_only_recognition():
     assert result.method == "recognized" and result.words == []
     err = pa.phone_boundary_error(s.phonemes, result.phones)
     assert err["matched"] >= 0.4 * err["reference"] and err["mean"] < PHONE_LIMIT
+
+
+@pytest.mark.parametrize("with_transcript", [True, False])
+def test_a_recording_aligns_the_same_whatever_was_aligned_before(with_transcript):
+    """One server process aligns take after take: a take's times must not depend on the one before.
+    (Shared decoders once carried their cepstral mean and last search into the next take, and a real
+    recording's word moved by 20 ms after a synthetic line had been aligned.)"""
+    import soundfile as sf
+    from pathlib import Path
+
+    recording = Path(__file__).parent / "data" / "aligned_speech" / "acoustic_corpus.flac"
+    samples, rate = sf.read(recording, dtype="float32")
+    assert rate == pa.SAMPLE_RATE
+    text = recording.with_suffix(".lab").read_text(encoding="utf-8") if with_transcript else ""
+
+    def aligned():
+        result = pa.align(samples, text, letter_to_sound)
+        return [(w.text, w.start, w.end) for w in result.words], [(p.symbol, p.start, p.end) for p in result.phones]
+
+    first = aligned()
+    line = "Bob bought a pink balloon."
+    pa.align(_speech(line)[1], line, letter_to_sound)
+    pa.align(_speech(line)[1], "", letter_to_sound)
+    assert aligned() == first

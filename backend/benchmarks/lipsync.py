@@ -213,7 +213,7 @@ def one_pass_seconds(samples, text: str) -> float:
     from backend.engines.phonetic import align as pa
     from backend.engines.phonetic.lipsync import letter_to_sound
 
-    d = pa._decoder("align")
+    d = pa._Decoders()("align")
     words, _ = pa._pronounceable(d, pa.transcript_words(text), letter_to_sound)
     pcm = pa._pcm(samples)
     placed, c0 = 0, time.process_time()

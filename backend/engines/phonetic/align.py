@@ -120,31 +120,52 @@ def transcript_words(text: str) -> list[str]:
 
 # -- decoders ---------------------------------------------------------------------------------
 
-_lock = threading.Lock()
-_decoders: dict = {}
+_lock = threading.Lock()  # pocketsphinx's model loading is not safe from several threads at once
 
 
-def _decoder(kind: str):
-    """One cached decoder per kind (loading a model costs a tenth of a second, the word LM a second)."""
+class _Decoders:
+    """The pocketsphinx decoders of one alignment or recognition, each made on first use.
+
+    Decoders are not shared between takes: a decoder carries state from one utterance into the next
+    (its cepstral mean, its last alignment search, the words it learned), so a shared one made a
+    take's word times depend on the take decoded before it (one word 20 ms apart), and grew with
+    every unknown word. Making them costs 0.07 s (aligner, phone recogniser) and 0.2 s (word LM)
+    per take; within a take the chunks go through the same decoders, in order.
+    """
+
+    def __init__(self):
+        self._made: dict = {}
+
+    def __call__(self, kind: str):
+        if kind not in self._made:
+            self._made[kind] = _make_decoder(kind)
+        return self._made[kind]
+
+
+def _make_decoder(kind: str):
     import pocketsphinx
 
-    if kind not in _decoders:
-        if kind == "align":
-            # bestpath off: with it the word pass may end early on a fake final silence. Wide beams:
-            # the default ones lose the only path through the transcript on synthetic voices.
-            _decoders[kind] = pocketsphinx.Decoder(lm=None, loglevel="FATAL", bestpath=False,
-                                                   beam=1e-120, wbeam=1e-100, pbeam=1e-120)
-        elif kind == "words":
-            # The English word LM. The default search (fwdflat and bestpath passes, no HMM cap) runs
-            # near real time; one pass with 3000 HMMs a frame and phone lookahead is 4x faster and
-            # recognised as many words on the aligner test recordings (measured: exomni bench lipsync).
-            _decoders[kind] = pocketsphinx.Decoder(loglevel="FATAL", fwdflat=False, bestpath=False,
-                                                   maxhmmpf=3000, pl_window=10)
-        else:
-            _decoders[kind] = pocketsphinx.Decoder(
-                allphone=pocketsphinx.get_model_path("en-us/en-us-phone.lm.bin"), loglevel="FATAL",
-                bestpath=False, lw=1.0)  # a light LM weight: more phones found (measured on espeak speech)
-    return _decoders[kind]
+    if kind == "align":
+        # bestpath off: with it the word pass may end early on a fake final silence. Wide beams:
+        # the default ones lose the only path through the transcript on synthetic voices.
+        return pocketsphinx.Decoder(lm=None, loglevel="FATAL", bestpath=False,
+                                    beam=1e-120, wbeam=1e-100, pbeam=1e-120)
+    if kind == "words":
+        # The English word LM. The default search (fwdflat and bestpath passes, no HMM cap) runs
+        # near real time; one pass with 3000 HMMs a frame and phone lookahead is 4x faster and
+        # recognised as many words on the aligner test recordings (measured: exomni bench lipsync).
+        return pocketsphinx.Decoder(loglevel="FATAL", fwdflat=False, bestpath=False, maxhmmpf=3000, pl_window=10)
+    return pocketsphinx.Decoder(allphone=pocketsphinx.get_model_path("en-us/en-us-phone.lm.bin"),
+                                loglevel="FATAL", bestpath=False,
+                                lw=1.0)  # a light LM weight: more phones found (measured on espeak speech)
+
+
+def _run(d, pcm: bytes) -> None:
+    """One utterance, from the decoder's initial cepstral mean (not the mean of the chunk before)."""
+    d.set_cmn(d.config["cmninit"])
+    d.start_utt()
+    d.process_raw(pcm, full_utt=True)
+    d.end_utt()
 
 
 def _pcm(samples16k: np.ndarray) -> bytes:
@@ -252,9 +273,10 @@ def recognize_phones(samples16k: np.ndarray) -> PhoneAlignment:
     baseline that word recognition is measured against."""
     pcm = _pcm(samples16k)
     with _lock:
+        decoders = _Decoders()
         phones = []
         for chunk in speech_chunks(samples16k):
-            phones.extend(_recognize(_piece(pcm, chunk), chunk[0]).phones)
+            phones.extend(_recognize(decoders, _piece(pcm, chunk), chunk[0]).phones)
     return PhoneAlignment(phones=phones, method="recognized")
 
 
@@ -269,18 +291,19 @@ def recognize_words(samples16k: np.ndarray, progress: Optional[Report] = None) -
     total = chunks[-1][1]
     phones, word_list, fit = [], [], [0.0, 0]
     with _lock:
+        decoders = _Decoders()
         for a, b in chunks:
             report(a / total, f"recognising words, {_minutes(a)} of {_minutes(total)}")
             piece = _piece(pcm, (a, b))
-            recognizer = _decoder("words")
-            words = _recognized_words(piece)
+            recognizer = decoders("words")
+            words = _recognized_words(recognizer, piece)
             p = w = None
             if words:  # the phone pass starts from the recogniser's own segmentation: two passes in all
                 segs = [(s.word, s.start_frame, s.end_frame + 1) for s in recognizer.seg()]
                 p, w = _phone_pass(recognizer, piece, a, _shifted(segs, a), fit, strict=True)
                 recognizer.activate_search()  # back to the word LM for the next chunk
             if not w:
-                p, w = _recognize(piece, a).phones, []
+                p, w = _recognize(decoders, piece, a).phones, []
             phones.extend(p)
             word_list.extend(w)
     report(1.0, "recognised")
@@ -303,10 +326,11 @@ def force_align(samples16k: np.ndarray, words: Sequence[str], letter_to_sound: O
     pcm = _pcm(samples16k)
     limit, levels, total = _limit(None), _levels(samples16k), _frames(samples16k)
     with _lock:
-        d = _decoder("align")
+        decoders = _Decoders()
+        d = decoders("align")
         usable, skipped = _pronounceable(d, words, letter_to_sound, "" if is_english(language) else language)
         if not usable:
-            result = _recognize_all(pcm, speech_chunks(samples16k))
+            result = _recognize_all(decoders, pcm, speech_chunks(samples16k))
             result.skipped = list(words)
             result.warning = ("no word of the transcript could be pronounced; the phones were recognised "
                               "from the audio instead")
@@ -345,7 +369,7 @@ def force_align(samples16k: np.ndarray, words: Sequence[str], letter_to_sound: O
         unplaced = len(usable) - placed
         if unplaced > MAX_UNPLACED * len(usable):
             # The transcript does not fit the recording (other words, or a different take).
-            result = _recognize_all(pcm, speech_chunks(samples16k))
+            result = _recognize_all(decoders, pcm, speech_chunks(samples16k))
             result.skipped = skipped
             result.warning = (f"the transcript did not match the recording (only {placed} of "
                               f"{len(usable)} words could be placed); phones were recognised from the audio "
@@ -365,29 +389,24 @@ def force_align(samples16k: np.ndarray, words: Sequence[str], letter_to_sound: O
                           warning=warning, score=score)
 
 
-def _recognize_all(pcm: bytes, chunks) -> PhoneAlignment:
+def _recognize_all(decoders: _Decoders, pcm: bytes, chunks) -> PhoneAlignment:
     phones = []
     for chunk in chunks:
-        phones.extend(_recognize(_piece(pcm, chunk), chunk[0]).phones)
+        phones.extend(_recognize(decoders, _piece(pcm, chunk), chunk[0]).phones)
     return PhoneAlignment(phones=phones, method="recognized")
 
 
-def _recognize(pcm: bytes, offset: int = 0) -> PhoneAlignment:
-    d = _decoder("allphone")
-    d.start_utt()
-    d.process_raw(pcm, full_utt=True)
-    d.end_utt()
+def _recognize(decoders: _Decoders, pcm: bytes, offset: int = 0) -> PhoneAlignment:
+    d = decoders("allphone")
+    _run(d, pcm)
     segs = [(s.word, offset + s.start_frame, offset + s.end_frame + 1) for s in d.seg()]
     phones = [Phoneme(ARPABET_TO_IPA[name], a / FRAME_RATE, b / FRAME_RATE)
               for name, a, b in segs if name in ARPABET_TO_IPA]
     return PhoneAlignment(phones=phones, method="recognized")
 
 
-def _recognized_words(pcm: bytes) -> list[str]:
-    d = _decoder("words")
-    d.start_utt()
-    d.process_raw(pcm, full_utt=True)
-    d.end_utt()
+def _recognized_words(d, pcm: bytes) -> list[str]:
+    _run(d, pcm)
     return [_base_word(s.word) for s in d.seg() if not _is_filler(s.word)]
 
 
@@ -431,9 +450,7 @@ def _pronounceable(d, words: Sequence[str], letter_to_sound: Optional[LetterToSo
 
 def _decode(d, pcm: bytes) -> None:
     try:
-        d.start_utt()
-        d.process_raw(pcm, full_utt=True)
-        d.end_utt()
+        _run(d, pcm)
     except RuntimeError as exc:
         raise EngineError(f"the aligner could not process this recording with its transcript ({exc}); "
                           "check the transcript, or leave it empty to recognise the phones instead",
@@ -481,9 +498,7 @@ def _phone_pass(d, pcm: bytes, offset: int, word_segs, fit: list, upto: Optional
     ([], []) when the phone pass fails."""
     try:
         d.set_alignment()
-        d.start_utt()
-        d.process_raw(pcm, full_utt=True)
-        d.end_utt()
+        _run(d, pcm)
         alignment = d.get_alignment()
     except RuntimeError:
         alignment = None
