@@ -108,14 +108,17 @@ def test_a_render_past_the_limit_is_refused_and_leaves_no_video(preview):
 
 def test_a_cancelled_render_leaves_no_video(preview):
     out = preview["root"] / "cancelled"
+    # Ctrl-C as a terminal sends it: SIGINT restored for the child, which inherits it ignored when the suite
+    # itself runs as a background job of a shell (`tests/run.py &`), and then could not be interrupted.
     proc = subprocess.Popen([sys.executable, "-m", "backend.cli", "batch", str(preview["script"]), "--out", str(out),
                              "--create-heads", "--render", "--resolution", "128", "--fps", "12"],
                             cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True)
+                            start_new_session=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         for line in proc.stderr:  # Ctrl-C once frames are being rendered
-            if re.search(r"frame \d+/\d+", line):
+            if frame := re.search(r"frame (\d+)/(\d+)", line):
                 os.killpg(proc.pid, signal.SIGINT)
+                assert int(frame[1]) < int(frame[2]), line
                 break
         proc.stderr.read()
         assert proc.wait(timeout=120) != 0
