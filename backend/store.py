@@ -60,6 +60,7 @@ class TakeStore:
         self._sizes: dict[str, int] = {}
         self._total = 0
         self._prunes = 0
+        self._journal: list | None = None  # while a rescan runs: the index's changes, replayed onto its result
         if sweep:  # the server's own store sweeps; a worker writing beside it must not
             self.sweep()
 
@@ -203,12 +204,19 @@ class TakeStore:
             size = self.size(take_id)
             if key[0] == 0:  # not there (any more)
                 return
-            bisect.insort(self._order, (key, take_id))
-            self._sizes[take_id] = size
-            self._total += size
+            self._insert(key, take_id, size)
+            if self._journal is not None:
+                self._journal.append((key, take_id, size))
+
+    def _insert(self, key, take_id: str, size: int) -> None:
+        bisect.insort(self._order, (key, take_id))
+        self._sizes[take_id] = size
+        self._total += size
 
     def _forget(self, take_id: str) -> None:
         """Drop a take from retention's index (called with `_lock` held)."""
+        if self._journal is not None:
+            self._journal.append((None, take_id, 0))
         size = self._sizes.pop(take_id, None)
         if size is not None:
             self._total -= size
@@ -216,11 +224,28 @@ class TakeStore:
                 if self._order and self._order[0][1] != take_id else self._order[1:]
 
     def _reindex(self) -> None:
+        """Rebuild the index from the folders (a second per 20,000 takes): takes added or removed by hand."""
         ids = self.list()
         order = sorted((self._age_key(i), i) for i in ids)
         sizes = {i: self.size(i) for i in ids}
         with self._lock:
             self._order, self._sizes, self._total = order, sizes, sum(sizes.values())
+            journal, self._journal = self._journal or [], None
+            for key, take_id, size in journal:  # what happened while the folders were read
+                if key is None:
+                    self._forget(take_id)
+                elif take_id not in self._sizes:
+                    self._insert(key, take_id, size)
+
+    def _reindex_in_background(self) -> None:
+        """The periodic rescan, off the caller's thread: run in line after each take, it stalled the jobs
+        thread a second in every REINDEX_EVERY takes of a 20,000-take store (0.78x the empty store's
+        throughput). Changes to the index meanwhile are journaled and replayed onto the rescan."""
+        with self._lock:
+            if self._journal is not None:  # one rescan at a time
+                return
+            self._journal = []
+        threading.Thread(target=self._reindex, name="exomni-store-rescan", daemon=True).start()
 
     def prune(self, keep_takes: int = 0, keep_bytes: int = 0, protect=()) -> list[str]:
         """Delete the oldest takes beyond `keep_takes` takes or `keep_bytes` bytes (0: no limit). `protect`
@@ -228,8 +253,10 @@ class TakeStore:
         if not keep_takes and not keep_bytes:
             return []
         self._prunes += 1
-        if self._order is None or self._prunes % REINDEX_EVERY == 0:
+        if self._order is None:
             self._reindex()
+        elif self._prunes % REINDEX_EVERY == 0:
+            self._reindex_in_background()
         for take_id in protect:
             self.added(take_id)
         removed = []

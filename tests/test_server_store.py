@@ -1,5 +1,6 @@
 """The take store on disk: atomic puts, a replaced take never lost, no staging left after a failure."""
 
+import os
 import numpy as np
 import pytest
 
@@ -123,3 +124,44 @@ def test_retention_keeps_an_index_instead_of_rescanning_the_store(tmp_path):
     assert len(store.list()) == 295 and ids[25] not in store._sizes
     assert store._total == sum(store.size(i) for i in store.list()) <= 300 * size
     assert store.prune(keep_bytes=store._total - 1) == [ids[26]]  # bytes too, from the running total
+
+
+def test_the_periodic_rescan_runs_beside_takes_and_loses_none_of_their_changes(tmp_path):
+    """Every REINDEX_EVERY prunes the store is read again (takes added or removed by hand), on a thread of
+    its own so the jobs thread never waits for it; takes made and pruned meanwhile are not lost."""
+    import shutil
+    import threading
+
+    from backend import store as store_module
+
+    store = TakeStore(tmp_path)
+    ids = [store.put(_take(f"t{i}", frames=2), f"a{i:04d}") for i in range(40)]
+    assert store.prune(keep_takes=40) == []  # builds the index
+    shutil.copytree(tmp_path / ids[0], tmp_path / "byhand")  # only a rescan can know of it
+    os.utime(tmp_path / "byhand" / "take.json", ns=(1, 1))  # the oldest of all
+    release, reading = threading.Event(), threading.Event()
+    real_list = store.list
+
+    def slow_list():
+        found = real_list()
+        reading.set()
+        assert release.wait(30)
+        return found
+
+    store.list = slow_list
+    store._prunes = store_module.REINDEX_EVERY - 1
+    new = store.put(_take("n0", frames=2), "b0000")
+    assert store.prune(keep_takes=40, protect={new}) == [ids[0]]  # returns while the rescan waits
+    assert reading.wait(30)
+    for i in range(1, 4):  # takes made and pruned while the folders are being read
+        new = store.put(_take(f"n{i}", frames=2), f"b{i:04d}")
+        assert store.prune(keep_takes=40, protect={new}) == [ids[i]]
+    release.set()
+    for t in threading.enumerate():
+        if t.name == "exomni-store-rescan":
+            t.join(30)
+    on_disk = set(real_list())
+    assert set(store._sizes) == on_disk and "byhand" in on_disk and len(on_disk) == 41
+    assert [e[1] for e in store._order] == sorted(on_disk, key=lambda i: store._age_key(i))
+    assert store._total == sum(store.size(i) for i in on_disk)
+    assert store.prune(keep_takes=40) == ["byhand"]  # the rescan found it, and it is the oldest

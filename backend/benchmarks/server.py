@@ -86,6 +86,17 @@ def _fill_store(store: Path, sample: Path, count: int) -> int:
     return sum(f.stat().st_size for f in files) * count
 
 
+def _growth_per_1000(samples) -> tuple[float, float]:
+    """MB per 1,000 takes of the HTTP process and of the worker: the least-squares slope of resident memory
+    against takes done over the second half of the run. The first-to-last difference also counts what
+    settles once (allocator arenas, the database's page cache, the timer heap); a leak keeps climbing."""
+    half = samples[len(samples) // 2:]
+    if len(half) < 3 or half[-1][0] == half[0][0]:
+        return float("nan"), float("nan")
+    takes = np.array([s[0] for s in half], float)
+    return tuple(float(np.polyfit(takes, np.array([s[i] for s in half], float), 1)[0]) * 1000 / 1024 for i in (1, 2))
+
+
 def _percentile(values, q):
     return float(np.percentile(np.asarray(values), q)) if values else float("nan")
 
@@ -259,6 +270,10 @@ def _soak(args, Client, LocalServer, C) -> int:
                 threads = [threading.Thread(target=soak, args=(t0 + args.soak,)) for _ in range(args.clients)]
                 for t in threads:
                     t.start()
+                samples = []  # (takes done, HTTP KB, worker KB), once a second
+                while any(t.is_alive() for t in threads):
+                    samples.append((len(latencies), *_rss_split_kb(pid)))
+                    time.sleep(1.0)
                 for t in threads:
                     t.join()
                 wall = time.perf_counter() - t0
@@ -269,9 +284,11 @@ def _soak(args, Client, LocalServer, C) -> int:
                       f"{done} takes in {wall:.0f} s, {done / wall:.1f} takes/s, {len(errors)} failed; latency p50 "
                       f"{_percentile(latencies, 50) * 1000:.0f} ms, p95 {_percentile(latencies, 95) * 1000:.0f} ms")
                 per = 1000 / max(done, 1) / 1024
-                print(f"  memory per 1,000 takes: HTTP process {(http1 - http0) * per:+.2f} MB "
+                http_slope, worker_slope = _growth_per_1000(samples)
+                print(f"  memory per 1,000 takes, first to last: HTTP process {(http1 - http0) * per:+.2f} MB "
                       f"({http1 / 1024:.0f} MB), engine worker {(worker1 - worker0) * per:+.2f} MB "
-                      f"({worker1 / 1024:.0f} MB)")
+                      f"({worker1 / 1024:.0f} MB); steady growth over the second half: HTTP {http_slope:+.2f} MB, "
+                      f"worker {worker_slope:+.2f} MB")
     empty, full = results.values()
     print(f"throughput with a full store: {full / empty:.2f}x the empty store's (target: 0.8x or more)")
     return 0
