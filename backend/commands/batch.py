@@ -27,7 +27,7 @@ from ._common import ProgressBar, add_engine_options, fail, make_registry
 def register(sub):
     p = sub.add_parser("batch", help="a dialogue scene from a screenplay (Fountain, CSV, JSON): takes, .blend, render",
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("script", help="the script: .fountain, .csv (character,line[,start][,voice]) or .json")
+    p.add_argument("script", help="the script: .fountain, .csv (character,line[,start][,voice][,language]) or .json")
     p.add_argument("--blend", default=None, help="the scene to start from (read only; default: an empty scene)")
     p.add_argument("--out", required=True, help="output folder: the .blend, takes/, the mixed audio, the video")
     p.add_argument("--engine", default=C.DEFAULT_ENGINE, help="engine that makes the takes (default: %(default)s)")
@@ -37,6 +37,9 @@ def register(sub):
                    help="a cast table (.json or .toml); SCRIPT.cast.json/.toml beside the script is read anyway")
     p.add_argument("--voices", default="", metavar="NAME=VOICE,...",
                    help='a voice per character, e.g. "BRICK=en-gb+m3" (default: a distinct voice each)')
+    p.add_argument("--languages", default="", metavar="NAME=LANGUAGE,...",
+                   help='a language per character, e.g. "ROSA=es,HANS=German" (default: English; a line\'s '
+                        '"(in French)" or a language column wins)')
     p.add_argument("--create-heads", action=argparse.BooleanOptionalAction, default=None,
                    help="add a procedural head for characters without one (default: only when the scene has no heads)")
     p.add_argument("--gap", type=float, default=0.5, help="seconds between lines (default: %(default)s)")
@@ -83,12 +86,13 @@ def run(args) -> int:
     try:
         cast = castmod.parse_cast_arg(args.cast)
         voices = castmod.parse_voices_arg(args.voices)
+        languages = castmod.parse_languages_arg(args.languages)
     except castmod.CastError as exc:
         return fail(str(exc))
     try:
         result = run_batch(
             args.script, args.out, blend=args.blend, engine=args.engine, registry=lambda: make_registry(args),
-            cast=cast, cast_file=args.cast_file, voices=voices, create_heads=args.create_heads, gap=args.gap,
+            cast=cast, cast_file=args.cast_file, voices=voices, languages=languages, create_heads=args.create_heads, gap=args.gap,
             lead_in=args.lead_in, fps=args.fps, seed=args.seed, mouth_only=args.mouth_only, render=args.render,
             resolution=args.resolution, own_render_settings=args.own_render_settings, render_limit=args.render_limit,
             confirm_long_render=args.confirm_long_render, flamenco=args.flamenco, flamenco_job=args.flamenco_job,

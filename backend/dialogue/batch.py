@@ -110,7 +110,8 @@ def estimate_batch(lines) -> dict:
 
 def run_batch(script_path, out, *, blend=None, engine: str = C.DEFAULT_ENGINE,
               registry: Callable[[], object] | None = None, cast: dict | None = None, cast_file=None,
-              voices: dict | None = None, create_heads: bool | None = None, gap: float = 0.5,
+              voices: dict | None = None, languages: dict | None = None, create_heads: bool | None = None,
+              gap: float = 0.5,
               lead_in: float = 0.5, fps: float | None = None, seed: int = 0, mouth_only: bool = False,
               render: bool = False, resolution: int | None = None, own_render_settings: bool = False,
               render_limit: float = 10.0, confirm_long_render: bool = False, flamenco: str | None = None,
@@ -121,7 +122,8 @@ def run_batch(script_path, out, *, blend=None, engine: str = C.DEFAULT_ENGINE,
     starting from the scene `blend` (read only; None: an empty scene).
 
     `registry` makes the engine registry (called once the inputs are read; default: the backend's
-    default registry); `cast` maps characters to head objects and `voices` characters to voices,
+    default registry); `cast` maps characters to head objects, `voices` characters to voices and
+    `languages` characters to language codes,
     over a cast file (`cast_file`, and SCRIPT.cast.json/.toml beside the script, read anyway).
     `fps` None is the scene's frame rate. `render` adds the preview video (Workbench, `resolution`
     wide, or the scene's own settings), refused when estimated past `render_limit` minutes unless
@@ -166,7 +168,7 @@ def run_batch(script_path, out, *, blend=None, engine: str = C.DEFAULT_ENGINE,
         raise BatchError(str(exc)) from None
     fps = float(fps or scene["fps"])
     try:
-        table, voice_table, moods, listens = {}, {}, {}, {}
+        table, voice_table, moods, listens, language_table = {}, {}, {}, {}, {}
         for source in (castmod.sidecar_for(script_path), cast_file):
             if source:
                 t, v, m = castmod.read_cast_file(source)
@@ -174,15 +176,17 @@ def run_batch(script_path, out, *, blend=None, engine: str = C.DEFAULT_ENGINE,
                 voice_table.update(v)
                 moods.update(m)
                 listens.update(castmod.read_listen_switches(source))
+                language_table.update(castmod.read_languages(source))
         table.update(cast or {})
         voice_table.update(voices or {})
+        language_table.update(languages or {})
         if registry is None:
             from ..engines.registry import default_registry as registry
         engines = registry()
         plan = planmod.plan_script(script, scene["objects"], engines, engine=engine, fps=fps, seed=seed,
                                    cast_table=table, voices=voice_table, create_heads=create_heads,
                                    mouth_only=mouth_only, scene_name=blend.name if blend else "the new scene",
-                                   moods=moods)
+                                   moods=moods, languages=language_table)
     except (castmod.CastError, EngineError) as exc:
         raise BatchError(str(exc)) from None
     for warning in plan.cast.warnings:

@@ -3,8 +3,9 @@
 A character finds its head by name (case, spaces and punctuation ignored: BRICK matches "Brick",
 "brick_head" or "BrickHead"), or through a cast table: `--cast "BRICK=HeadA,STEEL=HeadB"` on the
 command line, or a sidecar file next to the script (SCRIPT.cast.json or SCRIPT.cast.toml) mapping
-names to an object or to {object, voice, mood, intensity}: a mood there is the character's default
-for every line (a line's own parenthetical, "(angrily)", still wins). Characters without a head are
+names to an object or to {object, voice, mood, intensity, language}: a mood or a language there is
+the character's default for every line (a line's own parenthetical, "(angrily)" or "(in French)",
+still wins). Characters without a head are
 reported all at once, before any take is made, unless heads are to be created for them.
 """
 
@@ -19,6 +20,8 @@ from typing import Optional
 from exomni_blender.core.errors import ExOmniError
 from exomni_blender.core.face import MOOD_NAMES
 from exomni_blender.core.request import INTENSITY_RANGE
+
+from .language import DEFAULT_LANGUAGE, LanguageError, language_code
 
 # Distinct eSpeak NG timbres, handed out in order of first appearance.
 DEFAULT_VOICES = ("en-us+m3", "en-gb+m1", "en-us+f2", "en-us+m7", "en-gb+f3", "en-us+m2", "en-gb+m4",
@@ -52,11 +55,12 @@ class Role:
     lines: int = 0
     mood: str = "neutral"  # the character's default mood, for lines whose parentheticals name none
     intensity: float = 1.0
+    language: Optional[str] = None  # the character's language from the cast table, for lines that name none
 
     def to_json(self) -> dict:
         return {"character": self.character, "object": self.object, "voice": self.voice, "seed": self.seed,
                 "create": self.create, "channel": self.channel, "lines": self.lines, "mood": self.mood,
-                "intensity": self.intensity}
+                "intensity": self.intensity, "language": self.language or DEFAULT_LANGUAGE}
 
 
 @dataclass
@@ -94,6 +98,14 @@ def parse_cast_arg(text: str) -> dict[str, str]:
 def parse_voices_arg(text: str) -> dict[str, str]:
     """`BRICK=en-gb+m3,STEEL=en-us+f2` -> {character: voice}."""
     return _pairs(text, "voices")
+
+
+def parse_languages_arg(text: str) -> dict[str, str]:
+    """`ROSA=es,HANS=German` -> {character: language code}."""
+    try:
+        return {name: language_code(value, f"--languages: {name}'s ") for name, value in _pairs(text, "languages").items()}
+    except LanguageError as exc:
+        raise CastError(str(exc)) from None
 
 
 def sidecar_for(script_path) -> Optional[Path]:
@@ -171,6 +183,21 @@ def read_listen_switches(path) -> dict[str, bool]:
     return out
 
 
+def read_languages(path) -> dict[str, str]:
+    """{character: language code} for the entries of a cast file that say "language": "es" (or a name
+    such as "Spanish"); their lines are spoken and lip-synced in that language unless a line says
+    otherwise."""
+    path = Path(path)
+    out = {}
+    for name, value in _read_table(path).items():
+        if isinstance(value, dict) and value.get("language") is not None:
+            try:
+                out[name] = language_code(value["language"], f"{path}: {name}'s ")
+            except LanguageError as exc:
+                raise CastError(str(exc)) from None
+    return out
+
+
 def _mood_entry(path, name, value) -> tuple[str, float]:
     mood = value.get("mood", "neutral")
     if not isinstance(mood, str) or mood.strip().lower() not in MOOD_NAMES:
@@ -209,13 +236,15 @@ def _match_object(character: str, heads: list[str]) -> Optional[str]:
 def resolve_cast(characters: list[str], scene_objects: list[dict], table: dict[str, str] | None = None,
                  voices: dict[str, str] | None = None, create_heads: Optional[bool] = None,
                  base_seed: int = 0, line_counts: dict[str, int] | None = None,
-                 scene_name: str = "the scene", moods: dict[str, tuple[str, float]] | None = None) -> Cast:
+                 scene_name: str = "the scene", moods: dict[str, tuple[str, float]] | None = None,
+                 languages: dict[str, str] | None = None) -> Cast:
     """Give every character a head, a voice and a seed, or raise CastError naming all who lack one.
 
     scene_objects: [{"name", "type", "shape_keys"}] as listed by the Blender side.
     create_heads: True creates a procedural head for every character without one; None (the
     default) does so only when the scene has no head at all (no mesh with shape keys).
     moods: {character: (mood, intensity)}, each character's default mood (read_cast_file).
+    languages: {character: language code}, each character's language (read_languages).
     """
     table = table or {}
     voices = voices or {}
@@ -231,6 +260,7 @@ def resolve_cast(characters: list[str], scene_objects: list[dict], table: dict[s
     table_by_key = {key(k): (k, v) for k, v in table.items()}
     voices_by_key = {key(k): (k, v) for k, v in voices.items()}
     moods_by_key = {key(k): v for k, v in (moods or {}).items()}
+    languages_by_key = {key(k): v for k, v in (languages or {}).items()}
     for k, (name, _) in list(table_by_key.items()) + list(voices_by_key.items()):
         if k not in by_key:
             warnings.append(f"the cast names {name!r}, who has no line in the script")
@@ -270,7 +300,8 @@ def resolve_cast(characters: list[str], scene_objects: list[dict], table: dict[s
         seed = (zlib.crc32(k.encode()) + base_seed) % (2**31 - 1)
         roles[k] = Role(character=character, object=obj, voice=voice, seed=seed, create=create, channel=channel,
                         lines=sum(n for c, n in (line_counts or {}).items() if key(c) == k),  # BOB and Bob alike
-                        mood=moods_by_key.get(k, ("neutral", 1.0))[0], intensity=moods_by_key.get(k, ("", 1.0))[1])
+                        mood=moods_by_key.get(k, ("neutral", 1.0))[0], intensity=moods_by_key.get(k, ("", 1.0))[1],
+                        language=languages_by_key.get(k))
     problems = []
     if missing:
         available = ", ".join(heads) if heads else "none"

@@ -24,6 +24,7 @@ from exomni_blender.core import dialogue_layout as L
 
 from .cast import Cast
 from .delivery import Delivery, apply_to_request, delivery_for
+from .language import DEFAULT_LANGUAGE, is_english, language_of, voice_for_language
 from .script import Line, Script
 
 PLAN_FORMAT = "exomni-dialogue-plan"
@@ -84,6 +85,8 @@ def content_hash(request: dict, delivery: Delivery, engine_version: str) -> str:
     }
     if request.get("mood", "neutral") != "neutral":  # neutral lines keep the keys they had before moods
         payload.update(mood=request["mood"], intensity=round(float(request.get("intensity", 1.0)), 6))
+    if not is_english(request.get("language")):  # English lines keep the keys they had before languages
+        payload.update(language=request["language"])
     blob = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(blob.encode("utf-8")).hexdigest()[:20]
 
@@ -97,15 +100,19 @@ def plan_lines(script: Script, cast: Cast, engine: str, engine_version: str, fps
     for line in script.lines:
         role = cast.role(line.character)
         delivery = delivery_for(line.parentheticals)
-        voice = line.voice or role.voice
+        named = line.language or language_of(line.parentheticals) or role.language  # None: nobody said
+        spoken_in = named or DEFAULT_LANGUAGE
+        # A voice the script names for the line is taken as written; the cast's speaks a language
+        # someone named (a voice cast with no language speaks the lines as it always did).
+        voice = line.voice or (voice_for_language(role.voice, named) if named else role.voice)
         request = TakeRequest(engine=engine, mode="say", text=line.text, fps=float(fps), voice=voice,
                               seed=role.seed, mouth_only=mouth_only, options=dict(options or {}),
-                              mood=role.mood, intensity=role.intensity)  # the cast's default mood
+                              mood=role.mood, intensity=role.intensity, language=spoken_in)  # the cast's mood
         apply_to_request(request, delivery)  # a parenthetical naming a mood overrides it
         fields = {"engine": request.engine, "mode": request.mode, "text": request.text, "fps": request.fps,
                   "voice": request.voice, "seed": request.seed, "rate": request.rate, "pitch": request.pitch,
                   "mouth_only": request.mouth_only, "mood": request.mood, "intensity": request.intensity,
-                  "options": request.options}
+                  "options": request.options, "language": request.language}
         p = PlannedLine(line=line, object=role.object, channel=role.channel, voice=request.voice, seed=role.seed,
                         delivery=delivery, request=fields)
         p.hash = content_hash(fields, delivery, engine_version)
@@ -133,7 +140,8 @@ def engine_version(engine) -> str:
 
 def plan_script(script: Script, objects: list, registry, *, engine: str, fps: float, seed: int = 0,
                 cast_table: dict | None = None, voices: dict | None = None, create_heads=None,
-                mouth_only: bool = False, scene_name: str = "the scene", moods: dict | None = None) -> DialoguePlan:
+                mouth_only: bool = False, scene_name: str = "the scene", moods: dict | None = None,
+                languages: dict | None = None) -> DialoguePlan:
     """The one dialogue planner (`exomni batch` and POST /v1/dialogue/plan): cast the script's
     characters on the scene's objects, then plan every line as a take request that the engine can
     make, checked with the one request validator before any take is made.
@@ -144,7 +152,8 @@ def plan_script(script: Script, objects: list, registry, *, engine: str, fps: fl
     from .cast import resolve_cast
 
     cast = resolve_cast(script.characters, objects, dict(cast_table or {}), dict(voices or {}), create_heads,
-                        base_seed=seed, line_counts=script.line_counts, scene_name=scene_name, moods=moods)
+                        base_seed=seed, line_counts=script.line_counts, scene_name=scene_name, moods=moods,
+                        languages=languages)
     made_by = registry.get(engine, "say")
     registry.check_available(engine)
     version = engine_version(made_by)

@@ -27,6 +27,8 @@ from typing import Optional
 from exomni_blender.core.dialogue_layout import first_words
 from exomni_blender.core.errors import ExOmniError
 
+from .language import LanguageError, language_code
+
 FOUNTAIN_SUFFIXES = (".fountain", ".spmd", ".txt")
 
 
@@ -44,6 +46,7 @@ class Line:
     parentheticals: list[str] = field(default_factory=list)  # without the brackets
     start: Optional[float] = None  # seconds, when the script gives a time
     voice: Optional[str] = None  # when the script names one
+    language: Optional[str] = None  # when the script's language column names one (language.py)
     dual: bool = False  # spoken together with the line before (Fountain `^`)
     scene: Optional[str] = None  # the scene heading it falls under
     extension: Optional[str] = None  # V.O., O.S., CONT'D ...
@@ -109,7 +112,7 @@ def load_script(path) -> Script:
         script = parse_fountain(text, source=str(path))
     else:
         raise ScriptError(f"{path}: unknown script type {suffix!r}; use a .fountain screenplay, "
-                          "a .csv (character,line[,start][,voice]) or a .json list of lines")
+                          "a .csv (character,line[,start][,voice][,language]) or a .json list of lines")
     if not script.lines:
         raise ScriptError(f"{path} has no dialogue lines; a Fountain character cue is a line in upper "
                           "case after an empty line, with the dialogue on the next line")
@@ -300,6 +303,7 @@ _COLUMNS = {
     "line": ("line", "text", "dialogue", "dialog"),
     "start": ("start", "start_time", "time", "at", "start_seconds"),
     "voice": ("voice",),
+    "language": ("language", "lang"),
     "parenthetical": ("parenthetical", "delivery", "direction"),
     "dual": ("dual", "overlap"),
 }
@@ -378,8 +382,13 @@ def _line_from_record(record: dict, index: int, where: str, number: int) -> Opti
     name, extension, _ = _split_cue(character)
     voice = record.get("voice")
     voice = str(voice).strip() if voice not in (None, "") else None
+    language = record.get("language")
+    try:
+        language = language_code(language, where) if language not in (None, "") else None
+    except LanguageError as exc:
+        raise ScriptError(str(exc)) from None
     return Line(index=index, character=name, text=" ".join(strip_emphasis(text).split()), parentheticals=parentheticals,
-                start=parse_time(record.get("start"), where), voice=voice,
+                start=parse_time(record.get("start"), where), voice=voice, language=language,
                 dual=_truthy(record.get("dual", False)), extension=extension, source_line=number)
 
 
@@ -402,7 +411,7 @@ def parse_csv(text: str, source: str = "") -> Script:
     missing = [c for c in ("character", "line") if not any(h in _COLUMNS[c] for h in header)]
     if missing:
         raise ScriptError(f"{source or 'CSV'}: the first row must be a header with the columns character and line "
-                          f"(optional: start, voice, parenthetical); missing {', '.join(missing)}, found {header}")
+                          f"(optional: start, voice, language, parenthetical); missing {', '.join(missing)}, found {header}")
     lines: list[Line] = []
     for number, record in enumerate(reader, start=2):
         where = f"{source or 'CSV'} row {number}: "

@@ -16,6 +16,7 @@ from exomni_blender.core.request import DEFAULT_FPS, check_field, is_text
 
 from ..engines.base import EngineError
 from . import cast as castmod
+from .language import LanguageError, language_code
 from .plan import plan_script
 from .script import MAX_SCRIPT_BYTES, ScriptError, parse_csv, parse_fountain, parse_json
 
@@ -97,6 +98,11 @@ def plan_dialogue(body, registry) -> dict:
         raise EngineError('objects must be a list of {"name", "type", "shape_keys"}', C.E_BAD_REQUEST)
     table = _names(_field(body, "cast", dict, {}), "cast", "an object name")
     voices = _names(_field(body, "voices", dict, {}), "voices", "a voice such as en-gb")
+    languages = _names(_field(body, "languages", dict, {}), "languages", "a language such as es or Spanish")
+    try:
+        languages = {name: language_code(value, f"languages: {name}'s ") for name, value in languages.items()}
+    except LanguageError as exc:
+        raise EngineError(str(exc), C.E_BAD_REQUEST) from None
     mouth_only = _field(body, "mouth_only", bool, False)
     create = body.get("create_heads")
     if create is not None and not isinstance(create, bool):
@@ -109,7 +115,7 @@ def plan_dialogue(body, registry) -> dict:
     try:
         plan = plan_script(script, objects, registry, engine=engine_name, fps=fps, seed=seed, cast_table=table,
                            voices=voices, create_heads=create, mouth_only=mouth_only,
-                           scene_name=str(body.get("scene") or "the scene"))
+                           scene_name=str(body.get("scene") or "the scene"), languages=languages)
     except castmod.CastError as exc:
         raise EngineError(str(exc), C.E_UNCAST) from None
     return {
@@ -119,6 +125,7 @@ def plan_dialogue(body, registry) -> dict:
         "lines": [{
             "index": p.line.index, "character": p.line.character, "object": p.object, "channel": p.channel,
             "text": p.line.text, "parentheticals": p.line.parentheticals, "dual": p.line.dual,
+            "language": p.request["language"],
             "given_start": p.line.start, "scene": p.line.scene, "marker": p.marker, "strip": p.strip_name,
             "gain": p.delivery.volume, "intensity": p.delivery.intensity, "delivery": p.delivery.to_json(),
             "hash": p.hash, "request": p.request,

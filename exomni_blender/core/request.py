@@ -220,8 +220,8 @@ def validate(data: Mapping, *, has_audio: bool = False,
         what = "the line to speak" if mode == "say" else "a prompt (text, or a recording)"
         _fail(f"the text is empty: give {what}", C.E_EMPTY_TEXT)
 
+    language = _language(merged["language"], engine, spec)  # first: a dialogue line's voice is made from it
     voice = _voice(merged["voice"], engine, spec)
-    language = _language(merged["language"], engine, spec)
     mood = merged["mood"]
     if not isinstance(mood, str) or mood.strip().lower() not in MOOD_NAMES:
         _fail(f"mood must be one of {', '.join(MOOD_NAMES)}")

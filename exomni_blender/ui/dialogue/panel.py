@@ -23,6 +23,7 @@ class EXOMNI_PT_dialogue(SidebarPanel, bpy.types.Panel):
         else:
             col.prop(settings, "filepath", text="")
         col.prop(settings, "cast")
+        col.prop(settings, "languages")
         col.prop(settings, "create_heads")
         row = col.row(align=True)
         row.prop(settings, "gap")

@@ -18,6 +18,8 @@ class ExOmniDialogueSettings(bpy.types.PropertyGroup):
                              description="A .fountain, .csv or .json script")
     cast: StringProperty(name="Cast", description='Character to head, e.g. "BRICK=HeadA, STEEL=HeadB" '
                                                   "(characters not listed find their head by name)")
+    languages: StringProperty(name="Languages", description='Character to language, e.g. "ROSA=es, HANS=German" '
+                                                            "(others speak English; a line's \"(in French)\" wins)")
     create_heads: EnumProperty(name="New Heads", items=(
         ("AUTO", "Auto", "Add procedural heads only when the scene has no head at all"),
         ("YES", "Add", "Add a procedural head for every character without one"),

@@ -56,14 +56,22 @@ def script_source(settings) -> tuple:
 
 
 def parse_cast(text: str) -> dict:
+    return _pairs(text, "Cast", "NAME=Object, e.g. BRICK=HeadA")
+
+
+def parse_languages(text: str) -> dict:
+    return _pairs(text, "Languages", "NAME=language, e.g. ROSA=es or ROSA=Spanish")
+
+
+def _pairs(text: str, field: str, form: str) -> dict:
     table = {}
     for item in (text or "").split(","):
         if not item.strip():
             continue
-        name, sep, obj = item.partition("=")
-        if not sep or not name.strip() or not obj.strip():
-            raise UserError(f"Cast entry '{item.strip()}' should look like NAME=Object, e.g. BRICK=HeadA.")
-        table[name.strip()] = obj.strip()
+        name, sep, value = item.partition("=")
+        if not sep or not name.strip() or not value.strip():
+            raise UserError(f"{field} entry '{item.strip()}' should look like {form}.")
+        table[name.strip()] = value.strip()
     return table
 
 
@@ -77,7 +85,7 @@ def plan_body(context) -> dict:
     engine = getattr(scene.exomni, "engine", "") or C.DEFAULT_ENGINE
     return {"script": text, "format": fmt, "name": name, "engine": engine, "fps": scene_fps(scene),
             "seed": int(settings.seed), "objects": inspect_scene(scene)["objects"],
-            "cast": parse_cast(settings.cast), "scene": scene.name,
+            "cast": parse_cast(settings.cast), "languages": parse_languages(settings.languages), "scene": scene.name,
             "create_heads": {"AUTO": None, "YES": True, "NO": False}[settings.create_heads]}
 
 
