@@ -112,9 +112,18 @@ def ipa_to_arpabet(symbols: str) -> list[str]:
 _TOKEN = re.compile(r"[^\W_]+(?:['’][^\W_]+)*")
 
 
-def transcript_words(text: str) -> list[str]:
-    """The words of a transcript as the dictionary spells them (lowercase, straight apostrophes)."""
+# Chinese is written without spaces: each Han character is a syllable, and the unit words are
+# aligned by (otherwise a whole phrase would be one "word", its inner timing unchecked).
+_HAN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
+_SYLLABLE_LANGUAGES = ("cmn", "yue", "zh", "hak", "nan")
+
+
+def transcript_words(text: str, language: str = "en") -> list[str]:
+    """The words of a transcript as the dictionary spells them (lowercase, straight apostrophes);
+    in Chinese, each Han character is a word of its own."""
     text = re.sub(r"\[\[.*?\]\]|\(.*?\)|\[.*?\]", " ", text)  # notes, parentheticals, stage directions
+    if language.split("-")[0] in _SYLLABLE_LANGUAGES:
+        text = _HAN.sub(lambda m: f" {m.group(0)} ", text)
     return [t.lower().replace("’", "'") for t in _TOKEN.findall(text)]
 
 
@@ -257,7 +266,7 @@ def align(samples16k: np.ndarray, text: str = "", letter_to_sound: Optional[Lett
     `letter_to_sound(word, language)` given) and their phones mapped onto the nearest English ones,
     which the English acoustic model then places; without a transcript the phones are recognised
     with the phone recogniser (the English word model knows no other language's words)."""
-    words = transcript_words(text or "")
+    words = transcript_words(text or "", language)
     if not is_english(language):
         if not words:
             return recognize_phones(samples16k)
