@@ -357,6 +357,35 @@ def test_a_ready_player_me_head_keys_its_teeth_and_eyes_too(spoken):
     assert max(head) > 0.2 and np.corrcoef(head, teeth)[0, 1] > 0.9
 
 
+def test_an_ict_facekit_head_keys_gums_teeth_and_eyes_in_step(spoken):
+    """A third family: the ICT-FaceKit face (tests/data/avatars/ict_head.glb: Head, GumsTongue, Teeth,
+    EyeLeft, EyeRight, each with the scan's 53 expression shapes named eyeBlink_L ..., no armature).
+    Picking the head keys all five; gums and teeth open with the head's jaw, the eye meshes take the
+    gaze and the lids, and browInnerUp, split in two on this rig, moves both halves."""
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+    bpy.context.scene.render.fps = 30
+    bpy.ops.import_scene.gltf(filepath=str(REPO / "tests" / "data" / "avatars" / "ict_head.glb"))
+    meshes = {o.name: o for o in bpy.data.objects if o.type == "MESH"}
+    parts = {"Head", "GumsTongue", "Teeth", "EyeLeft", "EyeRight"}
+    result = ch.key_character(meshes["EyeLeft"], spoken, start_frame=1)  # any mesh of the character will do
+    assert parts <= set(result.keyed), (result.keyed, result.skipped)
+    scene = bpy.context.scene
+    track = {(m, k): [] for m in parts for k in ("jawOpen", "eyeLookUp_L", "eyeLookOut_L", "eyeBlink_L",
+                                                 "browInnerUp_L", "browInnerUp_R")}
+    for f in range(1, spoken.frames, 2):
+        scene.frame_set(f)
+        for (m, k), values in track.items():
+            values.append(meshes[m].data.shape_keys.key_blocks[k].value)
+    head = np.array(track[("Head", "jawOpen")])
+    assert head.max() > 0.2
+    for part in ("GumsTongue", "Teeth"):
+        part_jaw = np.array(track[(part, "jawOpen")])
+        assert np.corrcoef(head, part_jaw)[0, 1] > 0.9 and part_jaw.max() == pytest.approx(head.max(), abs=1e-3)
+    gaze = np.array(track[("EyeLeft", "eyeLookOut_L")]) + np.array(track[("EyeLeft", "eyeLookUp_L")])
+    assert gaze.max() > 0.05 and np.array(track[("EyeLeft", "eyeBlink_L")]).max() > 0.5
+    assert track[("Head", "browInnerUp_L")] == track[("Head", "browInnerUp_R")]
+
+
 def test_characters_moved_apart_by_a_script_stay_apart():
     """Two demo heads made at one spot and moved apart in the same script (no redraw in between) are two
     characters, not one: world positions are brought up to date before meshes are grouped."""

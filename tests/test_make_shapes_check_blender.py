@@ -4,7 +4,8 @@ self-check names the shapes that fail on a head whose landmarks are wrong.
 
 Avatars (tests/data/README.md): a MakeHuman head (closed mouth, lips one surface with the mouth
 bag) and a Ready Player Me head (lips that meet along a slit, the lower lip's inner edge above the
-upper lip's, the mouth's inside a separate piece stitched on at the slit)."""
+upper lip's, the mouth's inside a separate piece stitched on at the slit) and an ICT-FaceKit scanned
+face (separate lips 0.6 mm apart, a mouth bag joined to the face, teeth and gums meshes of their own)."""
 
 from pathlib import Path
 
@@ -19,7 +20,7 @@ from exomni_blender.blender import make_shapes_bench as mb  # noqa: E402
 pytestmark = pytest.mark.blender
 
 AVATARS = Path(__file__).resolve().parent / "data" / "avatars"
-HEADS = {"makehuman": AVATARS / "makehuman_head.glb", "rpm": AVATARS / "rpm_head.glb"}
+HEADS = {"makehuman": AVATARS / "makehuman_head.glb", "rpm": AVATARS / "rpm_head.glb", "ict": AVATARS / "ict_head.glb"}
 
 
 @pytest.fixture(scope="module", params=sorted(HEADS))

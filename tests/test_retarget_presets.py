@@ -458,3 +458,22 @@ def test_a_preset_from_simple_rows_mixes_rows_that_share_a_key():
     assert "jawLeft" in report.unmapped_channels  # a row without a key maps nothing
     with pytest.raises(PresetError, match="not an ARKit-52 channel"):
         Preset.from_mapping("bad", [("jaw_open_wide", "Open", 1.0)])
+
+
+def test_a_key_with_no_side_lands_on_both_halves_of_a_split_rig(presets):
+    """The ICT-FaceKit face (a real export, tests/data/rigs) has browInnerUp and cheekPuff only as
+    _L/_R halves: the one ARKit channel drives both, so only tongueOut (which it lacks) is unmapped."""
+    from test_retarget_rig_names import _rig_file
+
+    ict = _rig_file("ict_facekit_keys.txt")
+    assert "browInnerUp" not in ict and {"browInnerUp_L", "browInnerUp_R", "cheekPuff_L", "cheekPuff_R"} <= set(ict)
+    report = presets["arkit"].coverage(ict)
+    assert report.unmapped_channels == ["tongueOut"], report.summary()
+    assert report.channel_keys["browInnerUp"] == ["browInnerUp_L", "browInnerUp_R"]
+    curves, _ = presets["arkit"].targets(ict, pose(browInnerUp=0.6, cheekPuff=0.3))
+    assert curves["browInnerUp_L"][0] == curves["browInnerUp_R"][0] == pytest.approx(0.6)
+    assert curves["cheekPuff_R"][0] == pytest.approx(0.3) and curves["eyeBlink_L"][0] == 0.0
+    # A rig that has the key whole keeps it whole; one half alone is not a split.
+    assert presets["arkit"].coverage(ARKIT + ["browInnerUp_L", "browInnerUp_R"]).channel_keys["browInnerUp"] == [
+        "browInnerUp"]
+    assert "browInnerUp" in presets["arkit"].coverage(["browInnerUp_L", "jawOpen"]).unmapped_channels

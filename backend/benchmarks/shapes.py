@@ -15,7 +15,7 @@ from .. import blender_process
 AVATARS_DIR = Path(__file__).resolve().parents[2] / "tests" / "data" / "avatars"
 AVATAR = AVATARS_DIR / "makehuman_head.glb"
 # the real avatars with an artist's 52 shapes (tests/data/README.md): file, head mesh
-AVATARS = (("makehuman_head.glb", "Head"), ("rpm_head.glb", "Head"))
+AVATARS = (("makehuman_head.glb", "Head"), ("rpm_head.glb", "Head"), ("ict_head.glb", "Head"))
 LINE = "Bob, please pass me the big blue map, maybe by the boat."
 
 

@@ -50,10 +50,23 @@ def key_deltas(obj) -> dict:
 
 
 def strip_arkit(obj) -> dict:
-    """Remove (and return) the object's ARKit shape keys: the artist's shapes kept aside."""
-    kept = {k: v for k, v in key_deltas(obj).items() if k in ARKIT_52}
-    for name in kept:
-        obj.shape_key_remove(obj.data.shape_keys.key_blocks[name])
+    """Remove (and return, by ARKit name) the object's ARKit shape keys: the artist's shapes kept
+    aside. Names are matched as retargeting matches them (eyeBlink_L is eyeBlinkLeft); a shape the
+    rig has only as two halves (browInnerUp_L and _R) is kept as their sum."""
+    from ..core.retarget import RigNames
+
+    deltas = key_deltas(obj)
+    rig = RigNames(list(deltas))
+    kept, used = {}, []
+    for name in ARKIT_52:
+        hit = rig.lookup(name)[0]
+        halves = [rig.lookup(name + side)[0] for side in ("Left", "Right")] if hit is None else []
+        if hit is not None:
+            kept[name], used = deltas[hit], used + [hit]
+        elif all(halves) and halves[0] != halves[1]:
+            kept[name], used = deltas[halves[0]] + deltas[halves[1]], used + halves
+    for rig_name in dict.fromkeys(used):
+        obj.shape_key_remove(obj.data.shape_keys.key_blocks[rig_name])
     return kept
 
 

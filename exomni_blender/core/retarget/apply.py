@@ -6,13 +6,13 @@ preset model can hand its rig-facing methods to this module without an import cy
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from ..arkit import ARKIT_52, INDEX
 from .errors import PresetError
-from .names import EXACT, as_rig
+from .names import EXACT, as_rig, name_key
 from .report import RetargetReport
 
 UNCOVERED_SHARE = 0.5  # a fallback stands in when at least this share of its positive weight lands nowhere else
@@ -26,11 +26,18 @@ class Resolution:
     missing: list  # target indices whose key is not on the rig
     active: list  # target indices that will be written (found, and fallbacks only where needed)
     ambiguous: dict  # preset key -> other rig keys that matched as well
+    # target index -> the right half's rig key, where a key with no side (browInnerUp) exists on the
+    # rig only as two halves (browInnerUp_L, browInnerUp_R): found[i] holds the left half, both move
+    halves: dict = field(default_factory=dict)
+
+    def rig_keys(self, i) -> tuple:
+        """The rig keys target i writes: one, or both halves."""
+        return (self.found[i][0], self.halves[i]) if i in self.halves else (self.found[i][0],)
 
 
 def _find_targets(entries, rig) -> tuple:
-    """(found, missing, ambiguous) of each target's key or alias on the rig."""
-    found, missing, ambiguous = {}, [], {}
+    """(found, missing, ambiguous, halves) of each target's key or alias on the rig."""
+    found, missing, ambiguous, halves = {}, [], {}, {}
     for i, t in enumerate(entries):
         if rig is None:
             found[i] = (t.key, EXACT)
@@ -44,10 +51,25 @@ def _find_targets(entries, rig) -> tuple:
                     ambiguous[t.key] = others
                 break
         if hit is None:
-            missing.append(i)
-        else:
-            found[i] = hit
-    return found, missing, ambiguous
+            split = _halves(t.key, rig)
+            if split is None:
+                missing.append(i)
+                continue
+            hit, halves[i] = split
+        found[i] = hit
+    return found, missing, ambiguous, halves
+
+
+def _halves(key: str, rig):
+    """((left rig key, quality), right rig key) when a key with no side is on the rig only as two
+    halves, as face-scan rigs split browInnerUp and cheekPuff; else None."""
+    if name_key(key).side:
+        return None
+    left, q_left, _ = rig.lookup(key + "Left")
+    right, q_right, _ = rig.lookup(key + "Right")
+    if left is None or right is None or left == right:
+        return None
+    return (left, min(q_left, q_right)), right
 
 
 def _active_targets(entries, found, rig) -> list:
@@ -69,8 +91,8 @@ def _active_targets(entries, found, rig) -> list:
 def resolve(preset, obj_or_key_names) -> Resolution:
     """Where a preset's targets land on a rig; None for the rig writes the preset's own key names."""
     rig = as_rig(obj_or_key_names)
-    found, missing, ambiguous = _find_targets(preset.entries, rig)
-    return Resolution(found, missing, _active_targets(preset.entries, found, rig), ambiguous)
+    found, missing, ambiguous, halves = _find_targets(preset.entries, rig)
+    return Resolution(found, missing, _active_targets(preset.entries, found, rig), ambiguous, halves)
 
 
 def report_for(preset, res: Resolution, weights=None) -> RetargetReport:
@@ -80,15 +102,15 @@ def report_for(preset, res: Resolution, weights=None) -> RetargetReport:
     landed_channels = set()
     for i in res.active:
         t = entries[i]
-        rig_key = res.found[i][0]
-        report.landed[rig_key] = t.describe_source()
         landed_channels.update(t.driving_channels)
-        for c in t.driving_channels:
-            report.channel_keys.setdefault(c, []).append(rig_key)
-        if rig_key != t.key:
-            report.renamed[t.key] = rig_key
-        if t.fallback:
-            report.fallbacks_used.append(rig_key)
+        for rig_key in res.rig_keys(i):
+            report.landed[rig_key] = t.describe_source()
+            for c in t.driving_channels:
+                report.channel_keys.setdefault(c, []).append(rig_key)
+            if t.fallback:
+                report.fallbacks_used.append(rig_key)
+        if res.rig_keys(i) != (t.key,):
+            report.renamed[t.key] = " + ".join(res.rig_keys(i))
     report.channels_landed = [c for c in ARKIT_52 if c in landed_channels]
     report.unmapped_channels = [c for c in ARKIT_52 if c not in landed_channels]
     report.missing_keys = [entries[i].key for i in res.missing if not entries[i].fallback]
@@ -122,12 +144,12 @@ def rig_curves(preset, key_names, weights) -> tuple:
     report = report_for(preset, res, w)
     curves = {}
     for i in res.active:
-        rig_key = res.found[i][0]
         curve = preset.entries[i].evaluate(w)
-        if rig_key in curves:
-            curves[rig_key] = np.maximum(curves[rig_key], curve)
-            if rig_key not in report.shared_keys:
-                report.shared_keys.append(rig_key)
-        else:
-            curves[rig_key] = curve
+        for rig_key in res.rig_keys(i):
+            if rig_key in curves:
+                curves[rig_key] = np.maximum(curves[rig_key], curve)
+                if rig_key not in report.shared_keys:
+                    report.shared_keys.append(rig_key)
+            else:
+                curves[rig_key] = curve
     return curves, report

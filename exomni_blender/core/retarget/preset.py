@@ -349,7 +349,7 @@ class Preset:
     def targets_for(self, obj_or_key_names):
         """(active Target, rig key) pairs on a rig, in preset order."""
         res = self.resolve(obj_or_key_names)
-        return [(self.entries[i], res.found[i][0]) for i in res.active]
+        return [(self.entries[i], key) for i in res.active for key in res.rig_keys(i)]
 
     def targets(self, key_names, weights):
         """({rig key: float32 curve [frames]}, RetargetReport) for ARKit weights [frames, 52].
