@@ -70,6 +70,53 @@ def aligned_recordings(folder: Path = ALIGNED_SPEECH) -> list[dict]:
     return out
 
 
+OTHER_LANGUAGES = ALIGNED_SPEECH.parent / "aligned_speech_other"
+# Reference bilabials in the other languages' phone labels (pinyin initials, Julius phones).
+BILABIAL_LABELS = {"b", "p", "m", "by", "py", "my"}
+# Julius's phones of the Japanese sample grouped into the words its transcript (ja_sample.txt) spaces.
+_JA_WORDS = (2, 2, 2, 5, 2)
+
+
+def other_language_recordings(folder: Path = OTHER_LANGUAGES) -> list[dict]:
+    """Real recordings in other languages with independent alignments (tests/data/README.md):
+    [{name, language, samples, text, words [(text, start, end)], bilabials [(start, end)]}].
+    Mandarin: a charsiu TextGrid (a word per character, pinyin phones); Japanese: a Julius phone
+    label file, its words the phones grouped as the spaced transcript has them."""
+    from backend.audio_input import load_recording
+    from backend.engines.phonetic.textgrid import read_tiers
+
+    out = []
+    for audio in sorted(Path(folder).glob("*.wav")):
+        language, text = audio.stem.split("_", 1)[0], audio.with_suffix(".txt").read_text(encoding="utf-8").strip()
+        if audio.with_suffix(".TextGrid").is_file():
+            tiers = read_tiers(audio.with_suffix(".TextGrid"))
+            words = [w for w in tiers["words"] if w[2] != "[SIL]"]
+            phones = [p for p in tiers["phones"] if p[2] != "[SIL]"]
+        else:
+            rows = [line.split() for line in audio.with_suffix(".lab").read_text(encoding="utf-8").splitlines()]
+            phones = [(float(a), float(b), ph) for a, b, ph in rows if not ph.startswith("sil")]
+            words, k = [], 0
+            for label, n in zip(text.split(), _JA_WORDS):
+                words.append((phones[k][0], phones[k + n - 1][1], label))
+                k += n
+        out.append({"name": audio.stem, "language": language, "samples": load_recording(audio).analysis(),
+                    "text": text, "words": words,
+                    "bilabials": [(a, b) for a, b, ph in phones if ph.rstrip("012345") in BILABIAL_LABELS]})
+    return out
+
+
+def other_language_errors(rec: dict, result) -> dict:
+    """Word start/end error against the reference (words paired in order by their text), and the
+    reference bilabials whose middle falls in one of the alignment's p/b/m phones (30 ms slack)."""
+    from backend.engines.phonetic import align as pa
+
+    reference = [pa.Word(t, a, b) for a, b, t in rec["words"]]
+    w = pa.word_boundary_error(reference, result.words)
+    closed = sum(1 for a, b in rec["bilabials"]
+                 if any(q.symbol[:1] in "pbm" and q.start <= (a + b) / 2 <= q.end + 0.03 for q in result.phones))
+    return {"words": w, "bilabials": len(rec["bilabials"]), "closed": closed}
+
+
 def joined(recordings: list[dict], repeats: int) -> dict:
     """One long recording: each recording `repeats` times in a row (one room change, as in a session
     recorded on two days), with the transcripts and reference timelines shifted to match."""
@@ -193,6 +240,18 @@ def real_speech(repeats: int) -> None:
             word_ms = f"{w['mean'] * 1000:11.1f}" if w["matched"] else f"{'-':>11s}"
             print(f"{rec['name']:18s} {seconds:6.1f}s {way:12s} {elapsed * 60 / seconds:6.2f} {word_ms} "
                   f"{w['matched']:4d}/{w['reference']:<4d} {p['mean'] * 1000:12.1f} {p['matched']:4d}/{p['reference']:<4d}")
+    others = other_language_recordings()
+    if others:
+        print("\nreal speech in other languages, with transcript (tests/data/aligned_speech_other; "
+              "reference: charsiu for Mandarin, Julius for Japanese)")
+        for rec in others:
+            t0 = time.perf_counter()
+            result = pa.align(rec["samples"], rec["text"], letter_to_sound, language=rec["language"])
+            e = other_language_errors(rec, result)
+            seconds = rec["samples"].size / pa.SAMPLE_RATE
+            print(f"{rec['name']:18s} {rec['language']:4s} {seconds:5.1f}s  {(time.perf_counter() - t0) * 60 / seconds:5.2f} "
+                  f"s/min  word error {e['words']['mean'] * 1000:5.1f} ms ({e['words']['matched']}/"
+                  f"{e['words']['reference']} words)  bilabials closed {e['closed']}/{e['bilabials']}")
     long = joined(recordings, repeats)
     seconds = long["samples"].size / pa.SAMPLE_RATE
     c0 = time.process_time()
