@@ -27,7 +27,19 @@ HEADS = {"makehuman": AVATARS / "makehuman_head.glb", "rpm": AVATARS / "rpm_head
 def measured(request):
     obj, artist, made, summary, _ = mb.run_artist(HEADS[request.param], "Head")
     m = mb.key_shape_measures(obj, artist, made)
+    summary = dict(summary, sizes={k: size for k, (_, size) in mb.compare(made, artist, names=list(artist)).items()})
     return request.param, m["artist"], m["made"], summary
+
+
+def test_the_mouth_and_eye_shapes_are_the_size_the_face_needs(measured):
+    """Smile, the lips' up and down, sideways mouth, the upper lip's roll and wide eyes were 0.35-0.65 of
+    the artists' sizes on all three heads; made to the face's size they are within 0.5-2x of each."""
+    name, _, _, summary = measured
+    sizes = summary["sizes"]
+    for shape in ("mouthSmileLeft", "mouthSmileRight", "mouthUpperUpLeft", "mouthLowerDownLeft", "mouthLeft",
+                  "mouthRight", "mouthRollUpper", "eyeWideLeft", "eyeWideRight"):
+        assert 0.5 <= sizes[shape] <= 2.0, (name, shape, sizes[shape])
+    assert sizes["cheekPuff"] >= 0.3, (name, sizes["cheekPuff"])  # was 0.10 on the ICT face
 
 
 def test_jaw_open_parts_the_lips_like_the_artists(measured):

@@ -23,6 +23,17 @@ from .template import (LID_LOWER_L, LID_LOWER_R, LID_UPPER_L, LID_UPPER_R, LIP_L
 
 NEIGHBOURS = 4
 SMOOTHING_ITERATIONS = 4
+# Shapes the procedural template makes too small on real faces, and by how much: the geometric mean
+# of artist size / made size over three artists' heads of different families (MakeHuman, Ready
+# Player Me, ICT-FaceKit; `exomni bench shapes`), for the shapes all three found small. The
+# template's head has thin lips and flat cheeks; these carry its motions to a real face's size.
+# mouthUpperUp and mouthLeft/Right stay below that mean (2.7, 1.75): more stretched the ICT face's
+# lip-corner edges past the self-check's 6x; cheekPuff too (5.4): its region sits low on the cheek,
+# and more creased the jaw line on the Ready Player Me head.
+SIZE_GAINS = {"mouthUpperUpLeft": 2.0, "mouthUpperUpRight": 2.0, "mouthLowerDownLeft": 2.0,
+              "mouthLowerDownRight": 2.0, "mouthSmileLeft": 1.7, "mouthSmileRight": 1.7, "mouthLeft": 1.3,
+              "mouthRight": 1.3, "cheekPuff": 3.0, "mouthRollUpper": 2.0, "eyeWideLeft": 1.7,
+              "eyeWideRight": 1.7}
 
 
 @dataclass
@@ -323,6 +334,8 @@ def transfer(template: Template, mesh: Mesh, skin, lm: Landmarks, smoothing: flo
         moved = np.einsum("qk,sqkj->sqj", w, d_mapped[:, nn, :])
         out[:, rows, :] = moved * fade[None, :, None]
     out = smooth_fields(mesh, out, skin)
+    for name, gain in SIZE_GAINS.items():
+        out[ARKIT_52.index(name)] *= gain
     notes = scale_lids(template, out, pc, skin, lm)
     notes += part_the_lips(out, pc, labels, lm, lip_lowerness(mesh, pc, labels, lm))
     # the lips' new motions eased into their surroundings and toward the corners, each side alone
