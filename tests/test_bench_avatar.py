@@ -1,4 +1,5 @@
-"""`exomni bench avatar` on the real MakeHuman avatar (tests/data/avatars): every mesh of the character
+"""`exomni bench avatar` on real avatars (tests/data/avatars: MakeHuman, and the ICT-FaceKit face whose
+eyes, gums and teeth carry all of its keys too, so the head must be told by size): every mesh of the character
 is keyed and the contact sheet (exomni_blender.blender.avatar_bench) holds five readable pictures in
 which the mouth really changes: rest, p/b/m, open vowel, rounded vowel, blink."""
 
@@ -11,16 +12,21 @@ import numpy as np
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-AVATAR = REPO / "tests" / "data" / "avatars" / "makehuman_head.glb"
+AVATARS = REPO / "tests" / "data" / "avatars"
+MESHES = {"makehuman_head.glb": {"Head", "Teeth", "Tongue", "EyeLeft", "EyeRight"},
+          "ict_head.glb": {"Head", "GumsTongue", "Teeth", "EyeLeft", "EyeRight"}}
 
 
-def test_bench_avatar_keys_every_mesh_and_draws_the_poses(tmp_path):
+@pytest.mark.parametrize("avatar", sorted(MESHES))
+def test_bench_avatar_keys_every_mesh_and_draws_the_poses(tmp_path, avatar):
     pytest.importorskip("bpy")
-    r = subprocess.run([sys.executable, "-m", "backend.cli", "bench", "avatar", str(AVATAR), "--out", str(tmp_path)],
+    r = subprocess.run([sys.executable, "-m", "backend.cli", "bench", "avatar", str(AVATARS / avatar), "--out",
+                        str(tmp_path)],
                        capture_output=True, text=True, timeout=300, cwd=REPO)
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
     result = json.loads(next(line for line in r.stdout.splitlines() if line.startswith("RESULT "))[7:])
-    assert set(result["keyed"]) == {"Head", "Teeth", "Tongue", "EyeLeft", "EyeRight"} and not result["skipped"]
+    assert set(result["keyed"]) == MESHES[avatar] and not result["skipped"]
+    assert "character of 'Head'" in r.stdout
     import bpy
 
     image = bpy.data.images.load(result["sheet"])

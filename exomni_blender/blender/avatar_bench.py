@@ -49,6 +49,10 @@ def _frame_face(scene, obj, character):
     import bpy
     from mathutils import Vector
 
+    # the face is framed on the character's biggest mesh, whichever of its meshes was picked
+    meshes = [bpy.data.objects.get(p.object_name) for p in character.keyable()]
+    meshes = [o for o in meshes if o is not None and o.type == "MESH"]
+    obj = max(meshes, key=lambda o: len(o.data.vertices), default=obj)
     eyes = []
     for part in character.keyable():
         o = bpy.data.objects.get(part.object_name)
@@ -136,14 +140,17 @@ def choose_head(name: str | None):
             raise SystemExit(f"no object named {name!r}; the meshes are "
                              + ", ".join(o.name for o in bpy.data.objects if o.type == "MESH"))
         return obj
-    arkit = {n.lower() for n in ARKIT_52}
+    from ..core.retarget import RigNames
 
     def score(o):
+        """ARKit channels found among its keys (as retargeting finds them: eyeBlink_L is one), then
+        size: a scanned face's eyes and teeth carry all of its keys too, the head is the biggest."""
         keys = o.data.shape_keys.key_blocks if o.type == "MESH" and o.data.shape_keys else []
-        return sum(k.name.lower() in arkit for k in keys), len(keys)
+        rig = RigNames([k.name for k in keys][1:])
+        return sum(rig.lookup(n)[0] is not None for n in ARKIT_52), len(keys), len(o.data.vertices)
 
     best = max((o for o in bpy.data.objects if o.type == "MESH"), key=score, default=None)
-    if best is None or score(best) == (0, 0):
+    if best is None or score(best)[:2] == (0, 0):
         raise SystemExit("no mesh with shape keys in this file; make them first (exomni make-shapes)")
     return best
 
