@@ -58,6 +58,11 @@ _HELPER_PREFIXES = ("mch", "org", "def", "tweak", "vis", "prop")
 _TRACKING = {"DAMPED_TRACK", "TRACK_TO", "LOCKED_TRACK", "IK"}
 
 MESH, EYE_BONE, HEAD_BONE, JAW_BONE = "mesh", "eye bone", "head bone", "jaw bone"
+# A part the user left out (the Generate panel's Keyed list): a custom property on the mesh object or
+# the pose bone, so the choice stays with the character in the .blend and every path that keys it
+# (Generate, Re-key, dialogue scenes) honours it.
+LEFT_OUT = "exomni_left_out"
+LEFT_OUT_NOTE = "left out (the Generate panel's Keyed list)"
 TAKE_ID = "exomni_take_id"  # the custom property every Action of one take shares
 PART = "exomni_part"
 
@@ -122,6 +127,29 @@ class CharacterTake:
 
     def summary(self) -> str:
         return ", ".join(self.keyed)
+
+
+def _holder(part):
+    """Where a part's left-out flag lives: the mesh object, or the armature's pose bone."""
+    obj = bpy.data.objects.get(part.object_name)
+    if obj is None or part.kind == MESH:
+        return obj
+    return obj.pose.bones.get(part.bone) if obj.pose is not None else None
+
+
+def is_left_out(part) -> bool:
+    holder = _holder(part)
+    return bool(holder is not None and holder.get(LEFT_OUT, False))
+
+
+def set_left_out(part, left_out: bool) -> None:
+    holder = _holder(part)
+    if holder is None:
+        return
+    if left_out:
+        holder[LEFT_OUT] = True
+    elif LEFT_OUT in holder:
+        del holder[LEFT_OUT]
 
 
 # -- finding the character -----------------------------------------------------------------------------
@@ -326,7 +354,8 @@ def key_character(obj, take, start_frame=1, *, exclude=(), take_id: str = "", la
 
     obj        any object of the character: the head mesh, the body, the armature
     take       a Take at any rate (frames land at the scene's rate, as `keying.key_take` lands them)
-    exclude    part labels (mesh or bone names) to leave alone
+    exclude    part labels (mesh or bone names) to leave alone, besides those the user left out
+               (`is_left_out`, the Generate panel's Keyed list)
     take_id    the id the take's Actions share (`exomni_take_id`); a new one when empty
     layered    shape-key meshes as NLA layers (`layers.key_layers`) instead of one Action each
     preset     the retarget preset for the chosen mesh (None: detected per mesh)
@@ -336,14 +365,18 @@ def key_character(obj, take, start_frame=1, *, exclude=(), take_id: str = "", la
     mesh of the character is recorded in `skipped` and the rest is keyed.
     """
     character = character or find_character(obj)
-    parts = [p for p in character.keyable() if p.label not in set(exclude)]
+    left_out = [p for p in character.keyable() if is_left_out(p)]
+    parts = [p for p in character.keyable() if p.label not in set(exclude) and p not in left_out]
     if not parts:
         check_character(obj)  # says what to do
-        raise CharacterError(f"every part of '{obj.name}' was excluded; nothing was keyed")
+        raise CharacterError(f"every part of '{obj.name}' was left out or excluded; nothing was keyed. Tick at "
+                             "least one part in the Generate panel's Keyed list")
     result = CharacterTake(take_id=take_id or uuid.uuid4().hex[:12], main=parts[0].label)
     for p in character.parts:
         if p.note and p.label not in set(exclude):
             result.skipped[p.label] = p.note
+    for p in left_out:
+        result.skipped[p.label] = LEFT_OUT_NOTE
     weights = np.asarray(take.weights, np.float32)
     if weights.ndim != 2 or weights.shape[0] == 0:
         raise KeyingError("the take has no frames to key; generate it again")

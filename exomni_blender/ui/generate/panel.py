@@ -45,6 +45,27 @@ def _draw_recording(layout, context, width: int):
     return None
 
 
+def draw_parts(layout, head) -> None:
+    """The character's parts a take keys, each a toggle: "Keyed: Head, Teeth, EyeLeft ...". """
+    from ...blender.character import find_character, is_left_out
+
+    try:
+        parts = find_character(head).keyable()
+    except Exception as exc:  # a half-built rig must not break the panel's drawing
+        layout.label(text=f"Cannot read the character: {exc}"[:80], icon="ERROR")
+        return
+    if len(parts) < 2:
+        return
+    box = layout.box()
+    box.label(text="Keyed:", icon="GROUP")
+    flow = box.grid_flow(columns=2, even_columns=True, align=True)
+    for part in parts:
+        out = is_left_out(part)
+        op = flow.operator("exomni.toggle_part", text=part.label, icon="CHECKBOX_DEHLT" if out else "CHECKBOX_HLT",
+                           depress=not out)
+        op.object_name, op.bone = part.object_name, part.bone
+
+
 class EXOMNI_PT_main(SidebarPanel, bpy.types.Panel):
     bl_idname = MAIN_PANEL
     bl_label = "Ex-Omni Talking Heads"
@@ -68,6 +89,8 @@ class EXOMNI_PT_main(SidebarPanel, bpy.types.Panel):
             else:
                 col.label(text="No head: select a mesh with shape keys", icon="ERROR")
                 col.operator("exomni.add_demo_head", icon="MONKEY")
+        if head is not None:
+            draw_parts(col, head)
 
         row = col.row(align=True)
         row.prop(settings, "engine")

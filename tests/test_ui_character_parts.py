@@ -1,0 +1,107 @@
+"""The Generate panel's Keyed list on a real avatar (tests/data/avatars/ict_head.glb): it shows every part
+of the character a take keys, a part can be left out with its toggle, the choice is kept with the
+character in the saved .blend, and every path that keys the character (here key_character, which
+Generate, Re-key and dialogue scenes call) leaves that part alone.
+
+The panel's draw() gets a recorder in place of its UILayout (the bpy module has no window); the
+operator, the scene, the avatar and the keying are real."""
+
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+bpy = pytest.importorskip("bpy")
+
+import exomni_blender  # noqa: E402
+from exomni_blender.blender import character as ch  # noqa: E402
+
+pytestmark = pytest.mark.blender
+
+AVATAR = Path(__file__).resolve().parent / "data" / "avatars" / "ict_head.glb"
+
+
+class Recorder:
+    """Stands in for bpy.types.UILayout: labels and operator buttons land in one shared list."""
+
+    def __init__(self, drawn=None):
+        self.drawn = [] if drawn is None else drawn
+
+    def _child(self, *args, **kwargs):
+        return Recorder(self.drawn)
+
+    row = column = box = split = grid_flow = _child
+
+    def label(self, text="", icon="NONE", **kwargs):
+        self.drawn.append(("label", text))
+
+    def prop(self, data, name, **kwargs):
+        self.drawn.append(("prop", name))
+
+    def operator(self, name, text="", icon="NONE", depress=False, **kwargs):
+        button = SimpleNamespace(name=name, text=text, depress=depress)
+        self.drawn.append(("operator", button))
+        return button
+
+    def progress(self, **kwargs):
+        pass
+
+    def separator(self, **kwargs):
+        pass
+
+    def toggles(self) -> dict:
+        return {b.text: b.depress for kind, b in self.drawn if kind == "operator" and b.name == "exomni.toggle_part"}
+
+
+def keyed_list() -> dict:
+    layout = Recorder()
+    bpy.types.EXOMNI_PT_main.draw(type("Panel", (), {"layout": layout})(), bpy.context)
+    return layout.toggles()
+
+
+@pytest.fixture
+def avatar():
+    bpy.ops.wm.read_homefile(use_empty=True)
+    exomni_blender.register()
+    bpy.context.scene.render.fps = 30
+    bpy.ops.import_scene.gltf(filepath=str(AVATAR))
+    head = bpy.data.objects["Head"]
+    bpy.context.scene.exomni.target = head
+    yield head
+    exomni_blender.unregister()
+
+
+@pytest.fixture(scope="module")
+def spoken():
+    from backend.engines.base import Progress, TakeRequest
+    from backend.engines.phonetic.engine import PhoneticEngine
+
+    return PhoneticEngine().make_take(TakeRequest(text="Open the big box by noon.", fps=30), Progress())
+
+
+def test_the_keyed_list_leaves_a_part_out_and_remembers_it(avatar, spoken, tmp_path):
+    parts = {"Head", "GumsTongue", "Teeth", "EyeLeft", "EyeRight"}
+    assert keyed_list() == {p: True for p in parts}
+    assert bpy.ops.exomni.toggle_part(object_name="Teeth", bone="") == {"FINISHED"}
+    assert keyed_list()["Teeth"] is False
+
+    result = ch.key_character(avatar, spoken, start_frame=1)
+    assert set(result.keyed) == parts - {"Teeth"} and result.skipped["Teeth"] == ch.LEFT_OUT_NOTE
+    teeth = bpy.data.objects["Teeth"]
+    assert teeth.data.shape_keys.animation_data is None or teeth.data.shape_keys.animation_data.action is None
+
+    path = tmp_path / "character.blend"
+    bpy.ops.wm.save_as_mainfile(filepath=str(path))
+    bpy.ops.wm.open_mainfile(filepath=str(path))
+    bpy.context.scene.exomni.target = bpy.data.objects["Head"]
+    assert keyed_list()["Teeth"] is False  # kept with the character
+    bpy.ops.exomni.toggle_part(object_name="Teeth", bone="")
+    again = ch.key_character(bpy.data.objects["Head"], spoken, start_frame=1)
+    assert "Teeth" in again.keyed and "Teeth" not in again.skipped
+
+
+def test_leaving_every_part_out_says_what_to_do(avatar, spoken):
+    for part in ch.find_character(avatar).keyable():
+        ch.set_left_out(part, True)
+    with pytest.raises(ch.CharacterError, match="Keyed list"):
+        ch.key_character(avatar, spoken, start_frame=1)
