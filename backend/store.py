@@ -17,6 +17,7 @@ import shutil
 import threading
 import time
 import uuid
+from collections import deque
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -209,24 +210,34 @@ class TakeStore:
                 self._journal.append((key, take_id, size))
 
     def _insert(self, key, take_id: str, size: int) -> None:
-        bisect.insort(self._order, (key, take_id))
+        entry = (key, take_id)
+        if not self._order or entry >= self._order[-1]:
+            self._order.append(entry)  # a new take is the newest: no search
+        else:
+            bisect.insort(self._order, entry)
         self._sizes[take_id] = size
         self._total += size
 
     def _forget(self, take_id: str) -> None:
-        """Drop a take from retention's index (called with `_lock` held)."""
+        """Drop a take from retention's index (called with `_lock` held). The index is changed in place:
+        a new copy of it per take (20,000 entries) left the HTTP process's heap growing in fragments."""
         if self._journal is not None:
             self._journal.append((None, take_id, 0))
         size = self._sizes.pop(take_id, None)
         if size is not None:
             self._total -= size
-            self._order = [entry for entry in self._order if entry[1] != take_id] \
-                if self._order and self._order[0][1] != take_id else self._order[1:]
+            if self._order and self._order[0][1] == take_id:
+                self._order.popleft()  # the oldest: what pruning removes
+            else:
+                for i, entry in enumerate(self._order):
+                    if entry[1] == take_id:
+                        del self._order[i]
+                        break
 
     def _reindex(self) -> None:
         """Rebuild the index from the folders (a second per 20,000 takes): takes added or removed by hand."""
         ids = self.list()
-        order = sorted((self._age_key(i), i) for i in ids)
+        order = deque(sorted((self._age_key(i), i) for i in ids))
         sizes = {i: self.size(i) for i in ids}
         with self._lock:
             self._order, self._sizes, self._total = order, sizes, sum(sizes.values())
@@ -260,23 +271,20 @@ class TakeStore:
         for take_id in protect:
             self.added(take_id)
         removed = []
-        with self._lock:
+        with self._lock:  # the oldest takes past the limits, read off the index's front (no copy of it)
             busy = set(self._readers) | set(protect)
-            candidates = list(self._order)
-            count, total = len(candidates), self._total
-        for _, take_id in candidates:  # oldest first
-            over_count = keep_takes and count > keep_takes
-            over_bytes = keep_bytes and total > keep_bytes
-            if not (over_count or over_bytes):
-                break
-            if take_id in busy:
-                continue
-            with self._lock:
-                size = self._sizes.get(take_id, 0)
+            count, total, victims = len(self._order), self._total, []
+            for _, take_id in self._order:  # oldest first
+                if not ((keep_takes and count > keep_takes) or (keep_bytes and total > keep_bytes)):
+                    break
+                if take_id in busy:
+                    continue
+                victims.append(take_id)
+                count, total = count - 1, total - self._sizes.get(take_id, 0)
+        for take_id in victims:
             gone = self.delete(take_id)  # False: removed by hand meanwhile; the index forgets it either way
             with self._lock:
                 self._forget(take_id)
-            count, total = count - 1, total - size
             if gone:
                 removed.append(take_id)
         return removed
