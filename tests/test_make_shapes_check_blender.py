@@ -32,12 +32,12 @@ def measured(request):
 
 
 def test_the_mouth_and_eye_shapes_are_the_size_the_face_needs(measured):
-    """Smile, the lips' up and down, sideways mouth, the upper lip's roll and wide eyes were 0.35-0.65 of
-    the artists' sizes on all three heads; made to the face's size they are within 0.5-2x of each."""
+    """Smile, the lips' up and down, sideways mouth, the upper lip's roll, wide eyes and raised outer brows
+    were 0.35-0.65 of the artists' sizes on the heads; made to the face's size they are within 0.5-2x of each."""
     name, _, _, summary = measured
     sizes = summary["sizes"]
     for shape in ("mouthSmileLeft", "mouthSmileRight", "mouthUpperUpLeft", "mouthLowerDownLeft", "mouthLeft",
-                  "mouthRight", "mouthRollUpper", "eyeWideLeft", "eyeWideRight"):
+                  "mouthRight", "mouthRollUpper", "eyeWideLeft", "eyeWideRight", "browOuterUpLeft", "browOuterUpRight"):
         assert 0.5 <= sizes[shape] <= 2.0, (name, shape, sizes[shape])
     assert sizes["cheekPuff"] >= 0.3, (name, sizes["cheekPuff"])  # was 0.10 on the ICT face
 

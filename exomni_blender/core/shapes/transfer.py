@@ -33,7 +33,7 @@ SMOOTHING_ITERATIONS = 4
 SIZE_GAINS = {"mouthUpperUpLeft": 2.0, "mouthUpperUpRight": 2.0, "mouthLowerDownLeft": 2.0,
               "mouthLowerDownRight": 2.0, "mouthSmileLeft": 1.7, "mouthSmileRight": 1.7, "mouthLeft": 1.3,
               "mouthRight": 1.3, "cheekPuff": 3.0, "mouthRollUpper": 2.0, "eyeWideLeft": 1.7,
-              "eyeWideRight": 1.7}
+              "eyeWideRight": 1.7, "browOuterUpLeft": 1.4, "browOuterUpRight": 1.4}
 
 
 @dataclass
