@@ -46,7 +46,11 @@ def test_language_names_and_codes():
     for bad in ("", "Klingon please", 5, "e$"):
         with pytest.raises(LanguageError, match="language"):
             language_code(bad)
-    assert language_of(["beat", "in Vietnamese, subtitled"]) == "vi"
+    assert language_of(["beat", "in Vietnamese"]) == "vi"
+    # A screenplay prints such a line as its subtitle: spoken as written, not by a voice of that language.
+    assert language_of(["in Vietnamese, subtitled"], "Did you know Brick and Steel are retired?") is None
+    assert language_of(["in Russian"], "Where is the money?") is None
+    assert language_of(["in Russian"], "Где деньги?") == "ru" and language_of(["in French"], "Where?") == "fr"
     assert language_of(["angrily, in German"]) == "de" and language_of(["whispering"]) is None
     assert language_of(["within reason"]) is None  # "in" must be followed by a language
 
@@ -133,3 +137,15 @@ def test_a_spanish_line_is_spoken_and_keyed_in_spanish(registry):
     b = next(p for p in take.phonemes if p.symbol in ("b", "β"))
     frames = slice(int(b.start * take.fps), int(np.ceil(b.end * take.fps)) + 1)
     assert take.channel("mouthClose")[frames].max() > 0.2 or take.channel("jawOpen")[frames].min() < 0.1
+
+
+def test_the_sample_screenplays_subtitled_line_is_spoken_as_written(samples_dir):
+    """brick_and_steel.fountain prints JACK's line "(in Vietnamese, subtitled)" in English: it stays
+    English, in JACK's own voice."""
+    from backend.dialogue.script import load_script
+
+    script = load_script(samples_dir / "brick_and_steel.fountain")
+    cast = castmod.resolve_cast(script.characters, [], create_heads=True)
+    jack = next(p for p in plan_lines(script, cast, "phonetic", "test", 30.0) if p.line.character == "JACK")
+    assert "in Vietnamese, subtitled" in jack.line.parentheticals
+    assert jack.request["language"] == "en" and jack.request["voice"] == cast.role("JACK").voice

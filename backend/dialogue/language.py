@@ -52,12 +52,26 @@ def language_code(text, where: str = "") -> str:
                         f"of the names {', '.join(sorted(LANGUAGE_NAMES)[:8])} ...")
 
 
-def language_of(parentheticals) -> Optional[str]:
-    """The language a parenthetical names ("in Spanish", "angrily, in French"), or None."""
+# Languages not written in Latin letters: a line "(in Russian)" whose text has none of its letters is
+# the line's translation, as screenplays print it.
+_OWN_SCRIPT = {"ja", "cmn", "yue", "ko", "ru", "uk", "el", "ar", "he", "hi"}
+
+
+def language_of(parentheticals, text: str = "") -> Optional[str]:
+    """The language a parenthetical names ("in Spanish", "angrily, in French"), or None.
+
+    A screenplay prints a line spoken in another language as its subtitle, "(in Vietnamese,
+    subtitled)" above English words: such a line, or one in a language of another script whose text
+    is all Latin letters, is spoken as written (a Vietnamese voice reading English is neither)."""
     for paren in parentheticals:
-        found = _IN_LANGUAGE.search(" ".join(paren.lower().split()))
-        if found:
-            return LANGUAGE_NAMES[found.group(1)]
+        words = " ".join(paren.lower().split())
+        found = _IN_LANGUAGE.search(words)
+        if not found:
+            continue
+        language = LANGUAGE_NAMES[found.group(1)]
+        if "subtitle" in words or (language in _OWN_SCRIPT and text and text.isascii()):
+            return None
+        return language
     return None
 
 

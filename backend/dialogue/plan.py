@@ -100,7 +100,7 @@ def plan_lines(script: Script, cast: Cast, engine: str, engine_version: str, fps
     for line in script.lines:
         role = cast.role(line.character)
         delivery = delivery_for(line.parentheticals)
-        named = line.language or language_of(line.parentheticals) or role.language  # None: nobody said
+        named = line.language or language_of(line.parentheticals, line.text) or role.language  # None: nobody said
         spoken_in = named or DEFAULT_LANGUAGE
         # A voice the script names for the line is taken as written; the cast's speaks a language
         # someone named (a voice cast with no language speaks the lines as it always did).
