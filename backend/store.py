@@ -219,8 +219,8 @@ class TakeStore:
         self._total += size
 
     def _forget(self, take_id: str) -> None:
-        """Drop a take from retention's index (called with `_lock` held). The index is changed in place:
-        a new copy of it per take (20,000 entries) left the HTTP process's heap growing in fragments."""
+        """Drop a take from retention's index (called with `_lock` held). The index is changed in place,
+        not copied: the oldest take, the one pruning removes, leaves from the front at no cost."""
         if self._journal is not None:
             self._journal.append((None, take_id, 0))
         size = self._sizes.pop(take_id, None)
