@@ -105,3 +105,24 @@ def test_leaving_every_part_out_says_what_to_do(avatar, spoken):
         ch.set_left_out(part, True)
     with pytest.raises(ch.CharacterError, match="Keyed list"):
         ch.key_character(avatar, spoken, start_frame=1)
+
+
+def test_the_live_preview_moves_the_whole_character_and_puts_it_back(avatar):
+    """A live frame shows on every mesh the take will key (the gums and teeth open with the head, both
+    halves of ICT's split browInnerUp rise), not on a part left out, and stopping puts every key back."""
+    import numpy as np
+
+    from exomni_blender.core.arkit import INDEX
+    from exomni_blender.ui.live import LivePreview
+
+    ch.set_left_out(next(p for p in ch.find_character(avatar).keyable() if p.label == "EyeRight"), True)
+    frame = np.zeros(52, np.float32)
+    frame[INDEX["jawOpen"]], frame[INDEX["browInnerUp"]], frame[INDEX["eyeBlinkRight"]] = 0.6, 0.4, 0.9
+    preview = LivePreview("Head")
+    preview._show(frame)
+    value = lambda mesh, key: bpy.data.objects[mesh].data.shape_keys.key_blocks[key].value  # noqa: E731
+    assert value("Head", "jawOpen") == value("Teeth", "jawOpen") == value("GumsTongue", "jawOpen") == pytest.approx(0.6)
+    assert value("Head", "browInnerUp_L") == value("Head", "browInnerUp_R") == pytest.approx(0.4)
+    assert value("EyeLeft", "eyeBlink_R") == pytest.approx(0.9) and value("EyeRight", "eyeBlink_R") == 0.0
+    preview.stop()
+    assert value("Teeth", "jawOpen") == value("Head", "browInnerUp_R") == value("EyeLeft", "eyeBlink_R") == 0.0

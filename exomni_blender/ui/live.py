@@ -41,6 +41,7 @@ class LivePreview:
         self.applied_frames = 0  # frames shown so far (for the panel and the tests)
         self.sound_error = ""
         self.lost = False  # set by the worker when the stream broke: the next tick stops the preview
+        self._targets = None  # [(mesh name, [(shape key, ARKit frame -> value)])], found on the first frame
 
     # -- worker thread -----------------------------------------------------------------------------
     def feed(self, event) -> None:
@@ -118,19 +119,22 @@ class LivePreview:
             bpy.app.timers.unregister(_tick_all)  # a timer left behind keeps the bpy module from exiting
 
     def _show(self, weights: np.ndarray) -> None:
-        head = bpy.data.objects.get(self.head_name)
-        keys = getattr(getattr(head, "data", None), "shape_keys", None)
-        if keys is None:
-            return
-        blocks = {b.name.lower(): b for b in keys.key_blocks}
-        for channel, name in enumerate(ARKIT_52):
-            block = blocks.get(name.lower())
-            if block is None:
+        if self._targets is None:
+            self._targets = _character_targets(self.head_name)
+        frame = np.asarray(weights, np.float32)[None, :]
+        for obj_name, targets in self._targets:
+            obj = bpy.data.objects.get(obj_name)
+            keys = getattr(getattr(obj, "data", None), "shape_keys", None)
+            if keys is None:
                 continue
-            self._saved.setdefault((head.name, block.name), block.value)
-            block.value = float(weights[channel])
+            for key_name, value_of in targets:
+                block = keys.key_blocks.get(key_name)
+                if block is None:
+                    continue
+                self._saved.setdefault((obj_name, key_name), block.value)
+                block.value = float(value_of(frame))
+            obj.data.update_tag()
         self.applied_frames += 1
-        head.data.update_tag()
 
     def _play(self, pcm: np.ndarray, rate: int, delay: float) -> None:
         if self.sound_error:
@@ -144,6 +148,38 @@ class LivePreview:
             self._handles.append(self._device.play(sound.delay(max(0.0, delay)) if delay > 0 else sound))
         except Exception as exc:  # no audio device: the face still moves
             self.sound_error = f"live sound is off ({exc})"
+
+
+def _character_targets(head_name: str) -> list:
+    """Every mesh of the head's character the preview moves, as the take will be keyed on it: each
+    mesh's keys through the rig family detected for it (ICT's eyeBlink_L, both halves of a split
+    browInnerUp), parts the user left out left alone. A viseme rig shows its ARKit-named keys only
+    (its visemes come from the take's phonemes, which a live frame does not carry)."""
+    from ..blender.character import find_character, is_left_out
+    from ..core import retarget
+
+    head = bpy.data.objects.get(head_name)
+    if head is None:
+        return []
+    try:
+        meshes = [p.object_name for p in find_character(head).meshes() if not is_left_out(p)] or [head_name]
+    except Exception:  # the preview must never fail on a rig it cannot read: the chosen head alone
+        meshes = [head_name]
+    out = []
+    for name in meshes:
+        obj = bpy.data.objects.get(name)
+        keys = getattr(getattr(obj, "data", None), "shape_keys", None)
+        if keys is None:
+            continue
+        key_names = [b.name for b in keys.key_blocks][1:]
+        preset = retarget.detect(key_names).preset
+        if preset is not None:
+            targets = [(key, lambda w, t=target: t.evaluate(w)[0]) for target, key in preset.targets_for(key_names)]
+        else:
+            lower = {k.lower(): k for k in key_names}
+            targets = [(lower[n.lower()], lambda w, c=c: w[0, c]) for c, n in enumerate(ARKIT_52) if n.lower() in lower]
+        out.append((name, targets))
+    return out
 
 
 def stop_all() -> None:
