@@ -126,3 +126,30 @@ def test_the_live_preview_moves_the_whole_character_and_puts_it_back(avatar):
     assert value("EyeLeft", "eyeBlink_R") == pytest.approx(0.9) and value("EyeRight", "eyeBlink_R") == 0.0
     preview.stop()
     assert value("Teeth", "jawOpen") == value("Head", "browInnerUp_R") == value("EyeLeft", "eyeBlink_R") == 0.0
+
+
+@pytest.mark.parametrize("layered", [False, True])
+def test_clear_take_removes_it_from_every_part_of_the_character(avatar, spoken, layered):
+    """Clear Take on the takes list removes the selected take's Actions and NLA strips from every mesh it
+    was keyed on, puts their shape keys back to rest, and leaves another take of the same head alone."""
+    from exomni_blender.ui.takes.operators import apply_take
+
+    scene = bpy.context.scene
+    first = apply_take(scene, avatar, spoken, 1, layered=layered).take_id  # read now: adding an item moves
+    second_item = apply_take(scene, avatar, spoken, 200, layered=layered)  # the list's items in memory
+    second, second_name = second_item.take_id, second_item.name
+    assert first and second and first != second
+    ours = [a for a in bpy.data.actions if a.get(ch.TAKE_ID) == first]
+    assert len({a.get(ch.PART) for a in ours}) == 5  # Head, GumsTongue, Teeth, EyeLeft, EyeRight
+    scene.frame_set(5)
+    scene.exomni.takes_index = 0
+    assert bpy.ops.exomni.clear_take() == {"FINISHED"}
+    assert not [a for a in bpy.data.actions if a.get(ch.TAKE_ID) == first]
+    assert [a for a in bpy.data.actions if a.get(ch.TAKE_ID) == second]
+    assert [t.name for t in scene.exomni.takes] == [second_name]
+    for mesh in ("Head", "Teeth", "EyeLeft"):
+        keys = bpy.data.objects[mesh].data.shape_keys
+        for track in (keys.animation_data.nla_tracks if keys.animation_data else []):
+            assert all(s.action is not None and s.action.get(ch.TAKE_ID) != first for s in track.strips)
+    if not layered:  # one Action per mesh, the second take's now: the first frames are its rest
+        assert bpy.data.objects["Teeth"].data.shape_keys.key_blocks["jawOpen"].value == 0.0

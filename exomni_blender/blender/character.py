@@ -493,6 +493,45 @@ def _root(o):
     return o
 
 
+def clear_take(take_id: str) -> list:
+    """Remove a take from every part of its character: each Action carrying `take_id` is unassigned,
+    its NLA strips removed, the Action deleted, and the shape keys it drove set back to 0 (the rest
+    shape). Returns the part labels cleared; an unknown id clears nothing. The take's sound strip and
+    folder are not touched."""
+    import re
+
+    from .compat import all_fcurves
+
+    actions = [a for a in bpy.data.actions if take_id and a.get(TAKE_ID) == take_id]
+    if not actions:
+        return []
+    gone = set(actions)
+    driven = []  # (Key, Action) pairs: whose shape keys go back to rest
+    for owner in list(bpy.data.objects) + list(bpy.data.shape_keys):
+        ad = owner.animation_data
+        if ad is None:
+            continue
+        used = {ad.action} & gone if ad.action is not None else set()
+        if used:
+            ad.action = None
+        for track in ad.nla_tracks:
+            for strip in [s for s in track.strips if s.action in gone]:
+                used.add(strip.action)
+                track.strips.remove(strip)
+        if isinstance(owner, bpy.types.Key):
+            driven.extend((owner, a) for a in used)
+    for key, action in driven:
+        for fc in all_fcurves(action):
+            found = re.match(r'key_blocks\["(.+)"\]\.value$', fc.data_path)
+            block = key.key_blocks.get(found.group(1)) if found else None
+            if block is not None:
+                block.value = 0.0
+    labels = [a.get(PART, a.name) for a in actions]
+    for action in actions:
+        bpy.data.actions.remove(action)
+    return list(dict.fromkeys(labels))
+
+
 def _tag(action, take_id, label, base_name):
     action[TAKE_ID] = take_id
     action[PART] = label

@@ -58,6 +58,7 @@ class LivePreview:
 
     # -- main thread ---------------------------------------------------------------------------------
     def start(self) -> None:
+        self._targets = _character_targets(self.head_name)  # before the first frame: it must show at once
         _previews.append(self)
         if not bpy.app.timers.is_registered(_tick_all):
             bpy.app.timers.register(_tick_all, first_interval=TICK_S)

@@ -36,7 +36,7 @@ def apply_take(scene, head, take: Take, start_frame, folder: str = "", take_id: 
     item.name = f"Take {number}"
     item.text = take.text
     item.engine = take.engine
-    item.take_id = take_id
+    item.take_id = keyed.take_id  # the id every Action of this take carries (Clear Take finds them by it)
     item.folder = str(folder)
     item.start_frame = int(round(start_frame))
     item.frames = take.frames
@@ -161,6 +161,29 @@ class EXOMNI_OT_remove_take(ExOmniOperator, bpy.types.Operator):
         settings.takes_index = min(settings.takes_index, len(settings.takes) - 1)
 
 
-CLASSES = (EXOMNI_OT_key_take_from_disk, EXOMNI_OT_rekey_take, EXOMNI_OT_jump_to_take, EXOMNI_OT_remove_take)
+class EXOMNI_OT_clear_take(ExOmniOperator, bpy.types.Operator):
+    bl_idname = "exomni.clear_take"
+    bl_label = "Clear Take"
+    bl_description = ("Remove the selected take's animation from every mesh and bone of the character it was "
+                      "keyed on, and the take from this list (its audio strip and folder stay)")
+    bl_options = {"REGISTER", "UNDO"}
+    kind = "generate"
+
+    def run(self, context):
+        from ...blender.character import clear_take
+
+        item = selected_take(context)
+        name = item.name
+        cleared = clear_take(item.take_id)
+        settings = context.scene.exomni
+        settings.takes.remove(settings.takes_index)
+        settings.takes_index = min(settings.takes_index, len(settings.takes) - 1)
+        context.scene.frame_set(context.scene.frame_current)
+        self.report({"INFO"}, f"Cleared '{name}' from {', '.join(cleared)}" if cleared else
+                    f"Removed '{name}' from the list; its animation was already gone")
+
+
+CLASSES = (EXOMNI_OT_key_take_from_disk, EXOMNI_OT_rekey_take, EXOMNI_OT_jump_to_take, EXOMNI_OT_remove_take,
+           EXOMNI_OT_clear_take)
 
 register, unregister = bpy.utils.register_classes_factory(CLASSES)

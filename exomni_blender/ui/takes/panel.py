@@ -37,6 +37,7 @@ class EXOMNI_PT_takes(SidebarPanel, bpy.types.Panel):
         side.operator("exomni.jump_to_take", text="", icon="PLAY_REVERSE")
         side.operator("exomni.rekey_take", text="", icon="KEYINGSET")
         side.operator("exomni.remove_take", text="", icon="REMOVE")
+        side.operator("exomni.clear_take", text="", icon="TRASH")
         if 0 <= settings.takes_index < len(settings.takes):
             item = settings.takes[settings.takes_index]
             box = layout.box().column(align=True)
