@@ -10,7 +10,8 @@ import exomni_blender  # noqa: E402
 pytestmark = pytest.mark.blender
 
 OPERATORS = ("generate", "cancel", "refresh_engines", "start_backend", "stop_backend", "add_demo_head",
-             "key_take_from_disk", "rekey_take", "jump_to_take", "remove_take", "change_mood")
+             "key_take_from_disk", "rekey_take", "jump_to_take", "remove_take", "change_mood", "toggle_part",
+             "clear_take")
 TYPES = ("EXOMNI_PT_main", "EXOMNI_PT_takes", "EXOMNI_UL_takes", "ExOmniSceneSettings", "ExOmniTakeItem",
          "ExOmniPreferences", *(f"EXOMNI_OT_{name}" for name in OPERATORS))
 

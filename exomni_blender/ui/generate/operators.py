@@ -348,7 +348,7 @@ class EXOMNI_OT_add_demo_head(ExOmniOperator, bpy.types.Operator):
         context.view_layer.objects.active = head
 
 
-class EXOMNI_OT_toggle_part(bpy.types.Operator):
+class EXOMNI_OT_toggle_part(ExOmniOperator, bpy.types.Operator):
     bl_idname = "exomni.toggle_part"
     bl_label = "Key This Part"
     bl_description = ("Key this mesh or bone of the character with every take, or leave it out (remembered "
@@ -358,20 +358,17 @@ class EXOMNI_OT_toggle_part(bpy.types.Operator):
     object_name: bpy.props.StringProperty()
     bone: bpy.props.StringProperty()
 
-    def execute(self, context):
+    def run(self, context):
         from ...blender.character import find_character, is_left_out, set_left_out
 
         obj = bpy.data.objects.get(self.object_name)
         if obj is None:
-            self.report({"ERROR"}, f"'{self.object_name}' is no longer in the file")
-            return {"CANCELLED"}
+            raise UserError(f"'{self.object_name}' is no longer in the file; select the head again.")
         part = next((p for p in find_character(obj).keyable()
                      if p.object_name == self.object_name and p.bone == self.bone), None)
         if part is None:
-            self.report({"ERROR"}, f"'{self.bone or self.object_name}' is not a part a take moves")
-            return {"CANCELLED"}
+            raise UserError(f"'{self.bone or self.object_name}' is not a part a take moves.")
         set_left_out(part, not is_left_out(part))
-        return {"FINISHED"}
 
 
 CLASSES = (EXOMNI_OT_generate, EXOMNI_OT_cancel, EXOMNI_OT_change_mood, EXOMNI_OT_add_demo_head,
