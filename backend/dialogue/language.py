@@ -15,6 +15,8 @@ from __future__ import annotations
 import re
 from typing import Optional
 
+from exomni_blender.core.request import is_english
+
 DEFAULT_LANGUAGE = "en"
 
 LANGUAGE_NAMES = {
@@ -73,10 +75,6 @@ def language_of(parentheticals, text: str = "") -> Optional[str]:
             return None
         return language
     return None
-
-
-def is_english(language: Optional[str]) -> bool:
-    return not language or language == "en" or language.startswith("en-")
 
 
 def voice_for_language(voice: Optional[str], language: str) -> Optional[str]:

@@ -21,10 +21,11 @@ from typing import Optional
 import numpy as np
 
 from exomni_blender.core import dialogue_layout as L
+from exomni_blender.core.request import is_english
 
 from .cast import Cast
 from .delivery import Delivery, apply_to_request, delivery_for
-from .language import DEFAULT_LANGUAGE, is_english, language_of, voice_for_language
+from .language import DEFAULT_LANGUAGE, language_of, voice_for_language
 from .script import Line, Script
 
 PLAN_FORMAT = "exomni-dialogue-plan"

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 import uuid
 from dataclasses import dataclass, field
 
@@ -498,8 +499,6 @@ def clear_take(take_id: str) -> list:
     its NLA strips removed, the Action deleted, and the shape keys it drove set back to 0 (the rest
     shape). Returns the part labels cleared; an unknown id clears nothing. The take's sound strip and
     folder are not touched."""
-    import re
-
     from .compat import all_fcurves
 
     actions = [a for a in bpy.data.actions if take_id and a.get(TAKE_ID) == take_id]

@@ -54,17 +54,19 @@ def strip_arkit(obj) -> dict:
     aside. Names are matched as retargeting matches them (eyeBlink_L is eyeBlinkLeft); a shape the
     rig has only as two halves (browInnerUp_L and _R) is kept as their sum."""
     from ..core.retarget import RigNames
+    from ..core.retarget.apply import split_halves
 
     deltas = key_deltas(obj)
     rig = RigNames(list(deltas))
     kept, used = {}, []
     for name in ARKIT_52:
         hit = rig.lookup(name)[0]
-        halves = [rig.lookup(name + side)[0] for side in ("Left", "Right")] if hit is None else []
+        halves = split_halves(name, rig) if hit is None else None
         if hit is not None:
             kept[name], used = deltas[hit], used + [hit]
-        elif all(halves) and halves[0] != halves[1]:
-            kept[name], used = deltas[halves[0]] + deltas[halves[1]], used + halves
+        elif halves is not None:
+            (left, _), right = halves
+            kept[name], used = deltas[left] + deltas[right], used + [left, right]
     for rig_name in dict.fromkeys(used):
         obj.shape_key_remove(obj.data.shape_keys.key_blocks[rig_name])
     return kept

@@ -249,6 +249,11 @@ def _voice(voice, engine: str, spec: Optional[EngineSpec]):
     return voice
 
 
+def is_english(language: Optional[str]) -> bool:
+    """Whether a language code is English ("", "en", "en-gb" ...): the default every path treats alike."""
+    return not language or language == "en" or language.startswith("en-")
+
+
 def _language(language, engine: str, spec: Optional[EngineSpec]) -> str:
     """A language code the engine's voices know (eSpeak NG's codes are among its voice names)."""
     if (not isinstance(language, str) or len(language) > SPECS["language"].high or not language.strip()

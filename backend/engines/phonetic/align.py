@@ -19,6 +19,7 @@ from typing import Callable, Optional, Sequence
 import numpy as np
 
 from exomni_blender.core import contract as C
+from exomni_blender.core.request import is_english
 from exomni_blender.core.take import Phoneme
 
 from ..base import EngineError
@@ -251,10 +252,6 @@ def _minutes(frames: int) -> str:
 
 LetterToSound = Callable[[str], str]  # word -> IPA
 Report = Callable[..., None]  # (fraction 0..1, message); may raise to cancel between chunks
-
-
-def is_english(language: str) -> bool:
-    return language in ("", "en") or language.startswith("en-")
 
 
 def align(samples16k: np.ndarray, text: str = "", letter_to_sound: Optional[LetterToSound] = None,

@@ -51,7 +51,7 @@ def _find_targets(entries, rig) -> tuple:
                     ambiguous[t.key] = others
                 break
         if hit is None:
-            split = _halves(t.key, rig)
+            split = split_halves(t.key, rig)
             if split is None:
                 missing.append(i)
                 continue
@@ -60,7 +60,7 @@ def _find_targets(entries, rig) -> tuple:
     return found, missing, ambiguous, halves
 
 
-def _halves(key: str, rig):
+def split_halves(key: str, rig):
     """((left rig key, quality), right rig key) when a key with no side is on the rig only as two
     halves, as face-scan rigs split browInnerUp and cheekPuff; else None."""
     if name_key(key).side:
