@@ -159,3 +159,100 @@ def test_a_long_alignment_is_cancelled_between_stretches(six_minutes):
     # The aligner is free again at once.
     short = pa.align(rec["samples"][: 5 * pa.SAMPLE_RATE], "")
     assert short.phones
+
+
+# -- a long recording in parts, aligned at once by helper processes ------------------------------
+
+@pytest.fixture
+def helpers(monkeypatch):
+    """Every helper process started, kept for the test to look at (real processes, real work)."""
+    from backend.engines.phonetic import align_parts
+
+    started = []
+
+    class Watched(align_parts.Helper):
+        def __init__(self, job):
+            super().__init__(job)
+            self.job = job
+            started.append(self)
+
+        def result(self):
+            self.answer = super().result()
+            return self.answer
+
+    monkeypatch.setattr(align_parts, "Helper", Watched)
+    monkeypatch.setattr(pa, "_cores", lambda: 2)  # two parts even on a one-core machine
+    return started
+
+
+def _alone(monkeypatch, samples, text):
+    monkeypatch.setenv(pa.PROCESSES_ENV, "1")
+    result = pa.align(samples, text, letter_to_sound)
+    monkeypatch.delenv(pa.PROCESSES_ENV)
+    return result
+
+
+def test_six_minutes_in_two_parts_place_the_words_as_one_process_does(six_minutes, helpers, monkeypatch):
+    rec, _ = six_minutes
+    spans = pa.part_spans(pa._levels(rec["samples"]), pa._frames(rec["samples"]))
+    assert len(spans) == 2 and abs(spans[0][1] / spans[1][1] - 0.5) < 0.03, spans
+    together = pa.align(rec["samples"], rec["text"], letter_to_sound)
+    assert len(helpers) == 1 and helpers[0].answer is not None, helpers[0].failed
+    assert together.processes == 2
+    alone = _alone(monkeypatch, rec["samples"], rec["text"])
+    # The helper found where in the transcript its part begins: after the words one process places
+    # before the part's first frame.
+    assert helpers[0].answer["first"] == sum(1 for w in alone.words if w.end * pa.FRAME_RATE <= spans[1][0])
+    assert [w.text for w in together.words] == [w.text for w in alone.words]
+    assert not together.warning
+    words = pa.word_boundary_error(rec["words"], together.words)
+    assert words["matched"] >= 0.98 * words["reference"] and words["mean"] < LONG_WORD_LIMIT, words
+    # Only the stretches around the part's edge differ from one process's.
+    moved = [abs(a.start - b.start) for a, b in zip(together.words, alone.words)]
+    assert np.mean(moved) < 0.01 and sum(m > 0.05 for m in moved) <= 10
+
+
+def test_a_part_that_begins_elsewhere_is_aligned_again_here(recordings, helpers, monkeypatch):
+    """A helper told to look for its part's start in the wrong place (the transcript's first words)
+    answers a start that does not follow the part before; this process then aligns that part itself,
+    and the result is the same as one process's."""
+    rec = joined(recordings, 2)
+    monkeypatch.setattr(pa, "PART_SECONDS", 25.0)
+    monkeypatch.setattr(pa, "_entries", lambda span, total, count: {i: 1.0 for i in range(0, 6)})
+    together = pa.align(rec["samples"], rec["text"], letter_to_sound)
+    assert len(helpers) == 1
+    answer = helpers[0].answer
+    assert answer is None or answer["first"] < 6  # it could only begin among the first words
+    alone = _alone(monkeypatch, rec["samples"], rec["text"])
+    assert together.processes == 1 and alone.processes == 1  # the helper's work was not kept
+    assert [w.text for w in together.words] == [w.text for w in alone.words]
+    assert [round(w.start, 2) for w in together.words] == [round(w.start, 2) for w in alone.words]
+
+
+def test_recognition_in_parts_gives_the_same_words(recordings, helpers, monkeypatch):
+    rec = joined(recordings, 2)
+    together = pa.align(rec["samples"], "")
+    assert len(helpers) == 1 and helpers[0].answer is not None, helpers[0].failed
+    assert together.processes == 2
+    assert helpers[0].answer["words"]  # the helper recognised its part's words
+    monkeypatch.setenv(pa.PROCESSES_ENV, "1")
+    alone = pa.align(rec["samples"], "")
+    assert [(w.text, w.start, w.end) for w in together.words] == [(w.text, w.start, w.end) for w in alone.words]
+    assert [(p.symbol, p.start) for p in together.phones] == [(p.symbol, p.start) for p in alone.phones]
+
+
+def test_cancelling_stops_the_helpers(six_minutes, helpers):
+    rec, _ = six_minutes
+    reports = []
+
+    def report(fraction, message=""):
+        reports.append(fraction)
+        if len(reports) >= 3:
+            raise Cancelled()
+
+    with pytest.raises(Cancelled):
+        pa.align(rec["samples"], rec["text"], letter_to_sound, progress=report)
+    assert len(helpers) == 1
+    process = helpers[0]._process
+    assert process.poll() is not None and process.returncode != 0  # killed, not finished
+    assert not __import__("os").path.exists(helpers[0]._folder)  # its files are gone

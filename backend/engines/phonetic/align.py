@@ -1,16 +1,19 @@
 """Phone timelines from a recording, with pocketsphinx and the English model its wheel ships.
 
 With a transcript the words are force-aligned (a word pass, then a phone pass that starts from the
-word pass's own segmentation: each stretch of audio is decoded twice); without one, words are recognised with the English language model and then force-aligned
-the same way. Long recordings go through in chunks cut in pauses. Timelines come
-out in IPA, the symbols the phonetic engine's viseme model speaks, so a recording drives the same
-mouth as synthesized speech. Comparing two timelines (for tests and the benchmark) lives here too,
-because it needs the same IPA <-> ARPAbet mapping.
-"""
+word pass's own segmentation: each stretch of audio is decoded twice); without one, words are
+recognised with the English language model and then force-aligned the same way. Long recordings
+go through in stretches cut in pauses, and in parts aligned at once by helper processes, one per
+core (align_parts). Timelines come out in IPA, the symbols the phonetic engine's viseme model
+speaks, so a recording drives the same mouth as synthesized speech. Comparing two timelines (for
+tests and the benchmark) lives here too, because it needs the same IPA <-> ARPAbet mapping."""
 
 from __future__ import annotations
 
+import atexit
+import os
 import re
+import tempfile
 import threading
 import unicodedata
 from dataclasses import dataclass, field
@@ -26,8 +29,8 @@ from ..base import EngineError
 
 FRAME_RATE = 100  # pocketsphinx frames per second (10 ms)
 SAMPLE_RATE = 16000
-CHUNK_SECONDS = 30.0  # longest stretch of audio decoded at once
-HELD_BACK = 2  # words a stretch gives back to the next one (see force_align)
+CHUNK_SECONDS = 20.0  # longest stretch of audio decoded at once
+HELD_BACK = 2  # words a stretch gives back to the next one (see _forward)
 # A long transcript whose last words are not in the recording keeps the words it placed; when more
 # than this share is missing the transcript is not what was said, and phones are recognised instead.
 MAX_UNPLACED = 0.05
@@ -84,6 +87,7 @@ class PhoneAlignment:
     skipped: list[str] = field(default_factory=list)  # transcript words that could not be pronounced
     warning: str = ""
     score: Optional[float] = None  # forced alignment's per-frame acoustic fit (see MISMATCH_SCORE)
+    processes: int = 1  # processes whose work the result holds (this one and helpers that succeeded)
 
 
 # -- IPA <-> ARPAbet --------------------------------------------------------------------------
@@ -157,8 +161,10 @@ def _make_decoder(kind: str):
 
     if kind == "align":
         # bestpath off: with it the word pass may end early on a fake final silence. Wide beams:
-        # the default ones lose the only path through the transcript on synthetic voices.
-        return pocketsphinx.Decoder(lm=None, loglevel="FATAL", bestpath=False,
+        # the default ones lose the only path through the transcript on synthetic voices. Silence
+        # as the only filler: the model's noise fillers, tried at every grammar state, cost 10-18 %
+        # of the time and placed no word or phone differently on the real recordings.
+        return pocketsphinx.Decoder(lm=None, loglevel="FATAL", bestpath=False, fdict=_silence_fillers(),
                                     beam=1e-120, wbeam=1e-100, pbeam=1e-120)
     if kind == "words":
         # The English word LM. The default search (fwdflat and bestpath passes, no HMM cap) runs
@@ -168,6 +174,20 @@ def _make_decoder(kind: str):
     return pocketsphinx.Decoder(allphone=pocketsphinx.get_model_path("en-us/en-us-phone.lm.bin"),
                                 loglevel="FATAL", bestpath=False,
                                 lw=1.0)  # a light LM weight: more phones found (measured on espeak speech)
+
+
+_fillers_file: list = []
+
+
+def _silence_fillers() -> str:
+    """A filler dictionary with silence alone, written once per process (removed at exit)."""
+    if not _fillers_file:
+        fd, path = tempfile.mkstemp(prefix="exomni-fillers-", suffix=".dict")
+        with os.fdopen(fd, "w") as f:
+            f.write("<s> SIL\n</s> SIL\n<sil> SIL\n")
+        atexit.register(lambda: os.path.exists(path) and os.remove(path))
+        _fillers_file.append(path)
+    return _fillers_file[0]
 
 
 def _run(d, pcm: bytes) -> None:
@@ -187,10 +207,15 @@ def _pcm(samples16k: np.ndarray) -> bytes:
     """
     x = np.asarray(samples16k, np.float32)
     peak = float(np.max(np.abs(x))) if x.size else 0.0
-    if peak > 0:
-        x = x * (0.9 / peak)  # a quiet recording keeps its detail in 16-bit
-    x = x + DITHER * np.random.default_rng(0).standard_normal(x.size).astype(np.float32)
-    return (np.clip(x, -1.0, 1.0) * 32767.0).round().astype("<i2").tobytes()
+    x = x * np.float32(32767.0 * 0.9 / peak) if peak > 0 else x * np.float32(32767.0)  # a quiet recording keeps its detail
+    # The noise repeats every 4 s: as good a floor, and a long recording's costs no time (0.7 s an hour).
+    noise = np.random.default_rng(0).standard_normal(min(x.size, 1 << 16), dtype=np.float32)
+    noise *= np.float32(DITHER * 32767.0)
+    for i in range(0, x.size, noise.size):
+        x[i:i + noise.size] += noise[:x.size - i]
+    np.rint(x, out=x)
+    np.clip(x, -32767, 32767, out=x)
+    return x.astype("<i2").tobytes()
 
 
 # -- cutting a long recording -----------------------------------------------------------------
@@ -202,10 +227,11 @@ def speech_chunks(samples16k: np.ndarray, seconds: Optional[float] = None) -> li
     The decoders' beams, and the phone pass's memory (frames x states), are sized for a sentence or
     a paragraph, not a chapter: a long recording is decoded one chunk at a time.
     """
-    limit = _limit(seconds)
-    levels = _levels(samples16k)
-    total = _frames(samples16k)
-    chunks, start = [], 0
+    return _chunks(_levels(samples16k), (0, _frames(samples16k)), _limit(seconds))
+
+
+def _chunks(levels: np.ndarray, span: tuple[int, int], limit: int) -> list[tuple[int, int]]:
+    chunks, (start, total) = [], span
     while total - start > limit:
         end = _cut(levels, start, limit)
         chunks.append((start, end))
@@ -227,7 +253,8 @@ def _levels(samples16k: np.ndarray) -> np.ndarray:
     x = np.asarray(samples16k, np.float32)
     hop = SAMPLE_RATE // FRAME_RATE
     n = x.size // hop
-    level = np.log10(np.mean(x[:n * hop].reshape(n, hop).astype(np.float64) ** 2, axis=1) + 1e-12)
+    frames = x[:n * hop].reshape(n, hop)
+    level = np.log10(np.einsum("ij,ij->i", frames, frames) / hop + 1e-12)
     width = max(1, min(30, n))
     return np.convolve(level, np.ones(width) / width, mode="same")
 
@@ -290,47 +317,71 @@ def recognize_words(samples16k: np.ndarray, progress: Optional[Report] = None) -
     """No transcript: each chunk's words are recognised with the word LM, then force-aligned on that
     chunk, so the phones are the dictionary's pronunciations of real words placed by the acoustic
     model (a chunk where that fails gets recognised phones). More phones found, and closer, than
-    the phone recogniser gives (see `exomni bench lipsync`)."""
+    the phone recogniser gives (see `exomni bench lipsync`). Chunks stand alone, so even a short
+    recording is cut in parts recognised at once, one per core (see `part_spans`)."""
     report = progress or (lambda f, m="": None)
     pcm = _pcm(samples16k)
-    chunks = speech_chunks(samples16k)
-    total = chunks[-1][1]
-    phones, word_list, fit = [], [], [0.0, 0]
+    levels, total = _levels(samples16k), _frames(samples16k)
+    audio = _Audio(pcm, levels)
+    groups = [_chunks(levels, span, _limit(None)) for span in part_spans(levels, total, RECOGNITION_PART_SECONDS)]
+    fit = [0.0, 0]
     with _lock:
-        decoders = _Decoders()
-        for a, b in chunks:
-            report(a / total, f"recognising words, {_minutes(a)} of {_minutes(total)}")
-            piece = _piece(pcm, (a, b))
-            recognizer = decoders("words")
-            words = _recognized_words(recognizer, piece)
-            p = w = None
-            if words:  # the phone pass starts from the recogniser's own segmentation: two passes in all
-                segs = [(s.word, s.start_frame, s.end_frame + 1) for s in recognizer.seg()]
-                p, w = _phone_pass(recognizer, piece, a, _shifted(segs, a), fit, strict=True)
-                recognizer.activate_search()  # back to the word LM for the next chunk
-            if not w:
-                p, w = _recognize(decoders, piece, a).phones, []
-            phones.extend(p)
-            word_list.extend(w)
+        from . import align_parts
+
+        helpers = [align_parts.Helper({"kind": "recognize", "audio": audio.part(g[0][0], g[-1][1]),
+                                       "chunks": g}) for g in groups[1:]]
+        try:
+            share = groups[0][-1][1]
+            processes = 1
+            phones, word_list = _recognized_chunks(_Decoders(), audio, groups[0], fit, lambda a: report(
+                a / share, f"recognising words, {_minutes(a * len(groups))} of {_minutes(total)}"))
+            for helper, group in zip(helpers, groups[1:]):
+                done = align_parts.wait(helper, lambda: report(1.0, "recognising words, the last parts"))
+                if done is None:  # the helper failed: its chunks are done here
+                    done = {"fit": [0.0, 0]}
+                    done["phones"], done["words"] = _recognized_chunks(_Decoders(), audio, group, done["fit"])
+                else:
+                    processes += 1
+                phones.extend(done["phones"])
+                word_list.extend(done["words"])
+                fit[0] += done["fit"][0]
+                fit[1] += done["fit"][1]
+        finally:
+            for helper in helpers:
+                helper.stop()
     report(1.0, "recognised")
     return PhoneAlignment(phones=phones, words=word_list, method="recognized",
-                          score=fit[0] / fit[1] if fit[1] else None)
+                          score=fit[0] / fit[1] if fit[1] else None, processes=processes)
+
+
+def _recognized_chunks(decoders: _Decoders, audio: "_Audio", chunks, fit: list, report=lambda a: None):
+    phones, word_list = [], []
+    for a, b in chunks:
+        report(a)
+        piece = audio.piece(a, b)
+        recognizer = decoders("words")
+        words = _recognized_words(recognizer, piece)
+        p = w = None
+        if words:  # the phone pass starts from the recogniser's own segmentation: two passes in all
+            segs = [(s.word, s.start_frame, s.end_frame + 1) for s in recognizer.seg()]
+            p, w = _phone_pass(recognizer, piece, a, _shifted(segs, a), fit, strict=True)
+            recognizer.activate_search()  # back to the word LM for the next chunk
+        if not w:
+            p, w = _recognize(decoders, piece, a).phones, []
+        phones.extend(p)
+        word_list.extend(w)
+    return phones, word_list
 
 
 def force_align(samples16k: np.ndarray, words: Sequence[str], letter_to_sound: Optional[LetterToSound] = None,
                 progress: Optional[Report] = None, language: str = "en") -> PhoneAlignment:
-    """The transcript's words and phones placed in the recording, one stretch at a time.
-
-    A stretch of up to CHUNK_SECONDS, cut in a pause, is decoded with a grammar that accepts any
-    prefix of the words still to place: it takes the words spoken in it. Its last HELD_BACK words
-    are given back (at a stretch's end a word may be squeezed in, or half heard), and the next
-    stretch starts in the gap before them. Each stretch's words are then aligned to phones there.
-    The last stretch takes every word left; words that do not fit there are reported unplaced.
-    Progress is reported (and cancellation checked, by `progress`) before each stretch.
-    """
+    """The transcript's words and phones placed in the recording, one stretch at a time (see
+    `_forward`). A long recording is cut in pauses into parts that are aligned at once, one helper
+    process per core (see `_aligned_in_parts`). Progress is reported (and cancellation checked, by
+    `progress`) before each stretch."""
     report = progress or (lambda f, m="": None)
     pcm = _pcm(samples16k)
-    limit, levels, total = _limit(None), _levels(samples16k), _frames(samples16k)
+    levels, total = _levels(samples16k), _frames(samples16k)
     with _lock:
         decoders = _Decoders()
         d = decoders("align")
@@ -341,37 +392,15 @@ def force_align(samples16k: np.ndarray, words: Sequence[str], letter_to_sound: O
             result.warning = ("no word of the transcript could be pronounced; the phones were recognised "
                               "from the audio instead")
             return result
-        phones, word_list, fit, placed, start = [], [], [0.0, 0], 0, 0
-        while placed < len(usable):
-            report(start / total, f"aligning words, {_minutes(start)} of {_minutes(total)}")
-            rest = usable[placed:]
-            if total - start <= limit:  # the last stretch
-                piece = _piece(pcm, (start, total))
-                segs = _word_pass(d, piece, rest)
-                if sum(1 for s in segs if not _is_filler(s[0])) == len(rest):
-                    p, w = _phone_pass(d, piece, start, _shifted(segs, start), fit)
-                    placed += len(rest)
-                else:  # not every word fits: place those that do, the rest stay unplaced
-                    spoken = _prefix_pass(d, piece, rest)
-                    p, w = _phone_pass(d, piece, start, _shifted(spoken, start), fit) if spoken else ([], [])
-                    placed += len(spoken)
-                phones.extend(p)
-                word_list.extend(w)
-                break
-            else:
-                end = _cut(levels, start, limit)
-                piece = _piece(pcm, (start, end))
-                # a stretch holds at most ~7 words a second (fast speech is 4-5)
-                spoken = _prefix_pass(d, piece, rest[:int(7 * (end - start) / FRAME_RATE) + 10])
-                keep = spoken[:-HELD_BACK] if len(spoken) > 2 * HELD_BACK else spoken
-                cut = end if len(keep) == len(spoken) else start + (keep[-1][2] + spoken[len(keep)][1]) // 2
-                p, w = [], []
-                if keep:  # phones of every word the stretch holds, from its own segmentation; the kept ones stay
-                    p, w = _phone_pass(d, piece, start, _shifted(spoken, start), fit, upto=len(keep))
-                placed += len(keep)
-                start = cut
-            phones.extend(p)
-            word_list.extend(w)
+        fit = [0.0, 0]
+        audio = _Audio(pcm, levels)
+        spans = part_spans(levels, total)
+        processes = 1
+        if len(spans) > 1:
+            phones, word_list, placed, processes = _aligned_in_parts(d, audio, spans, usable, fit, report)
+        else:
+            phones, word_list, _, placed = _forward(d, audio, (0, total), usable, fit, lambda at, stop: report(
+                at / total, f"aligning words, {_minutes(at)} of {_minutes(total)}"))
         unplaced = len(usable) - placed
         if unplaced > MAX_UNPLACED * len(usable):
             # The transcript does not fit the recording (other words, or a different take).
@@ -386,13 +415,188 @@ def force_align(samples16k: np.ndarray, words: Sequence[str], letter_to_sound: O
     warning = ""
     if unplaced:
         last = "the last word" if unplaced == 1 else f"the last {unplaced} words"
-        warning = (f"{last} of the transcript ({' '.join(usable[placed:placed + 6])}) "
+        warning = (f"{last} of the transcript ({' '.join(_spoken(w) for w in usable[placed:placed + 6])}) "
                    "could not be placed in the recording; check that the text ends where the recording does")
     elif score is not None and score < MISMATCH_SCORE and is_english(language):  # mapped phones fit worse
         warning = ("the recording fits its transcript poorly (alignment score "
                    f"{score:.0f}); check the text is exactly what is said, or leave it empty")
     return PhoneAlignment(phones=phones, words=word_list, method="forced", skipped=skipped,
-                          warning=warning, score=score)
+                          warning=warning, score=score, processes=processes)
+
+
+class _Audio:
+    """The decoders' input from frame `origin` on: 16-bit PCM and the pause levels (`_levels`)."""
+
+    def __init__(self, pcm: bytes, levels: np.ndarray, origin: int = 0):
+        self.pcm, self.levels, self.origin = pcm, levels, origin
+
+    def piece(self, a: int, b: int) -> bytes:
+        return _piece(self.pcm, (a - self.origin, b - self.origin))
+
+    def cut(self, start: int, limit: int) -> int:
+        return self.origin + _cut(self.levels, start - self.origin, limit)
+
+    def part(self, a: int, b: int) -> "_Audio":
+        return _Audio(self.piece(a, b), self.levels[a - self.origin:b - self.origin], a)
+
+
+def _forward(d, audio: _Audio, span: tuple[int, int], words: Sequence[str], fit: list, report: Callable,
+             placed: int = 0, entries: Optional[dict] = None, last: bool = True):
+    """Words from `words[placed]` on, placed in the frames `span`, one stretch at a time.
+
+    A stretch of up to CHUNK_SECONDS, cut in a pause, is decoded with a grammar that accepts any
+    prefix of the words still to place: it takes the words spoken in it. Its last HELD_BACK words
+    are given back (at a stretch's end a word may be squeezed in, or half heard), and the next
+    stretch starts in the gap before them. Each stretch's words are then aligned to phones there.
+    The `last` part's last stretch takes every word left (words that do not fit there stay
+    unplaced); another part's keeps the words its audio holds, since the next part begins in a pause.
+    `entries` ({word index: weight}): the part may begin at any of these words, and its first
+    stretch finds which. `report(frame, stop)` runs before each stretch. Returns (phones, words,
+    index of the first word placed, index after the last).
+    """
+    start, stop = span
+    limit = _limit(None)
+    phones, word_list, first = [], [], placed
+    while placed < len(words):
+        report(start, stop)
+        final = stop - start <= limit
+        rest = words[placed:]
+        if final and last and entries is None:
+            piece = audio.piece(start, stop)
+            segs = _word_pass(d, piece, rest)
+            if sum(1 for s in segs if not _is_filler(s[0])) == len(rest):
+                p, w = _phone_pass(d, piece, start, _shifted(segs, start), fit)
+                placed += len(rest)
+            else:  # not every word fits: place those that do, the rest stay unplaced
+                spoken = _prefix_pass(d, piece, rest)
+                p, w = _phone_pass(d, piece, start, _shifted(spoken, start), fit) if spoken else ([], [])
+                placed += len(spoken)
+            phones.extend(p)
+            word_list.extend(w)
+            break
+        end = stop if final else audio.cut(start, limit)
+        piece = audio.piece(start, end)
+        capacity = int(7 * (end - start) / FRAME_RATE) + 10  # a stretch holds at most ~7 words a second
+        if entries is not None:
+            lo = min(entries)
+            begin, spoken = _entry_pass(d, piece, words[lo:max(entries) + capacity],
+                                        {i - lo: weight for i, weight in entries.items()})
+            if spoken:  # found where the part begins (else the next stretch looks again)
+                first = placed = lo + begin
+                entries = None
+        else:
+            spoken = _prefix_pass(d, piece, rest[:capacity])
+        keep = spoken if final or len(spoken) <= 2 * HELD_BACK else spoken[:-HELD_BACK]
+        cut = end if len(keep) == len(spoken) else start + (keep[-1][2] + spoken[len(keep)][1]) // 2
+        if keep:  # phones of every word the stretch holds, from its own segmentation; the kept ones stay
+            p, w = _phone_pass(d, piece, start, _shifted(spoken, start), fit, upto=len(keep))
+            phones.extend(p)
+            word_list.extend(w)
+        placed += len(keep)
+        start = cut
+        if final:
+            break
+    return phones, word_list, first, placed
+
+
+# -- a long recording in parts, aligned at once -----------------------------------------------
+
+PART_SECONDS = 45.0  # the shortest part worth a helper process (starting one costs about 0.2 s)
+# Recognition costs 5x alignment a second and its parts need no search for their place: shorter ones pay.
+RECOGNITION_PART_SECONDS = 8.0
+MAX_PARTS = 8
+PROCESSES_ENV = "EXOMNI_ALIGN_PROCESSES"  # the most processes one alignment uses (1: no helpers)
+
+
+def _cores() -> int:
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        cores = os.cpu_count() or 1
+    try:
+        return max(1, min(cores, int(os.environ.get(PROCESSES_ENV, cores))))
+    except ValueError:
+        return cores
+
+
+def part_spans(levels: np.ndarray, total: int, least: Optional[float] = None) -> list[tuple[int, int]]:
+    """Frame spans of the parts a recording is aligned in: one per core, none shorter than `least`
+    seconds (PART_SECONDS), each cut at the quietest frame within 2 % of the recording around its
+    even share."""
+    count = min(_cores(), MAX_PARTS, int(total / ((least or PART_SECONDS) * FRAME_RATE)))
+    bounds = [0]
+    for k in range(1, max(1, count)):
+        target, reach = k * total // count, max(1, total // 50)
+        lo, hi = max(bounds[-1] + 1, target - reach), min(total - 1, target + reach, levels.size)
+        bounds.append(lo + int(np.argmin(levels[lo:hi])) if hi > lo else target)
+    bounds.append(total)
+    return list(zip(bounds[:-1], bounds[1:]))
+
+
+def _entries(span: tuple[int, int], total: int, count: int) -> dict[int, float]:
+    """Where in a transcript of `count` words a part beginning at frame `span[0]` of `total` may
+    begin, with weights: around its share of the recording's time. (Its share of the loud frames
+    guessed worse: a quieter second speaker was heard as pauses.)"""
+    guess, spread = span[0] / total * count, max(8.0, 0.05 * count)
+    lo, hi = max(0, int(guess - 3 * spread)), min(count - 1, int(guess + 3 * spread) + 1)
+    return {i: float(np.exp(-0.5 * ((i - guess) / spread) ** 2)) + 1e-3 for i in range(lo, hi)}
+
+
+def _aligned_in_parts(d, audio: _Audio, spans, words: Sequence[str], fit: list, report: Report):
+    """`_forward` over each part at once: the first in this process, the others in helper processes
+    that each find where in the transcript their part begins. A part is kept when it begins where the
+    one before it ended; otherwise (a helper guessed wrong, or failed) this process goes on from
+    there itself, so the result never depends on the guess."""
+    from . import align_parts
+
+    total = spans[-1][1]
+    pronunciations = {w: d.lookup_word(w) for w in set(words)}
+    helpers = [align_parts.Helper({"kind": "align", "audio": audio.part(a, b), "span": (a, b),
+                                   "words": list(words), "pronunciations": pronunciations,
+                                   "entries": _entries((a, b), total, len(words)),
+                                   "last": k == len(spans) - 1})
+               for k, (a, b) in enumerate(spans[1:], 1)]
+    share, processes = spans[0][1] - spans[0][0], 1
+    try:
+        phones, word_list, _, placed = _forward(
+            d, audio, spans[0], words, fit, lambda at, stop: report(
+                0.95 * at / share, f"aligning words, {len(spans)} parts at once"), last=False)
+        for k, helper in enumerate(helpers, 1):
+            done = align_parts.wait(helper, lambda: report(0.95, "aligning words, the last parts"))
+            if done is not None and done["first"] == placed:
+                phones.extend(done["phones"])
+                word_list.extend(done["words"])
+                placed = done["placed"]
+                fit[0] += done["fit"][0]
+                fit[1] += done["fit"][1]
+                processes += 1
+                continue
+            p, w, _, placed = _forward(d, audio, (spans[k][0], total), words, fit, lambda at, stop: report(
+                at / total, f"aligning words, {_minutes(at)} of {_minutes(total)}"), placed=placed)
+            phones.extend(p)
+            word_list.extend(w)
+            break
+    finally:
+        for helper in helpers:
+            helper.stop()
+    return phones, word_list, placed, processes
+
+
+def run_part(job: dict) -> dict:
+    """A helper process's share of the work (see align_parts): one part of a recording."""
+    decoders = _Decoders()
+    fit = [0.0, 0]
+    if job["kind"] == "align":
+        d = decoders("align")
+        for word, pronunciation in job["pronunciations"].items():
+            if pronunciation and d.lookup_word(word) != pronunciation:
+                d.add_word(word, pronunciation, False)
+        phones, words, first, placed = _forward(d, job["audio"], job["span"], job["words"], fit,
+                                                lambda at, stop: None, entries=job["entries"],
+                                                last=job["last"])
+        return {"phones": phones, "words": words, "first": first, "placed": placed, "fit": fit}
+    phones, words = _recognized_chunks(decoders, job["audio"], job["chunks"], fit)
+    return {"phones": phones, "words": words, "fit": fit}
 
 
 def _recognize_all(decoders: _Decoders, pcm: bytes, chunks) -> PhoneAlignment:
@@ -491,6 +695,33 @@ def _prefix_pass(d, pcm: bytes, words: Sequence[str]):
     spoken = [(s.word, s.start_frame, s.end_frame + 1) for s in d.seg() if not _is_filler(s.word)]
     # The grammar is a chain, so the decoded words are the first len(spoken) of `words`.
     return [(words[i], a, b) for i, (_, a, b) in enumerate(spoken[:n])]
+
+
+def _entry_pass(d, pcm: bytes, words: Sequence[str], entries: dict[int, float]):
+    """`_prefix_pass` for audio that may begin at any word in `entries` ({index: weight}): the words
+    (with their frames) of the longest stretch of `words[j:]` this audio holds, and that j. The entry
+    words get names of their own ("@j|word", the same pronunciation), so the path says where it
+    entered even in a transcript that repeats itself; the weights decide between repeats."""
+    n, start = len(words), len(words) + 1
+    transitions = [(i, i + 1, 1.0, w) for i, w in enumerate(words)]
+    transitions += [(i, n, 1.0, w) for i, w in enumerate(words[:-1])]
+    total = sum(entries.values())
+    for j, weight in entries.items():
+        name = f"@{j}|{words[j]}"
+        if d.lookup_word(name) is None:
+            d.add_word(name, d.lookup_word(words[j]), False)
+        transitions.append((start, j + 1, weight / total, name))
+    d.add_fsg("entry", d.create_fsg("entry", start, n, transitions))
+    d.activate_search("entry")
+    _decode(d, pcm)
+    if d.hyp() is None:
+        return 0, []
+    spoken = [(s.word, s.start_frame, s.end_frame + 1) for s in d.seg() if not _is_filler(s.word)]
+    if not spoken or not spoken[0][0].startswith("@"):
+        return 0, []
+    begin = int(spoken[0][0][1:].split("|", 1)[0])
+    return begin, [(spoken[0][0], *spoken[0][1:])] + [(words[begin + i], a, b)
+                                                       for i, (_, a, b) in enumerate(spoken[1:], 1)]
 
 
 def _phone_pass(d, pcm: bytes, offset: int, word_segs, fit: list, upto: Optional[int] = None,

@@ -102,6 +102,7 @@ def lipsync_take(request: TakeRequest, progress: Progress) -> Take:
         "alignment": result.method,
         "language": request.language,
         "alignment_score": None if result.score is None else round(result.score, 2),
+        "alignment_processes": result.processes,
         "words": [w.to_json() for w in result.words],
         "source": {"file": name, "format": recording.format, "sample_rate": recording.sample_rate,
                    "channels": recording.channels, "duration": round(recording.duration, 5)},
