@@ -171,8 +171,8 @@ def helpers(monkeypatch):
     started = []
 
     class Watched(align_parts.Helper):
-        def __init__(self, job):
-            super().__init__(job)
+        def __init__(self, function, job):
+            super().__init__(function, job)
             self.job = job
             started.append(self)
 
@@ -186,10 +186,7 @@ def helpers(monkeypatch):
 
 
 def _alone(monkeypatch, samples, text):
-    monkeypatch.setenv(pa.PROCESSES_ENV, "1")
-    result = pa.align(samples, text, letter_to_sound)
-    monkeypatch.delenv(pa.PROCESSES_ENV)
-    return result
+    return pa.align(samples, text, letter_to_sound, processes=1)
 
 
 def test_six_minutes_in_two_parts_place_the_words_as_one_process_does(six_minutes, helpers, monkeypatch):
@@ -219,14 +216,19 @@ def test_a_part_that_begins_elsewhere_is_aligned_again_here(recordings, helpers,
     rec = joined(recordings, 2)
     monkeypatch.setattr(pa, "PART_SECONDS", 25.0)
     monkeypatch.setattr(pa, "_entries", lambda span, total, count: {i: 1.0 for i in range(0, 6)})
-    together = pa.align(rec["samples"], rec["text"], letter_to_sound)
+    reports = []
+    together = pa.align(rec["samples"], rec["text"], letter_to_sound, progress=lambda f, m="": reports.append(f))
     assert len(helpers) == 1
+    assert reports == sorted(reports) and reports[-1] == 1.0  # progress never goes back
     answer = helpers[0].answer
     assert answer is None or answer["first"] < 6  # it could only begin among the first words
     alone = _alone(monkeypatch, rec["samples"], rec["text"])
     assert together.processes == 1 and alone.processes == 1  # the helper's work was not kept
     assert [w.text for w in together.words] == [w.text for w in alone.words]
-    assert [round(w.start, 2) for w in together.words] == [round(w.start, 2) for w in alone.words]
+    # The same words, as close to the reference (from the meeting point on, the stretches are cut
+    # where a run starting there cuts them, so a few words sit a frame or more apart).
+    errors = [pa.word_boundary_error(rec["words"], r.words) for r in (together, alone)]
+    assert errors[0]["matched"] == errors[1]["matched"] and errors[0]["mean"] <= errors[1]["mean"] + 0.005, errors
 
 
 def test_recognition_in_parts_gives_the_same_words(recordings, helpers, monkeypatch):
@@ -235,8 +237,7 @@ def test_recognition_in_parts_gives_the_same_words(recordings, helpers, monkeypa
     assert len(helpers) == 1 and helpers[0].answer is not None, helpers[0].failed
     assert together.processes == 2
     assert helpers[0].answer["words"]  # the helper recognised its part's words
-    monkeypatch.setenv(pa.PROCESSES_ENV, "1")
-    alone = pa.align(rec["samples"], "")
+    alone = pa.align(rec["samples"], "", processes=1)
     assert [(w.text, w.start, w.end) for w in together.words] == [(w.text, w.start, w.end) for w in alone.words]
     assert [(p.symbol, p.start) for p in together.phones] == [(p.symbol, p.start) for p in alone.phones]
 

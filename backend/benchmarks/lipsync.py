@@ -14,7 +14,6 @@ earlier way without a transcript).
 
 from __future__ import annotations
 
-import os
 import tempfile
 import time
 from pathlib import Path
@@ -260,17 +259,9 @@ def real_speech(repeats: int) -> None:
     t0 = time.perf_counter()
     pa.align(long["samples"], long["text"], letter_to_sound)
     parts = time.perf_counter() - t0
-    previous = os.environ.get(pa.PROCESSES_ENV)
-    os.environ[pa.PROCESSES_ENV] = "1"
-    try:
-        t0 = time.perf_counter()
-        pa.align(long["samples"], long["text"], letter_to_sound)
-        alone = time.perf_counter() - t0
-    finally:
-        if previous is None:
-            del os.environ[pa.PROCESSES_ENV]
-        else:
-            os.environ[pa.PROCESSES_ENV] = previous
+    t0 = time.perf_counter()
+    pa.align(long["samples"], long["text"], letter_to_sound, processes=1)
+    alone = time.perf_counter() - t0
     print(f"{long['name']} ({seconds:.0f} s) with transcript, wall clock: {parts:.2f} s in {len(spans)} parts at once "
           f"(**{parts / seconds:.4f}x real time**), {alone:.2f} s in one process ({alone / seconds:.4f}x); "
           f"one pocketsphinx pass over it: {single:.2f} s ({single / seconds:.4f}x); ratios to that pass "

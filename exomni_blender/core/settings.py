@@ -43,6 +43,7 @@ class Settings:
     speech_encoder: str | None = None  # EXOMNI_SPEECH_ENCODER: the Whisper encoder's config folder
     speech_generator: str | None = None  # EXOMNI_SPEECH_GENERATOR: the speech generator's Qwen3 config folder
     presets: tuple = ()  # EXOMNI_PRESETS: extra retarget preset folders (os.pathsep-separated)
+    align_processes: int = 0  # EXOMNI_ALIGN_PROCESSES: the most processes one lip-sync alignment uses (0: a core each)
     blender_user_config: str | None = None  # BLENDER_USER_CONFIG: where Blender was told to keep its config
     appdata: str | None = None  # APPDATA (Windows): where Blender keeps its config by default
 
@@ -86,6 +87,7 @@ class Settings:
             checkpoint=get("CHECKPOINT"), decoder=get("DECODER"), device=get("DEVICE"),
             speech_encoder=get("SPEECH_ENCODER"), speech_generator=get("SPEECH_GENERATOR"),
             presets=tuple(p for p in (get("PRESETS") or "").split(os.pathsep) if p),
+            align_processes=number("ALIGN_PROCESSES", int, 0),
             blender_user_config=env.get("BLENDER_USER_CONFIG") or None, appdata=env.get("APPDATA") or None)
 
     def but(self, **changes) -> "Settings":

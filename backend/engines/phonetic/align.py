@@ -282,23 +282,24 @@ Report = Callable[..., None]  # (fraction 0..1, message); may raise to cancel be
 
 
 def align(samples16k: np.ndarray, text: str = "", letter_to_sound: Optional[LetterToSound] = None,
-          progress: Optional[Report] = None, language: str = "en") -> PhoneAlignment:
+          progress: Optional[Report] = None, language: str = "en", processes: Optional[int] = None) -> PhoneAlignment:
     """Phone and word timeline of 16 kHz mono speech: forced alignment of the transcript, or without
     one, words recognised with the English language model and then force-aligned.
 
     In another language the transcript's words are read by eSpeak NG in that language (the
     `letter_to_sound(word, language)` given) and their phones mapped onto the nearest English ones,
     which the English acoustic model then places; without a transcript the phones are recognised
-    with the phone recogniser (the English word model knows no other language's words)."""
+    with the phone recogniser (the English word model knows no other language's words).
+    `processes`: the most processes to use (default: a core each, see `part_spans`)."""
     words = transcript_words(text or "", language)
     if not is_english(language):
         if not words:
             return recognize_phones(samples16k)
         lts = (lambda w: letter_to_sound(w, language)) if letter_to_sound else None  # noqa: E731
-        return force_align(samples16k, words, lts, progress, language=language)
+        return force_align(samples16k, words, lts, progress, language=language, processes=processes)
     if not words:
-        return recognize_words(samples16k, progress)
-    return force_align(samples16k, words, letter_to_sound, progress)
+        return recognize_words(samples16k, progress, processes)
+    return force_align(samples16k, words, letter_to_sound, progress, processes=processes)
 
 
 def recognize_phones(samples16k: np.ndarray) -> PhoneAlignment:
@@ -313,7 +314,8 @@ def recognize_phones(samples16k: np.ndarray) -> PhoneAlignment:
     return PhoneAlignment(phones=phones, method="recognized")
 
 
-def recognize_words(samples16k: np.ndarray, progress: Optional[Report] = None) -> PhoneAlignment:
+def recognize_words(samples16k: np.ndarray, progress: Optional[Report] = None,
+                    processes: Optional[int] = None) -> PhoneAlignment:
     """No transcript: each chunk's words are recognised with the word LM, then force-aligned on that
     chunk, so the phones are the dictionary's pronunciations of real words placed by the acoustic
     model (a chunk where that fails gets recognised phones). More phones found, and closer, than
@@ -323,12 +325,12 @@ def recognize_words(samples16k: np.ndarray, progress: Optional[Report] = None) -
     pcm = _pcm(samples16k)
     levels, total = _levels(samples16k), _frames(samples16k)
     audio = _Audio(pcm, levels)
-    groups = [_chunks(levels, span, _limit(None)) for span in part_spans(levels, total, RECOGNITION_PART_SECONDS)]
+    groups = [_chunks(levels, span, _limit(None)) for span in part_spans(levels, total, RECOGNITION_PART_SECONDS, processes)]
     fit = [0.0, 0]
     with _lock:
         from . import align_parts
 
-        helpers = [align_parts.Helper({"kind": "recognize", "audio": audio.part(g[0][0], g[-1][1]),
+        helpers = [align_parts.Helper(run_part, {"kind": "recognize", "audio": audio.part(g[0][0], g[-1][1]),
                                        "chunks": g}) for g in groups[1:]]
         try:
             share = groups[0][-1][1]
@@ -374,7 +376,8 @@ def _recognized_chunks(decoders: _Decoders, audio: "_Audio", chunks, fit: list, 
 
 
 def force_align(samples16k: np.ndarray, words: Sequence[str], letter_to_sound: Optional[LetterToSound] = None,
-                progress: Optional[Report] = None, language: str = "en") -> PhoneAlignment:
+                progress: Optional[Report] = None, language: str = "en",
+                processes: Optional[int] = None) -> PhoneAlignment:
     """The transcript's words and phones placed in the recording, one stretch at a time (see
     `_forward`). A long recording is cut in pauses into parts that are aligned at once, one helper
     process per core (see `_aligned_in_parts`). Progress is reported (and cancellation checked, by
@@ -394,7 +397,7 @@ def force_align(samples16k: np.ndarray, words: Sequence[str], letter_to_sound: O
             return result
         fit = [0.0, 0]
         audio = _Audio(pcm, levels)
-        spans = part_spans(levels, total)
+        spans = part_spans(levels, total, processes=processes)
         processes = 1
         if len(spans) > 1:
             phones, word_list, placed, processes = _aligned_in_parts(d, audio, spans, usable, fit, report)
@@ -505,25 +508,26 @@ PART_SECONDS = 45.0  # the shortest part worth a helper process (starting one co
 # Recognition costs 5x alignment a second and its parts need no search for their place: shorter ones pay.
 RECOGNITION_PART_SECONDS = 8.0
 MAX_PARTS = 8
-PROCESSES_ENV = "EXOMNI_ALIGN_PROCESSES"  # the most processes one alignment uses (1: no helpers)
 
 
 def _cores() -> int:
+    """Processes one alignment may use: a core each, at most EXOMNI_ALIGN_PROCESSES when set."""
+    from exomni_blender.core.settings import Settings
+
     try:
         cores = len(os.sched_getaffinity(0))
     except (AttributeError, OSError):
         cores = os.cpu_count() or 1
-    try:
-        return max(1, min(cores, int(os.environ.get(PROCESSES_ENV, cores))))
-    except ValueError:
-        return cores
+    most = Settings.from_env(strict=False).align_processes
+    return max(1, min(cores, most) if most else cores)
 
 
-def part_spans(levels: np.ndarray, total: int, least: Optional[float] = None) -> list[tuple[int, int]]:
-    """Frame spans of the parts a recording is aligned in: one per core, none shorter than `least`
-    seconds (PART_SECONDS), each cut at the quietest frame within 2 % of the recording around its
-    even share."""
-    count = min(_cores(), MAX_PARTS, int(total / ((least or PART_SECONDS) * FRAME_RATE)))
+def part_spans(levels: np.ndarray, total: int, least: Optional[float] = None,
+               processes: Optional[int] = None) -> list[tuple[int, int]]:
+    """Frame spans of the parts a recording is aligned in: one per core (or per process allowed),
+    none shorter than `least` seconds (PART_SECONDS), each cut at the quietest frame within 2 % of
+    the recording around its even share."""
+    count = min(processes or _cores(), MAX_PARTS, int(total / ((least or PART_SECONDS) * FRAME_RATE)))
     bounds = [0]
     for k in range(1, max(1, count)):
         target, reach = k * total // count, max(1, total // 50)
@@ -551,7 +555,7 @@ def _aligned_in_parts(d, audio: _Audio, spans, words: Sequence[str], fit: list, 
 
     total = spans[-1][1]
     pronunciations = {w: d.lookup_word(w) for w in set(words)}
-    helpers = [align_parts.Helper({"kind": "align", "audio": audio.part(a, b), "span": (a, b),
+    helpers = [align_parts.Helper(run_part, {"kind": "align", "audio": audio.part(a, b), "span": (a, b),
                                    "words": list(words), "pronunciations": pronunciations,
                                    "entries": _entries((a, b), total, len(words)),
                                    "last": k == len(spans) - 1})
@@ -571,8 +575,10 @@ def _aligned_in_parts(d, audio: _Audio, spans, words: Sequence[str], fit: list, 
                 fit[1] += done["fit"][1]
                 processes += 1
                 continue
-            p, w, _, placed = _forward(d, audio, (spans[k][0], total), words, fit, lambda at, stop: report(
-                at / total, f"aligning words, {_minutes(at)} of {_minutes(total)}"), placed=placed)
+            rest = (spans[k][0], total)  # progress goes on from where it stood, not back
+            p, w, _, placed = _forward(d, audio, rest, words, fit, lambda at, stop: report(
+                0.95 + 0.05 * (at - rest[0]) / (total - rest[0]), f"aligning words, {_minutes(at)} of "
+                f"{_minutes(total)}"), placed=placed)
             phones.extend(p)
             word_list.extend(w)
             break

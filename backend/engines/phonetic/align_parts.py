@@ -3,13 +3,15 @@ others (see `align.part_spans`), on a core of its own.
 
 pocketsphinx holds Python's lock while it decodes, so threads would take turns; processes do not.
 A helper is this module run by the same Python (`python -m`), with the caller's import path: it
-reads one pickled job from a file, runs `align.run_part`, and writes the pickled result beside it.
+reads one pickled job from a file, runs the module-level function it names on it (`align.run_part`),
+and writes the pickled result beside it. This module knows nothing of alignment itself.
 Helpers are started with `subprocess`, not `multiprocessing`, because the server's engine worker is
 itself a daemon process, which multiprocessing forbids to have children.
 """
 
 from __future__ import annotations
 
+import importlib
 import os
 import pickle
 import shutil
@@ -29,13 +31,14 @@ class Helper:
     whole stretch, so a thread feeding a pipe from the caller would starve while the caller decodes
     its own part (measured: the helper then started only after the caller had finished)."""
 
-    def __init__(self, job: dict):
+    def __init__(self, function: Callable[[dict], dict], job: dict):
         self.failed = ""
         self._folder = tempfile.mkdtemp(prefix="exomni-align-")
         self._job, self._result = (os.path.join(self._folder, name) for name in ("job.pickle", "result.pickle"))
         with open(self._job, "wb") as f:
-            pickle.dump(job, f, protocol=pickle.HIGHEST_PROTOCOL)
-        env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
+            pickle.dump({"function": (function.__module__, function.__qualname__), "job": job}, f,
+                        protocol=pickle.HIGHEST_PROTOCOL)
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
         try:
             self._process = subprocess.Popen([sys.executable, "-m", __name__, self._job, self._result],
                                              stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
@@ -99,11 +102,10 @@ def main() -> int:
     _die_with_parent()
     job_path, result_path = sys.argv[1:3]
     with open(job_path, "rb") as f:
-        job = pickle.load(f)
-    from .align import run_part
-
+        message = pickle.load(f)
+    module, name = message["function"]
     started = time.perf_counter()
-    result = run_part(job)
+    result = getattr(importlib.import_module(module), name)(message["job"])
     result["seconds"] = time.perf_counter() - started
     with open(result_path + ".part", "wb") as f:
         pickle.dump(result, f, protocol=pickle.HIGHEST_PROTOCOL)
