@@ -262,3 +262,33 @@ def test_cancelling_stops_the_helpers(six_minutes, helpers):
     process = helpers[0]._process
     assert process.poll() is not None and process.returncode != 0  # killed, not finished
     assert not __import__("os").path.exists(helpers[0]._folder)  # its files are gone
+
+
+def test_a_helper_ends_with_the_process_that_started_it(tmp_path):
+    """A caller killed mid-alignment leaves no helper running and no files behind, on any platform
+    (the helper watches its stdin, which only the caller holds open)."""
+    import subprocess
+    import sys
+    import time
+
+    caller = subprocess.run(
+        [sys.executable, "-c", "import os, time\n"
+         "from backend.engines.phonetic import align_parts\n"
+         "helper = align_parts.Helper(time.sleep, 120)\n"
+         "print(helper._process.pid, helper._folder, flush=True)\n"
+         "time.sleep(0.5)\n"
+         "os._exit(9)\n"], capture_output=True, text=True, timeout=60, cwd=str(ALIGNED_SPEECH.parents[2]))
+    assert caller.returncode == 9, caller.stderr
+    pid, folder = caller.stdout.split()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            with open(f"/proc/{pid}/status") as f:
+                gone = "\nState:\tZ" in f.read()  # ended, waiting to be reaped
+        except FileNotFoundError:
+            gone = True
+        if gone:
+            break
+        time.sleep(0.1)
+    assert gone, f"helper {pid} outlived its caller"
+    assert not __import__("os").path.exists(folder)

@@ -18,7 +18,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
+import threading
 from typing import Callable, Optional
 
 POLL_S = 0.25  # how often a wait for a helper reports progress (and so may be cancelled)
@@ -41,7 +41,7 @@ class Helper:
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
         try:
             self._process = subprocess.Popen([sys.executable, "-m", __name__, self._job, self._result],
-                                             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                             stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
                                              stderr=subprocess.PIPE, env=env)
         except OSError as exc:
             self._process, self.failed = None, f"could not start: {exc}"
@@ -73,6 +73,7 @@ class Helper:
             if self._process.poll() is None:
                 self._process.kill()
                 self._process.wait()
+            self._process.stdin.close()
             self._process.stderr.close()
         shutil.rmtree(self._folder, ignore_errors=True)
 
@@ -85,28 +86,28 @@ def wait(helper: Helper, tick: Callable[[], None]) -> Optional[dict]:
     return helper.result()
 
 
-def _die_with_parent() -> None:
-    """A helper outlives no caller: on Linux the kernel ends it with its parent (a killed engine
-    worker); elsewhere it ends when it next writes to the closed pipe."""
-    if sys.platform.startswith("linux"):
+def _die_with_parent(folder: str) -> None:
+    """A helper outlives no caller, on every platform: the caller holds the helper's stdin open and
+    never writes to it, so end-of-file there means the caller is gone (killed, crashed, or done with
+    it). The helper then removes its folder and exits, within a stretch's decoding (pocketsphinx
+    lets this thread run between passes)."""
+    def watch():
         try:
-            import ctypes
-            import signal
+            sys.stdin.buffer.read()
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+            os._exit(3)
 
-            ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-        except OSError:
-            pass
+    threading.Thread(target=watch, name="exomni-align-helper-watch", daemon=True).start()
 
 
 def main() -> int:
-    _die_with_parent()
     job_path, result_path = sys.argv[1:3]
+    _die_with_parent(os.path.dirname(job_path))
     with open(job_path, "rb") as f:
         message = pickle.load(f)
     module, name = message["function"]
-    started = time.perf_counter()
     result = getattr(importlib.import_module(module), name)(message["job"])
-    result["seconds"] = time.perf_counter() - started
     with open(result_path + ".part", "wb") as f:
         pickle.dump(result, f, protocol=pickle.HIGHEST_PROTOCOL)
     os.replace(result_path + ".part", result_path)
@@ -114,4 +115,14 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # Out at once, without the interpreter's shutdown: the watching thread is blocked reading stdin,
+    # which the shutdown would wait on. The result file is already closed.
+    try:
+        code = main()
+    except BaseException:
+        import traceback
+
+        traceback.print_exc()
+        sys.stderr.flush()
+        code = 1
+    os._exit(code)
